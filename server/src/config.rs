@@ -1,0 +1,166 @@
+//! The server's configuration: one clap struct that is both the binary's CLI
+//! and the library's config (the load generator embeds it too).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Serve one server-time feed over `/sse` and `/ws`, on HTTP/1.1, h2c and h2 (TLS).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "server", version)]
+pub struct ServerConfig {
+    /// Plain listener: HTTP/1.1 and cleartext h2c (prior knowledge) on one port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+
+    /// TLS listener: ALPN h2 and http/1.1.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub https: SocketAddr,
+
+    /// Turn the TLS listener off.
+    #[arg(long)]
+    pub no_tls: bool,
+
+    /// PEM certificate chain for the TLS listener (default: a generated
+    /// self-signed certificate for localhost, 127.0.0.1 and ::1).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key matching --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Where to write the generated certificate (default: a file in the
+    /// system temp directory named after the TLS port; the path is printed).
+    #[arg(long)]
+    pub cert_out: Option<PathBuf>,
+
+    /// Feed rate in events per second (fractional allowed, e.g. 0.5).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_rate)]
+    pub rate: f64,
+
+    /// Pad each event's JSON to this many bytes (0: no padding).
+    #[arg(long, default_value_t = 0)]
+    pub payload_bytes: usize,
+
+    /// Events kept for resume (Last-Event-ID / lastEventId).
+    #[arg(long, default_value_t = 1024)]
+    pub replay: usize,
+
+    /// Events buffered for live fan-out before a slow subscriber is refilled
+    /// from the replay ring.
+    #[arg(long, default_value_t = 128)]
+    pub fanout_buffer: usize,
+
+    /// The SSE `retry:` the server asks EventSource to wait before reconnecting (ms).
+    #[arg(long, default_value_t = 1000)]
+    pub retry_ms: u64,
+
+    /// Idle SSE keep-alive comment and WebSocket ping interval (seconds, or
+    /// a duration such as 500ms). A WebSocket silent for twice this is closed.
+    #[arg(long, default_value = "15", value_parser = parse_duration)]
+    pub keepalive: Duration,
+
+    /// Access-Control-Allow-Origin for /sse, /info and /stats.
+    #[arg(long, default_value = "*")]
+    pub cors_origin: String,
+
+    /// Largest WebSocket frame or message accepted from a client (bytes);
+    /// larger ones are closed with 1009.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub ws_max_frame: usize,
+
+    /// Streams (SSE and WS together) beyond which new ones get 503.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_connections: usize,
+
+    /// How long shutdown waits for connections to close (seconds or a duration).
+    #[arg(long, default_value = "5", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Worker threads (default: one per physical core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+
+    /// TCP accept backlog.
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: u32,
+
+    /// HTTP/2 initial stream window (bytes). actix exposes this and the
+    /// connection window, but no SETTINGS_MAX_CONCURRENT_STREAMS.
+    #[arg(long)]
+    pub h2_initial_window_size: Option<u32>,
+
+    /// HTTP/2 initial connection window (bytes).
+    #[arg(long)]
+    pub h2_initial_connection_window_size: Option<u32>,
+
+    /// Require `?token=` (or header `X-Admin-Token`) on admin routes. Without
+    /// it, admin routes answer loopback clients only.
+    #[arg(long)]
+    pub admin_token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig::parse_from(["server"])
+    }
+}
+
+impl ServerConfig {
+    /// Both listeners on ephemeral loopback ports and the certificate in a
+    /// unique temp file: for tests and the embedded server.
+    pub fn ephemeral() -> Self {
+        ServerConfig {
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            https: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Default::default()
+        }
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if r.is_finite() && r > 0.0 && r <= 1_000_000.0 {
+        Ok(r)
+    } else {
+        Err(format!("rate must be above 0 and at most 1000000 events/s, got {s}"))
+    }
+}
+
+/// Seconds as a plain number (`15`, `0.5`) or a humantime duration (`500ms`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_docs() {
+        let c = ServerConfig::default();
+        assert_eq!(c.http.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.rate, 1.0);
+        assert_eq!(c.replay, 1024);
+        assert_eq!(c.retry_ms, 1000);
+        assert_eq!(c.keepalive, Duration::from_secs(15));
+        assert_eq!(c.ws_max_frame, 65536);
+    }
+
+    #[test]
+    fn rates_and_durations_are_validated() {
+        assert!(ServerConfig::try_parse_from(["s", "--rate", "0.5"]).is_ok());
+        assert!(ServerConfig::try_parse_from(["s", "--rate", "0"]).is_err());
+        assert!(ServerConfig::try_parse_from(["s", "--rate", "nan"]).is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+        assert!(ServerConfig::try_parse_from(["s", "--tls-cert", "a.pem"]).is_err());
+    }
+}

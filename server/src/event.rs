@@ -1,0 +1,210 @@
+//! The feed's event and its two wire encodings.
+//!
+//! An event is encoded exactly once, when the producer makes it: the SSE frame
+//! and the WebSocket text payload are kept as reference-counted bytes and every
+//! subscriber sends the same allocation. Nothing on the per-subscriber path
+//! formats or copies an event (see `hub`).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
+
+/// One tick of the feed, as the JSON both wires carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tick {
+    /// Always `"tick"`: lets a WebSocket client tell ticks from `hello` and `gap`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Strictly increasing, starting at 1.
+    pub id: u64,
+    /// The scheduled time of the tick, RFC 3339 with nanoseconds, UTC.
+    pub server_time: String,
+    /// The scheduled time of the tick in nanoseconds since the Unix epoch.
+    ///
+    /// Scheduled, not actual: a producer that runs late shows up as latency at
+    /// the receiver instead of hiding it (no coordinated omission).
+    pub sent_unix_ns: u64,
+    /// Filler up to the requested payload size, absent when none was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad: Option<String>,
+}
+
+/// Lost ids `from..=to`, announced instead of silently skipping them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// How the server answered a resume request; sent in the `hello` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resume {
+    /// No last id was given: the stream starts with live events.
+    None,
+    /// Every missed event was still in the replay ring and is sent again.
+    Replay,
+    /// Some missed events were older than the ring: a gap event names them.
+    Gap,
+    /// The last id was not a decimal number: ignored, the stream starts live.
+    Malformed,
+    /// The last id is newer than any event the feed made (a client of an
+    /// earlier server run): ignored, the stream starts live.
+    Future,
+}
+
+/// The first message on every stream: tells the client what the server saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `sse` or `ws`.
+    pub transport: String,
+    /// The protocol the server negotiated: `http/1.1`, `h2` or `h2c`. A page
+    /// cannot read this for an open EventSource, so the server says it.
+    pub protocol: String,
+    pub resume: Resume,
+    /// The newest id the feed had made when the stream started.
+    pub last_id: u64,
+    pub rate_hz: f64,
+}
+
+/// An event encoded for both wires, shared by every subscriber.
+#[derive(Debug)]
+pub struct EncodedEvent {
+    pub id: u64,
+    pub sent_unix_ns: u64,
+    /// `id: n\nevent: tick\ndata: {json}\n\n`
+    pub sse: Bytes,
+    /// The JSON alone, one WebSocket text message.
+    pub ws: ByteString,
+}
+
+/// A shared, encoded event: cloning is one reference-count increment.
+pub type SharedEvent = Arc<EncodedEvent>;
+
+/// The SSE comment sent on an idle stream so proxies and clients see life.
+pub const SSE_KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
+/// Smallest tick JSON is about this long; padding fills up from the real length.
+impl Tick {
+    pub fn new(id: u64, sent_unix_ns: u64) -> Self {
+        let at = UNIX_EPOCH + Duration::from_nanos(sent_unix_ns);
+        Tick {
+            kind: "tick".into(),
+            id,
+            server_time: rfc3339(at),
+            sent_unix_ns,
+            pad: None,
+        }
+    }
+}
+
+/// RFC 3339 UTC with nanoseconds.
+pub fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(at).to_string()
+}
+
+/// Encodes one tick for both wires. `payload_bytes` pads the JSON up to that
+/// many bytes (no padding when the bare JSON is already as long).
+pub fn encode_tick(id: u64, sent_unix_ns: u64, payload_bytes: usize) -> EncodedEvent {
+    let mut tick = Tick::new(id, sent_unix_ns);
+    let bare = serde_json::to_string(&tick).expect("a Tick always serializes");
+    let json = if payload_bytes > bare.len() {
+        // `,"pad":""` is 9 bytes; whatever is left is filler.
+        let fill = payload_bytes.saturating_sub(bare.len() + 9);
+        tick.pad = Some("x".repeat(fill));
+        serde_json::to_string(&tick).expect("a Tick always serializes")
+    } else {
+        bare
+    };
+    let mut sse = String::with_capacity(json.len() + 40);
+    write!(sse, "id: {id}\nevent: tick\ndata: {json}\n\n").expect("writing to a String");
+    EncodedEvent {
+        id,
+        sent_unix_ns,
+        sse: Bytes::from(sse),
+        ws: ByteString::from(json),
+    }
+}
+
+/// The SSE frame of a gap; carries `id: to` so a reconnect resumes after it.
+pub fn sse_gap(gap: Gap) -> Bytes {
+    Bytes::from(format!(
+        "id: {}\nevent: gap\ndata: {}\n\n",
+        gap.to,
+        ws_gap(gap)
+    ))
+}
+
+/// The WebSocket message of a gap.
+pub fn ws_gap(gap: Gap) -> String {
+    format!(r#"{{"type":"gap","from":{},"to":{}}}"#, gap.from, gap.to)
+}
+
+/// The JSON of a hello.
+pub fn hello_json(hello: &Hello) -> String {
+    serde_json::to_string(hello).expect("a Hello always serializes")
+}
+
+/// The SSE opening: the reconnect delay, then the hello event.
+pub fn sse_hello(retry_ms: u64, hello: &Hello) -> Bytes {
+    Bytes::from(format!(
+        "retry: {retry_ms}\nevent: hello\ndata: {}\n\n",
+        hello_json(hello)
+    ))
+}
+
+/// Now, in nanoseconds since the Unix epoch.
+pub fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_encodes_once_for_both_wires() {
+        let ev = encode_tick(7, 1_700_000_000_123_456_789, 0);
+        let sse = std::str::from_utf8(&ev.sse).unwrap();
+        assert!(sse.starts_with("id: 7\nevent: tick\ndata: {"));
+        assert!(sse.ends_with("}\n\n"));
+        let data = sse.lines().nth(2).unwrap().strip_prefix("data: ").unwrap();
+        assert_eq!(data, &*ev.ws);
+        let tick: Tick = serde_json::from_str(&ev.ws).unwrap();
+        assert_eq!(tick.id, 7);
+        assert_eq!(tick.sent_unix_ns, 1_700_000_000_123_456_789);
+        assert_eq!(tick.server_time, "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(tick.pad, None);
+    }
+
+    #[test]
+    fn padding_reaches_the_requested_size() {
+        for size in [256, 1000, 4096] {
+            let ev = encode_tick(123, 1_700_000_000_000_000_000, size);
+            assert_eq!(ev.ws.len(), size, "payload of {size}");
+        }
+        // Smaller than the bare JSON: no padding at all.
+        let ev = encode_tick(1, 1, 10);
+        assert!(!ev.ws.contains("pad"));
+    }
+
+    #[test]
+    fn gap_carries_the_last_missing_id() {
+        let g = sse_gap(Gap { from: 3, to: 9 });
+        assert_eq!(
+            &g[..],
+            b"id: 9\nevent: gap\ndata: {\"type\":\"gap\",\"from\":3,\"to\":9}\n\n"
+        );
+        let parsed: Gap = serde_json::from_str(&ws_gap(Gap { from: 3, to: 9 })).unwrap();
+        assert_eq!(parsed, Gap { from: 3, to: 9 });
+    }
+}

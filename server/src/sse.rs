@@ -1,0 +1,128 @@
+//! `/sse`: the feed as a `text/event-stream`.
+//!
+//! The body is a stream of pre-encoded `Bytes`: each tick is the hub's shared
+//! frame, so a subscriber costs a reference-count increment per event, not a
+//! format. actix polls the body only while its write buffer has room, so a
+//! slow reader is never buffered here: it lags in the hub and is refilled from
+//! the replay ring, or sent a gap event when it fell further behind.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::time::{Interval, MissedTickBehavior};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::event::{self, Hello, SSE_KEEPALIVE};
+use crate::hub::{Item, LastId, Permit, Subscription};
+use crate::routes::{protocol_of, refused, AppState};
+use crate::stats::{ConnTally, Transport, Wire};
+
+/// `?lastEventId=`: lets a first connection resume (EventSource sends the
+/// `Last-Event-ID` header only on its own reconnects).
+#[derive(Debug, Deserialize)]
+pub struct ResumeQuery {
+    #[serde(rename = "lastEventId")]
+    pub last_event_id: Option<String>,
+}
+
+/// `GET /sse`
+pub async fn handler(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ResumeQuery>,
+) -> HttpResponse {
+    let Some(permit) = state.hub.admit() else {
+        return refused(&state);
+    };
+    let protocol = protocol_of(&req);
+    // The header wins: it is what EventSource sends on reconnect, and it is
+    // newer than any id the page put in the URL at first connect.
+    let header = req
+        .headers()
+        .get("Last-Event-ID")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let last = LastId::parse(header.as_deref().or(query.last_event_id.as_deref()));
+    let stop = Box::pin(state.hub.stream_token().cancelled_owned());
+    let (sub, resume) = state.hub.subscribe(last);
+    let hello = Hello {
+        kind: "hello".into(),
+        transport: "sse".into(),
+        protocol: protocol.as_str().into(),
+        resume,
+        last_id: state.hub.latest_id(),
+        rate_hz: state.config.rate,
+    };
+    let body = SseBody {
+        hello: Some(event::sse_hello(state.config.retry_ms, &hello)),
+        sub,
+        keepalive: keepalive_interval(state.config.keepalive),
+        active: false,
+        stop,
+        tally: state.hub.stats.open_stream(Wire::new(Transport::Sse, protocol)),
+        _permit: permit,
+    };
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        // Event streams must never be compressed (a compressor buffers them).
+        .insert_header((header::CONTENT_ENCODING, "identity"))
+        .insert_header(("X-Accel-Buffering", "no"));
+    if let Ok(origin) = HeaderValue::from_str(&state.config.cors_origin) {
+        res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin));
+    }
+    res.streaming(futures_util::stream::unfold(body, SseBody::next_chunk))
+}
+
+fn keepalive_interval(period: Duration) -> Interval {
+    let period = period.max(Duration::from_millis(1));
+    let mut i = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    i
+}
+
+/// One stream's state, owned by its body.
+struct SseBody {
+    hello: Option<Bytes>,
+    sub: Subscription,
+    keepalive: Interval,
+    /// Whether an event went out since the last keep-alive tick.
+    active: bool,
+    /// Made once per stream: polling it is a load, not a registration.
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    tally: ConnTally,
+    _permit: Permit,
+}
+
+impl SseBody {
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        if let Some(hello) = self.hello.take() {
+            return Some((Ok(hello), self));
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut self.stop => return None,
+                item = self.sub.next() => {
+                    let bytes = match item? {
+                        Item::Event(ev) => ev.sse.clone(),
+                        Item::Gap(gap) => event::sse_gap(gap),
+                    };
+                    self.active = true;
+                    self.tally.sent(bytes.len());
+                    return Some((Ok(bytes), self));
+                }
+                _ = self.keepalive.tick() => {
+                    self.tally.flush();
+                    if !std::mem::take(&mut self.active) {
+                        return Some((Ok(Bytes::from_static(SSE_KEEPALIVE)), self));
+                    }
+                }
+            }
+        }
+    }
+}

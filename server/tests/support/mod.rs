@@ -1,0 +1,366 @@
+//! One shared helper for the server's integration tests: start the real
+//! server on port 0, and talk to it with real clients over each wire
+//! (hyper for HTTP/1.1, h2c and h2 over rustls; tokio-tungstenite for WS).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use server::{RunningServer, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// Starts a server on ephemeral ports, at a brisk rate unless changed.
+pub fn start(tweak: impl FnOnce(&mut ServerConfig)) -> RunningServer {
+    let mut c = ServerConfig::ephemeral();
+    c.rate = 20.0;
+    c.workers = Some(2);
+    c.shutdown_timeout = Duration::from_secs(3);
+    tweak(&mut c);
+    server::run(c).expect("server starts")
+}
+
+/// The wires a client can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    SseH1,
+    SseH2c,
+    SseH2,
+    WsH1,
+}
+
+impl Wire {
+    pub const ALL: [Wire; 4] = [Wire::SseH1, Wire::SseH2c, Wire::SseH2, Wire::WsH1];
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Wire::SseH1 | Wire::WsH1 => "http/1.1",
+            Wire::SseH2c => "h2c",
+            Wire::SseH2 => "h2",
+        }
+    }
+}
+
+/// One message from either wire, normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Hello(Value),
+    Tick { id: u64, sent_unix_ns: u64, json: Value },
+    Gap { from: u64, to: u64 },
+    KeepAlive,
+    Retry(u64),
+}
+
+/// A response whose body we read chunk by chunk.
+pub struct Response {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    body: Incoming,
+    /// Keeps the HTTP/2 connection task alive as long as the response.
+    _conn: tokio::task::JoinHandle<()>,
+    pub alpn: Option<Vec<u8>>,
+}
+
+impl Response {
+    pub async fn chunk(&mut self) -> Option<Bytes> {
+        loop {
+            let frame = tokio::time::timeout(STEP, self.body.frame())
+                .await
+                .expect("a body chunk within the step")?
+                .ok()?;
+            if let Ok(data) = frame.into_data() {
+                return Some(data);
+            }
+        }
+    }
+
+    pub async fn text(mut self) -> String {
+        let mut all = Vec::new();
+        while let Some(c) = self.chunk().await {
+            all.extend_from_slice(&c);
+        }
+        String::from_utf8(all).unwrap()
+    }
+}
+
+fn client_tls(server: &RunningServer, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    server::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(server.cert_path().unwrap()).unwrap();
+    for cert in rustls_pemfile_certs(&pem) {
+        roots.add(cert).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// `GET path` over the wire's HTTP protocol, with extra headers.
+pub async fn get(
+    server: &RunningServer,
+    wire: Wire,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let mut req = http::Request::get(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    match wire {
+        Wire::SseH1 | Wire::WsH1 => {
+            let tcp = TcpStream::connect(server.http_addr).await.unwrap();
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .unwrap();
+            let conn = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let req = req
+                .header("host", server.http_addr.to_string())
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let res = send.send_request(req).await.unwrap();
+            wrap(res, conn, None)
+        }
+        Wire::SseH2c => {
+            let tcp = TcpStream::connect(server.http_addr).await.unwrap();
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                    .await
+                    .unwrap();
+            let conn = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let uri = format!("http://{}{}", server.http_addr, path);
+            let req = req.uri(uri).body(Empty::<Bytes>::new()).unwrap();
+            let res = send.send_request(req).await.unwrap();
+            wrap(res, conn, None)
+        }
+        Wire::SseH2 => {
+            let addr = server.https_addr.unwrap();
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let tls = client_tls(server, &[b"h2", b"http/1.1"])
+                .connect("localhost".try_into().unwrap(), tcp)
+                .await
+                .unwrap();
+            let alpn = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                    .await
+                    .unwrap();
+            let conn = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let uri = format!("https://localhost:{}{}", addr.port(), path);
+            let req = req.uri(uri).body(Empty::<Bytes>::new()).unwrap();
+            let res = send.send_request(req).await.unwrap();
+            wrap(res, conn, alpn)
+        }
+    }
+}
+
+fn wrap(
+    res: http::Response<Incoming>,
+    conn: tokio::task::JoinHandle<()>,
+    alpn: Option<Vec<u8>>,
+) -> Response {
+    let (parts, body) = res.into_parts();
+    Response {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        _conn: conn,
+        alpn,
+    }
+}
+
+/// A feed subscription over any wire, read as [`Msg`]s.
+pub enum Feed {
+    Sse { res: Response, buf: BytesMut },
+    Ws(tokio_tungstenite::WebSocketStream<TcpStream>),
+}
+
+pub type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+pub async fn ws_connect(server: &RunningServer, query: &str) -> Ws {
+    let url = format!("ws://{}/ws{}", server.http_addr, query);
+    let tcp = TcpStream::connect(server.http_addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    ws
+}
+
+impl Feed {
+    /// Opens `/sse` or `/ws` with an optional resume id (header for SSE).
+    pub async fn open(server: &RunningServer, wire: Wire, last_id: Option<&str>) -> Feed {
+        match wire {
+            Wire::WsH1 => {
+                let q = last_id
+                    .map(|id| format!("?lastEventId={id}"))
+                    .unwrap_or_default();
+                Feed::Ws(ws_connect(server, &q).await)
+            }
+            _ => {
+                let headers: Vec<(&str, &str)> =
+                    last_id.map(|id| ("Last-Event-ID", id)).into_iter().collect();
+                let res = get(server, wire, "/sse", &headers).await;
+                assert_eq!(res.status, 200);
+                if wire == Wire::SseH2 {
+                    assert_eq!(res.alpn.as_deref(), Some(&b"h2"[..]), "ALPN must pick h2");
+                }
+                Feed::Sse {
+                    res,
+                    buf: BytesMut::new(),
+                }
+            }
+        }
+    }
+
+    /// The next message; `None` when the stream ended.
+    pub async fn next(&mut self) -> Option<Msg> {
+        match self {
+            Feed::Ws(ws) => loop {
+                let msg = tokio::time::timeout(STEP, ws.next())
+                    .await
+                    .expect("a WS message within the step")?
+                    .ok()?;
+                match msg {
+                    Message::Text(t) => return Some(parse_json(serde_json::from_str(&t).unwrap())),
+                    Message::Close(_) => return None,
+                    _ => continue,
+                }
+            },
+            Feed::Sse { res, buf } => loop {
+                if let Some(end) = find_blank_line(buf) {
+                    let block = buf.split_to(end + 2);
+                    return Some(parse_sse_block(std::str::from_utf8(&block).unwrap()));
+                }
+                let chunk = res.chunk().await?;
+                buf.extend_from_slice(chunk.chunk());
+            },
+        }
+    }
+
+    /// The next tick or gap, skipping hello, retry and keep-alives.
+    pub async fn next_data(&mut self) -> Option<Msg> {
+        loop {
+            match self.next().await? {
+                m @ (Msg::Tick { .. } | Msg::Gap { .. }) => return Some(m),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The hello that opens every stream.
+    pub async fn hello(&mut self) -> Value {
+        match self.next().await {
+            Some(Msg::Hello(v)) => v,
+            other => panic!("expected hello first, got {other:?}"),
+        }
+    }
+
+    /// Closes the client side abruptly (no close handshake).
+    pub fn abort(self) {
+        drop(self);
+    }
+}
+
+fn find_blank_line(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\n\n")
+}
+
+/// Our server writes LF only and one `data:` line per event, so a test can
+/// read it simply; the load generator has the full WHATWG parser.
+fn parse_sse_block(block: &str) -> Msg {
+    let mut event = None;
+    let mut data = None;
+    let mut retry = None;
+    let mut id = None;
+    for line in block.lines() {
+        if line.starts_with(':') {
+            return Msg::KeepAlive;
+        }
+        if let Some(v) = line.strip_prefix("event: ") {
+            event = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("retry: ") {
+            retry = Some(v.parse().unwrap());
+        } else if let Some(v) = line.strip_prefix("id: ") {
+            id = Some(v.parse::<u64>().unwrap());
+        } else if !line.is_empty() {
+            panic!("unexpected SSE line {line:?}");
+        }
+    }
+    match (event.as_deref(), data) {
+        (Some("hello"), Some(d)) => Msg::Hello(serde_json::from_str(&d).unwrap()),
+        (Some(_), Some(d)) => {
+            let m = parse_json(serde_json::from_str(&d).unwrap());
+            match &m {
+                Msg::Tick { id: tid, .. } => assert_eq!(Some(*tid), id, "id line matches data"),
+                Msg::Gap { to, .. } => assert_eq!(Some(*to), id, "a gap carries id = to"),
+                _ => {}
+            }
+            m
+        }
+        (None, None) if retry.is_some() => Msg::Retry(retry.unwrap()),
+        other => panic!("unexpected SSE block {block:?} {other:?}"),
+    }
+}
+
+fn parse_json(v: Value) -> Msg {
+    match v["type"].as_str() {
+        Some("hello") => Msg::Hello(v),
+        Some("tick") => Msg::Tick {
+            id: v["id"].as_u64().unwrap(),
+            sent_unix_ns: v["sent_unix_ns"].as_u64().unwrap(),
+            json: v,
+        },
+        Some("gap") => Msg::Gap {
+            from: v["from"].as_u64().unwrap(),
+            to: v["to"].as_u64().unwrap(),
+        },
+        _ => panic!("unexpected message {v}"),
+    }
+}
+
+/// `/stats` as JSON.
+pub async fn stats(server: &RunningServer) -> Value {
+    let body = get(server, Wire::SseH1, "/stats", &[]).await.text().await;
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Polls `/stats` until `check` holds, or fails after the step.
+pub async fn wait_stats(server: &RunningServer, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let s = stats(server).await;
+        if check(&s) {
+            return s;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("stats never showed {what}: {s}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends a WS message and returns the connection for more.
+pub async fn ws_send(ws: &mut Ws, msg: Message) {
+    ws.send(msg).await.unwrap();
+}
