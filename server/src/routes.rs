@@ -74,7 +74,9 @@ pub fn refused(state: &AppState) -> HttpResponse {
 fn with_cors(state: &AppState, status: StatusCode) -> HttpResponseBuilder {
     let mut res = HttpResponse::build(status);
     if let Ok(origin) = HeaderValue::from_str(&state.config.cors_origin) {
-        res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin));
+        res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));
+        // Lets a page read Resource Timing (nextHopProtocol) cross-origin.
+        res.insert_header(("Timing-Allow-Origin", origin));
     }
     res
 }

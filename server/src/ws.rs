@@ -64,6 +64,7 @@ pub async fn handler(
         keepalive: state.config.keepalive,
         tally: state.hub.stats.open_stream(Wire::new(Transport::Ws, protocol)),
         hub: state.hub.clone(),
+        stuck: false,
         _permit: permit,
     };
     actix_web::rt::spawn(conn.run(event::hello_json(&hello)));
@@ -78,6 +79,9 @@ struct WsConn {
     keepalive: Duration,
     tally: ConnTally,
     hub: Arc<Hub>,
+    /// Set when the client accepted nothing for the timeout: no close frame
+    /// then (it could not be sent either); the session is simply dropped.
+    stuck: bool,
     _permit: Permit,
 }
 
@@ -95,11 +99,18 @@ enum Sent {
 /// Why the loop ended: the close frame to send, if any.
 type Ending = Option<CloseReason>;
 
+/// How long the closing handshake may wait for room in the session.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl WsConn {
     async fn run(mut self, hello: String) {
         let ending = self.serve(hello).await;
-        // A failed close means the client is already gone: nothing to do.
-        let _ = self.session.close(ending).await;
+        if !self.stuck {
+            // Bounded: a client that reads nothing must not hold this task.
+            // A failed close means the client is already gone: nothing to do.
+            let close = self.session.close(ending);
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+        }
     }
 
     async fn serve(&mut self, hello: String) -> Ending {
@@ -178,11 +189,12 @@ impl WsConn {
         }
     }
 
-    fn ending_for(&self, sent: Sent) -> Ending {
+    fn ending_for(&mut self, sent: Sent) -> Ending {
         match sent {
             Sent::Ok | Sent::Closed => None,
             Sent::Stopped => going_away(),
             Sent::Stuck => {
+                self.stuck = true;
                 self.hub.stats.slow_disconnects.inc();
                 Some(CloseReason {
                     code: CloseCode::Policy,

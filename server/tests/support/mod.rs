@@ -364,3 +364,22 @@ pub async fn wait_stats(server: &RunningServer, what: &str, check: impl Fn(&Valu
 pub async fn ws_send(ws: &mut Ws, msg: Message) {
     ws.send(msg).await.unwrap();
 }
+
+/// `POST path` over HTTP/1.1: the status and the JSON body (null if not JSON).
+pub async fn post(server: &RunningServer, path: &str) -> (u16, Value) {
+    let tcp = TcpStream::connect(server.http_addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::post(path)
+        .header("host", server.http_addr.to_string())
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
