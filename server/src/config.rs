@@ -126,7 +126,9 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     if r.is_finite() && r > 0.0 && r <= 1_000_000.0 {
         Ok(r)
     } else {
-        Err(format!("rate must be above 0 and at most 1000000 events/s, got {s}"))
+        Err(format!(
+            "rate must be above 0 and at most 1000000 events/s, got {s}"
+        ))
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn run(hub: Arc<Hub>, rate_hz: f64, payload_bytes: usize, stop: Cancel
             }
         } else if stop.is_cancelled() {
             break;
-        } else if id % 64 == 0 {
+        } else if id.is_multiple_of(64) {
             // Far behind at a high rate: let other tasks on this thread run.
             tokio::task::yield_now().await;
         }

@@ -297,7 +297,10 @@ mod tests {
         assert_eq!(LastId::parse(Some(" 42 ")), LastId::Id(42));
         assert_eq!(LastId::parse(Some("-1")), LastId::Malformed);
         assert_eq!(LastId::parse(Some("abc")), LastId::Malformed);
-        assert_eq!(LastId::parse(Some("99999999999999999999999")), LastId::Malformed);
+        assert_eq!(
+            LastId::parse(Some("99999999999999999999999")),
+            LastId::Malformed
+        );
     }
 
     #[tokio::test]
@@ -337,7 +340,10 @@ mod tests {
         let hub = Hub::new(4, 2, 10);
         let (mut sub, _) = hub.subscribe(LastId::None);
         publish(&hub, 1..=20);
-        assert_eq!(take(&mut sub, 5).await, ["gap 1-16", "17", "18", "19", "20"]);
+        assert_eq!(
+            take(&mut sub, 5).await,
+            ["gap 1-16", "17", "18", "19", "20"]
+        );
         assert_eq!(hub.stats.slow_gaps.get(), 1);
     }
 

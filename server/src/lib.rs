@@ -8,6 +8,7 @@ pub mod config;
 pub mod event;
 pub mod feed;
 pub mod hub;
+pub mod nofile;
 pub mod ring;
 pub mod routes;
 pub mod sse;

@@ -194,8 +194,9 @@ async fn admin_drop(
     query: web::Query<AdminQuery>,
 ) -> HttpResponse {
     if !admin_allowed(&req, &state, &query) {
-        return HttpResponse::Forbidden()
-            .body("admin routes need the server's --admin-token (?token=), or a loopback client\n");
+        return HttpResponse::Forbidden().body(
+            "admin routes need the server's --admin-token (?token=), or a loopback client\n",
+        );
     }
     let dropped = state.hub.drop_all();
     tracing::info!(dropped, "dropped every stream on request");

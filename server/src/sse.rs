@@ -63,7 +63,10 @@ pub async fn handler(
         keepalive: keepalive_interval(state.config.keepalive),
         active: false,
         stop,
-        tally: state.hub.stats.open_stream(Wire::new(Transport::Sse, protocol)),
+        tally: state
+            .hub
+            .stats
+            .open_stream(Wire::new(Transport::Sse, protocol)),
         _permit: permit,
     };
     let mut res = HttpResponse::Ok();

@@ -194,19 +194,63 @@ impl Stats {
         let r = &mut s.registry;
         r.register("resumes", "Streams that asked to resume", s.resumes.clone());
         r.register("gaps", "Gap events sent", s.gaps.clone());
-        r.register("gap_ids", "Ids announced lost by gap events", s.gap_ids.clone());
-        r.register("malformed_resumes", "Resume ids that were not numbers", s.malformed_resumes.clone());
-        r.register("future_resumes", "Resume ids newer than the feed", s.future_resumes.clone());
-        r.register("refused", "Streams refused with 503 (max connections)", s.refused.clone());
-        r.register("lagged", "Times a subscriber fell behind the fan-out buffer", s.lagged.clone());
-        r.register("slow_gaps", "Slow subscribers that fell behind the replay ring and got a gap", s.slow_gaps.clone());
-        r.register("slow_disconnects", "WebSockets closed because they accepted nothing for the client timeout", s.slow_disconnects.clone());
-        r.register("ws_protocol_errors", "WebSockets closed for a protocol error", s.ws_protocol_errors.clone());
-        r.register("ws_timeouts", "WebSockets closed because pongs stopped", s.ws_timeouts.clone());
+        r.register(
+            "gap_ids",
+            "Ids announced lost by gap events",
+            s.gap_ids.clone(),
+        );
+        r.register(
+            "malformed_resumes",
+            "Resume ids that were not numbers",
+            s.malformed_resumes.clone(),
+        );
+        r.register(
+            "future_resumes",
+            "Resume ids newer than the feed",
+            s.future_resumes.clone(),
+        );
+        r.register(
+            "refused",
+            "Streams refused with 503 (max connections)",
+            s.refused.clone(),
+        );
+        r.register(
+            "lagged",
+            "Times a subscriber fell behind the fan-out buffer",
+            s.lagged.clone(),
+        );
+        r.register(
+            "slow_gaps",
+            "Slow subscribers that fell behind the replay ring and got a gap",
+            s.slow_gaps.clone(),
+        );
+        r.register(
+            "slow_disconnects",
+            "WebSockets closed because they accepted nothing for the client timeout",
+            s.slow_disconnects.clone(),
+        );
+        r.register(
+            "ws_protocol_errors",
+            "WebSockets closed for a protocol error",
+            s.ws_protocol_errors.clone(),
+        );
+        r.register(
+            "ws_timeouts",
+            "WebSockets closed because pongs stopped",
+            s.ws_timeouts.clone(),
+        );
         r.register("admin_drops", "Drop-all requests", s.admin_drops.clone());
         r.register("feed_last_id", "Newest event id", s.feed_last_id.clone());
-        r.register("process_resident_memory_bytes", "Resident set size", s.process_rss.clone());
-        r.register("process_cpu_microseconds", "User + system CPU time", s.process_cpu_us.clone());
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident set size",
+            s.process_rss.clone(),
+        );
+        r.register(
+            "process_cpu_microseconds",
+            "User + system CPU time",
+            s.process_cpu_us.clone(),
+        );
         s
     }
 
@@ -404,9 +448,7 @@ mod tests {
         assert_eq!(s.open(w), 0);
         assert_eq!(s.events_total(), 40);
         let text = s.prometheus();
-        assert!(text.contains(
-            "workbench_events_sent_total{transport=\"sse\",protocol=\"h2c\"} 40"
-        ));
+        assert!(text.contains("workbench_events_sent_total{transport=\"sse\",protocol=\"h2c\"} 40"));
     }
 
     #[test]

@@ -137,7 +137,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("sub/cert.pem");
         let (config, info) = server_config(None, &out).unwrap();
-        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
         assert_eq!(info.cert_path, out);
         assert_eq!(info.spki_sha256.unwrap().len(), 44);
         let pem = std::fs::read_to_string(&out).unwrap();
@@ -152,7 +155,10 @@ mod tests {
     #[test]
     fn missing_files_name_the_path() {
         let err = server_config(
-            Some((Path::new("/nonexistent/c.pem"), Path::new("/nonexistent/k.pem"))),
+            Some((
+                Path::new("/nonexistent/c.pem"),
+                Path::new("/nonexistent/k.pem"),
+            )),
             Path::new("/tmp/unused.pem"),
         )
         .unwrap_err();

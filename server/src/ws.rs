@@ -62,7 +62,10 @@ pub async fn handler(
         sub,
         stop,
         keepalive: state.config.keepalive,
-        tally: state.hub.stats.open_stream(Wire::new(Transport::Ws, protocol)),
+        tally: state
+            .hub
+            .stats
+            .open_stream(Wire::new(Transport::Ws, protocol)),
         hub: state.hub.clone(),
         stuck: false,
         _permit: permit,
@@ -198,7 +201,9 @@ impl WsConn {
                 self.hub.stats.slow_disconnects.inc();
                 Some(CloseReason {
                     code: CloseCode::Policy,
-                    description: Some("client too slow: nothing accepted within the timeout".into()),
+                    description: Some(
+                        "client too slow: nothing accepted within the timeout".into(),
+                    ),
                 })
             }
         }

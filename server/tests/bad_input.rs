@@ -32,7 +32,10 @@ async fn oversized_ws_message_is_closed_with_1009() {
     let mut ws = support::ws_connect(&server, "").await;
     support::ws_send(&mut ws, Message::text("x".repeat(4096))).await;
     assert_eq!(close_code(&mut ws).await, CloseCode::Size);
-    support::wait_stats(&server, "the socket gone", |s| s["connections_open_total"] == 0).await;
+    support::wait_stats(&server, "the socket gone", |s| {
+        s["connections_open_total"] == 0
+    })
+    .await;
     assert_eq!(support::stats(&server).await["ws_protocol_errors"], 1);
     server.shutdown().await.unwrap();
 }
@@ -42,7 +45,10 @@ async fn unmasked_client_frame_is_closed_with_1002() {
     let server = start(|_| {});
     let mut ws = support::ws_connect(&server, "").await;
     // A client frame must be masked (RFC 6455 5.1): this one is not.
-    ws.get_mut().write_all(&[0x81, 0x05, b'h', b'e', b'l', b'l', b'o']).await.unwrap();
+    ws.get_mut()
+        .write_all(&[0x81, 0x05, b'h', b'e', b'l', b'l', b'o'])
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut ws).await, CloseCode::Protocol);
     server.shutdown().await.unwrap();
 }
@@ -52,7 +58,10 @@ async fn reserved_opcode_is_closed_with_1002() {
     let server = start(|_| {});
     let mut ws = support::ws_connect(&server, "").await;
     // FIN + opcode 0x3 (reserved), masked, empty payload.
-    ws.get_mut().write_all(&[0x83, 0x80, 1, 2, 3, 4]).await.unwrap();
+    ws.get_mut()
+        .write_all(&[0x83, 0x80, 1, 2, 3, 4])
+        .await
+        .unwrap();
     assert_eq!(close_code(&mut ws).await, CloseCode::Protocol);
     server.shutdown().await.unwrap();
 }
@@ -170,7 +179,13 @@ async fn drop_all_closes_streams_and_they_resume() {
 async fn admin_token_is_required_when_set() {
     let server = start(|c| c.admin_token = Some("s3cret".into()));
     assert_eq!(support::post(&server, "/admin/drop").await.0, 403);
-    assert_eq!(support::post(&server, "/admin/drop?token=nope").await.0, 403);
-    assert_eq!(support::post(&server, "/admin/drop?token=s3cret").await.0, 200);
+    assert_eq!(
+        support::post(&server, "/admin/drop?token=nope").await.0,
+        403
+    );
+    assert_eq!(
+        support::post(&server, "/admin/drop?token=s3cret").await.0,
+        200
+    );
     server.shutdown().await.unwrap();
 }

@@ -128,6 +128,9 @@ async fn query_resume_works_for_sse_and_the_header_wins() {
     while !body.contains("id: 8\n") {
         body.push_str(std::str::from_utf8(&res.chunk().await.unwrap()).unwrap());
     }
-    assert!(!body.contains("id: 4\n"), "the header's id wins over the query");
+    assert!(
+        !body.contains("id: 4\n"),
+        "the header's id wins over the query"
+    );
     server.shutdown().await.unwrap();
 }

@@ -22,7 +22,9 @@ async fn a_stalled_sse_reader_gets_a_gap_when_it_reads_again() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut tcp = socket.connect(server.http_addr).await.unwrap();
-    tcp.write_all(b"GET /sse HTTP/1.1\r\nHost: test\r\n\r\n").await.unwrap();
+    tcp.write_all(b"GET /sse HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
     // Stall: far more than the ring, the fan-out buffer and every socket
     // buffer can hold is produced meanwhile.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -64,7 +66,8 @@ async fn a_stalled_ws_reader_is_disconnected_and_counted() {
     // the client timeout (2 x 250 ms): as a stuck send or as missing pongs,
     // whichever it notices first.
     let s = support::wait_stats(&server, "the stuck socket closed", |s| {
-        let closed = s["slow_disconnects"].as_u64().unwrap_or(0) + s["ws_timeouts"].as_u64().unwrap_or(0);
+        let closed =
+            s["slow_disconnects"].as_u64().unwrap_or(0) + s["ws_timeouts"].as_u64().unwrap_or(0);
         closed >= 1 && s["connections_open_total"] == 0
     })
     .await;

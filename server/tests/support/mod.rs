@@ -52,8 +52,15 @@ impl Wire {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     Hello(Value),
-    Tick { id: u64, sent_unix_ns: u64, json: Value },
-    Gap { from: u64, to: u64 },
+    Tick {
+        id: u64,
+        sent_unix_ns: u64,
+        json: Value,
+    },
+    Gap {
+        from: u64,
+        to: u64,
+    },
     KeepAlive,
     Retry(u64),
 }
@@ -216,8 +223,10 @@ impl Feed {
                 Feed::Ws(ws_connect(server, &q).await)
             }
             _ => {
-                let headers: Vec<(&str, &str)> =
-                    last_id.map(|id| ("Last-Event-ID", id)).into_iter().collect();
+                let headers: Vec<(&str, &str)> = last_id
+                    .map(|id| ("Last-Event-ID", id))
+                    .into_iter()
+                    .collect();
                 let res = get(server, wire, "/sse", &headers).await;
                 assert_eq!(res.status, 200);
                 if wire == Wire::SseH2 {
@@ -346,7 +355,11 @@ pub async fn stats(server: &RunningServer) -> Value {
 }
 
 /// Polls `/stats` until `check` holds, or fails after the step.
-pub async fn wait_stats(server: &RunningServer, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_stats(
+    server: &RunningServer,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
         let s = stats(server).await;

@@ -1,0 +1,280 @@
+//! The command line: one clap struct per subcommand, converted into the
+//! library's scenario and run options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::runner::{RunOptions, ServerChoice};
+use crate::scenario::Scenario;
+use crate::tls_config::Trust;
+use crate::wire::Wire;
+
+/// Measure SSE and WebSocket side by side, over HTTP/1.1, h2 and h2c.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one scenario (from flags or a TOML file) and write result.json.
+    Run(RunArgs),
+    /// Run the standard matrix: every wire at 100, 1,000 and 10,000 connections.
+    Suite(SuiteArgs),
+    /// Run the feed server alone (what the embedded child process runs).
+    Serve(ServeArgs),
+}
+
+/// Where the server is and how to reach it.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Load an external server's plain listener (http://host:port) instead of
+    /// starting the embedded one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The external server's TLS listener (https://host:port), for sse-h2.
+    #[arg(long, requires = "target")]
+    pub tls_target: Option<String>,
+    /// PEM file with the certificate to trust on --tls-target.
+    #[arg(long, conflicts_with = "insecure")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the TLS certificate of --tls-target.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Allow a target that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Run the embedded server inside this process (its memory and CPU then
+    /// mix with the load generator's) instead of a child process.
+    #[arg(long, conflicts_with = "target")]
+    pub in_process: bool,
+    /// Worker threads of the embedded server (default: one per core).
+    #[arg(long)]
+    pub server_workers: Option<usize>,
+}
+
+impl ServerArgs {
+    pub fn options(&self) -> anyhow::Result<RunOptions> {
+        let server = match &self.target {
+            Some(http_url) => {
+                let trust = match (&self.ca_cert, self.insecure) {
+                    (Some(p), _) => Trust::CaFile(p.clone()),
+                    (None, true) => Trust::Insecure,
+                    (None, false) if self.tls_target.is_some() => anyhow::bail!(
+                        "--tls-target needs --ca-cert FILE (the server prints its certificate path) or --insecure"
+                    ),
+                    (None, false) => Trust::Insecure,
+                };
+                ServerChoice::External {
+                    http_url: http_url.clone(),
+                    https_url: self.tls_target.clone(),
+                    trust,
+                    allow_remote: self.allow_remote,
+                }
+            }
+            None if self.in_process => ServerChoice::InProcess,
+            None => ServerChoice::Child {
+                exe: std::env::current_exe().map_err(|e| {
+                    anyhow::anyhow!("finding this program to start the server: {e}")
+                })?,
+            },
+        };
+        Ok(RunOptions {
+            server,
+            workers: self.server_workers,
+            retry: Duration::from_secs(1),
+        })
+    }
+}
+
+/// How fast connections open: `500` (per second) or `5s` (spread over that long).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ramp {
+    PerSecond(f64),
+    Over(Duration),
+}
+
+impl Ramp {
+    pub fn per_second(self, connections: usize) -> f64 {
+        match self {
+            Ramp::PerSecond(r) => r,
+            Ramp::Over(d) if d.is_zero() => 0.0,
+            Ramp::Over(d) => connections as f64 / d.as_secs_f64(),
+        }
+    }
+}
+
+fn parse_ramp(s: &str) -> Result<Ramp, String> {
+    if let Ok(r) = s.parse::<f64>() {
+        if r.is_finite() && r >= 0.0 {
+            return Ok(Ramp::PerSecond(r));
+        }
+        return Err(format!("`{s}`: a ramp is 0 or more connections per second"));
+    }
+    humantime::parse_duration(s)
+        .map(Ramp::Over)
+        .map_err(|e| format!("`{s}` is neither connections per second nor a duration: {e}"))
+}
+
+/// A comma-separated list of wires, as one flag value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireList(pub Vec<Wire>);
+
+fn parse_wires(s: &str) -> Result<WireList, String> {
+    Wire::parse_list(s).map(WireList)
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Wires to run, comma-separated: sse-h1, sse-h2, sse-h2c, ws-h1, or all.
+    #[arg(long, default_value = "all", value_parser = parse_wires)]
+    pub wire: WireList,
+    /// Connections per wire.
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Connections per second, or a duration to spread them over (0: at once).
+    #[arg(long, default_value = "2000", value_parser = parse_ramp)]
+    pub ramp: Ramp,
+    /// How long the connections are held and measured.
+    #[arg(long, default_value = "10s", value_parser = server::config::parse_duration)]
+    pub duration: Duration,
+    /// Feed rate of the embedded server (events/s).
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    /// Event payload size of the embedded server (bytes; 0 for the bare event).
+    #[arg(long, default_value_t = 0)]
+    pub payload_bytes: usize,
+    /// HTTP/2 connections that carry the streams (default: 100 streams per
+    /// connection, as Chromium does when the server announces no limit; at least 2).
+    #[arg(long)]
+    pub h2_conns: Option<usize>,
+    /// Run the scenarios of a TOML file instead of the flags above.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Name of the run (default: the scenario's, or `run`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write result.json (default: results/<timestamp>-<name>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress view.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+impl RunArgs {
+    /// The scenarios this invocation asks for.
+    pub fn scenarios(&self) -> anyhow::Result<Vec<Scenario>> {
+        if let Some(path) = &self.scenario {
+            return Ok(Scenario::load(path)?);
+        }
+        let s = Scenario {
+            name: self.name.clone().unwrap_or_else(|| "run".into()),
+            wires: self.wire.0.clone(),
+            connections: self.connections,
+            ramp_per_s: self.ramp.per_second(self.connections),
+            duration_s: self.duration.as_secs_f64(),
+            rate_hz: self.rate,
+            payload_bytes: self.payload_bytes,
+            h2_conns: self.h2_conns,
+            settle_s: 1.0,
+            drain_timeout_s: 5.0,
+            connect_timeout_s: 10.0,
+        };
+        s.validate()?;
+        Ok(vec![s])
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// How long each wire is held at each size.
+    #[arg(long, default_value = "10s", value_parser = server::config::parse_duration)]
+    pub duration: Duration,
+    /// Where to write result.json (default: results/<timestamp>-suite/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: server::ServerConfig,
+}
+
+/// `results/<UTC timestamp>-<name>/`
+pub fn default_out_dir(name: &str) -> PathBuf {
+    let now = server::event::rfc3339(std::time::SystemTime::now());
+    // 2026-11-24T17:30:00.123Z -> 20261124-173000
+    let stamp: String = now
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .map(|c| if c == 'T' { '-' } else { c })
+        .collect();
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    PathBuf::from("results").join(format!("{stamp}-{safe}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramps_parse() {
+        assert_eq!(parse_ramp("500"), Ok(Ramp::PerSecond(500.0)));
+        assert_eq!(parse_ramp("5s").unwrap().per_second(1000), 200.0);
+        assert!(parse_ramp("-1").is_err());
+        assert!(parse_ramp("soon").is_err());
+    }
+
+    #[test]
+    fn run_flags_make_a_scenario() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "run",
+            "--wire",
+            "sse-h1,ws-h1",
+            "--connections",
+            "10",
+            "--duration",
+            "2s",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!()
+        };
+        let s = args.scenarios().unwrap();
+        assert_eq!(s[0].wires, vec![Wire::SseH1, Wire::WsH1]);
+        assert_eq!(s[0].duration_s, 2.0);
+        assert!(Cli::try_parse_from(["loadgen", "run", "--wire", "nope"]).is_err());
+        assert!(Cli::try_parse_from(["loadgen", "run", "--tls-target", "https://x"]).is_err());
+    }
+
+    #[test]
+    fn out_dirs_are_timestamped() {
+        let d = default_out_dir("my run");
+        let s = d.to_string_lossy();
+        assert!(s.starts_with("results/2"), "{s}");
+        assert!(s.ends_with("-my_run"), "{s}");
+    }
+}
