@@ -562,6 +562,25 @@ pub async fn run_wire(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Errors that mean the run did not measure what was asked. Closed
+    // streams and timeouts are reported but are part of what some scenarios
+    // measure (drops, restarts); every other kind makes the run incomplete.
+    let first_errors_now = lock(&ctx.first_errors).clone();
+    for (kind, first) in &first_errors_now {
+        if kind != "closed" && kind != "timeout" {
+            let count: u64 = shards
+                .iter()
+                .map(|s| lock(s).counters().errors.get(kind).copied().unwrap_or(0))
+                .sum();
+            problems.push(format!("{count} `{kind}` error(s); the first: {first}"));
+        }
+    }
+    if opened_peak > 0 && hold_s > 0.0 && events_in_hold == 0 {
+        problems.push(format!(
+            "{}: no event arrived while {opened_peak} connections were held",
+            spec.wire
+        ));
+    }
     let server = match (&before, &held, &after, server_cpu) {
         (Some(b), Some(h), Some(a), Some(cpu)) => Some(ServerCost {
             rss_before: b.rss_bytes,

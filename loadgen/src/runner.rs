@@ -77,7 +77,7 @@ pub async fn run_scenarios(
                 }
                 results.push(r);
             }
-            Err(e) => problems.push(format!("{}: {e}", scenario.name)),
+            Err(e) => problems.push(format!("{}: {e:#}", scenario.name)),
         }
     }
     if cancel.is_cancelled() && !problems.iter().any(|p| p.contains("interrupted")) {

@@ -182,14 +182,22 @@ pub async fn open_h1(
         .map_err(|e| http_error(url, e))?;
     let mut conn: ConnFuture = Box::pin(conn);
     let req = sse_request(path, Some(&addr.to_string()), last_id);
-    let res = tokio::select! {
-        res = send.send_request(req) => res.map_err(|e| http_error(url, e))?,
+    let pending = send.send_request(req);
+    tokio::pin!(pending);
+    // Both must be polled: the connection does the I/O for the request. A
+    // peer that answers and closes at once finishes the connection first,
+    // with the response already parsed: then take the response, and do not
+    // poll the finished connection again.
+    let (res, conn) = tokio::select! {
+        biased;
+        res = &mut pending => (res, Some(conn)),
         done = &mut conn => {
-            return Err(match done {
-                Ok(()) => ClientError::Closed { url: url.clone() },
-                Err(e) => http_error(url, e),
-            });
+            if let Err(e) = done {
+                return Err(http_error(url, e));
+            }
+            (pending.await, None)
         }
     };
-    SseStream::from_response(res, Some(conn), url.clone()).await
+    let res = res.map_err(|e| http_error(url, e))?;
+    SseStream::from_response(res, conn, url.clone()).await
 }

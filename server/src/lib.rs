@@ -224,6 +224,10 @@ fn bind(
     // Our own limit (--max-connections) counts streams; actix's is per worker.
     .max_connections(1_000_000)
     .tcp_nodelay(true)
+    // After a stream ends (a WebSocket close, a drop), close the socket soon
+    // instead of waiting a second for the client: browsers report a closed
+    // WebSocket only when TCP closes, and recovery time is what we show.
+    .client_disconnect_timeout(std::time::Duration::from_millis(100))
     .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
     if let Some(n) = config.workers {
         server = server.workers(n);

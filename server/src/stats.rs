@@ -348,7 +348,7 @@ pub struct ConnTally {
 }
 
 /// How many events a tally holds before it adds them to the shared counters.
-const TALLY_BATCH: u64 = 32;
+const TALLY_BATCH: u64 = 8;
 
 impl ConnTally {
     pub fn sent(&mut self, bytes: usize) {
@@ -440,15 +440,19 @@ mod tests {
         {
             let mut t = s.open_stream(w);
             assert_eq!(s.open(w), 1);
-            for _ in 0..40 {
+            for _ in 0..43 {
                 t.sent(10);
             }
-            assert_eq!(s.events_total(), 32, "one batch flushed");
+            assert_eq!(
+                s.events_total(),
+                43 - 43 % TALLY_BATCH,
+                "whole batches flushed"
+            );
         }
         assert_eq!(s.open(w), 0);
-        assert_eq!(s.events_total(), 40);
+        assert_eq!(s.events_total(), 43);
         let text = s.prometheus();
-        assert!(text.contains("workbench_events_sent_total{transport=\"sse\",protocol=\"h2c\"} 40"));
+        assert!(text.contains("workbench_events_sent_total{transport=\"sse\",protocol=\"h2c\"} 43"));
     }
 
     #[test]
