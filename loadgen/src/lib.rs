@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod connection;
 pub mod driver;
 pub mod embedded;
 pub mod event_stream;

@@ -102,92 +102,101 @@ async fn run_scenario(
     observer: &dyn Observer,
     cancel: CancellationToken,
 ) -> anyhow::Result<ScenarioResult> {
-    use anyhow::Context as _;
     scenario.validate()?;
-    let embedded = match &opts.server {
-        ServerChoice::InProcess => {
-            let mut c = server::ServerConfig::ephemeral();
-            c.rate = scenario.rate_hz;
-            c.payload_bytes = scenario.payload_bytes;
-            c.workers = opts.workers;
-            c.shutdown_timeout = Duration::from_secs(3);
-            Some(EmbeddedServer::in_process(c)?)
-        }
-        ServerChoice::Child { exe } => Some(
-            EmbeddedServer::child(
-                exe.clone(),
-                child_flags(scenario.rate_hz, scenario.payload_bytes, opts.workers),
-            )
-            .await?,
-        ),
-        ServerChoice::External { .. } => None,
-    };
-    let (target, mode) = match (&embedded, &opts.server) {
-        (Some(e), _) => {
-            let r = e.ready();
-            (
-                Target::embedded(r.http_addr, r.https_addr, r.cert_path)?,
-                e.mode(),
-            )
-        }
-        (
-            None,
-            ServerChoice::External {
-                http_url,
-                https_url,
-                trust,
-                allow_remote,
-            },
-        ) => (
-            Target::external(http_url, https_url.as_deref(), trust.clone(), *allow_remote)
-                .await
-                .context("checking the target")?,
-            "external",
-        ),
-        (None, _) => unreachable!("only an external choice has no embedded server"),
-    };
-    let probe = ServerProbe::new(target.http_addr);
-    let stats = probe.snapshot().await.with_context(|| {
-        format!(
-            "asking {} for /stats (is it the feed server?)",
-            target.http_url
-        )
-    })?;
-    let setup = ServerSetup {
-        mode: mode.to_string(),
-        http_url: target.http_url.clone(),
-        https_url: target.https_url.clone(),
-        rate_hz: stats.rate_hz,
-        payload_bytes: stats.payload_bytes,
-        workers: opts.workers,
-    };
-    observer.scenario_started(scenario, &setup);
-    let target = Arc::new(target);
+    let mut setup: Option<ServerSetup> = None;
     let mut wires = Vec::new();
     for &wire in &scenario.wires {
         if cancel.is_cancelled() {
             break;
         }
+        // A fresh embedded server per wire: memory figures then never inherit
+        // a heap another wire grew (the allocator keeps freed memory).
+        let (embedded, target, mode) = connect_server(scenario, opts).await?;
+        let probe = ServerProbe::new(target.http_addr);
+        let stats = match probe.snapshot().await {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(e) = embedded {
+                    e.stop().await;
+                }
+                return Err(anyhow::Error::new(e).context(format!(
+                    "asking {} for /stats (is it the feed server?)",
+                    target.http_url
+                )));
+            }
+        };
+        if setup.is_none() {
+            let s = ServerSetup {
+                mode: mode.to_string(),
+                http_url: target.http_url.clone(),
+                https_url: target.https_url.clone(),
+                rate_hz: stats.rate_hz,
+                payload_bytes: stats.payload_bytes,
+                workers: opts.workers,
+            };
+            observer.scenario_started(scenario, &s);
+            setup = Some(s);
+        }
         let live = Arc::new(Live::default());
         observer.wire_started(scenario, wire, live.clone());
         let outcome = run_wire(
-            target.clone(),
+            Arc::new(target),
             scenario.wire_spec(wire, opts.retry),
             &probe,
             live,
             cancel.clone(),
         )
         .await;
+        if let Some(e) = embedded {
+            e.stop().await;
+        }
         let result = WireResult::from_outcome(&outcome)?;
         observer.wire_finished(&result);
         wires.push(result);
     }
-    if let Some(e) = embedded {
-        e.stop().await;
-    }
+    let server = setup.ok_or_else(|| anyhow::anyhow!("interrupted before the first wire"))?;
     Ok(ScenarioResult {
         scenario: scenario.clone(),
-        server: setup,
+        server,
         wires,
     })
+}
+
+/// Starts the embedded server for a scenario (or checks the external one).
+async fn connect_server(
+    scenario: &Scenario,
+    opts: &RunOptions,
+) -> anyhow::Result<(Option<EmbeddedServer>, Target, &'static str)> {
+    use anyhow::Context as _;
+    match &opts.server {
+        ServerChoice::InProcess => {
+            let mut c = server::ServerConfig::ephemeral();
+            c.rate = scenario.rate_hz;
+            c.payload_bytes = scenario.payload_bytes;
+            c.workers = opts.workers;
+            c.shutdown_timeout = Duration::from_secs(3);
+            let e = EmbeddedServer::in_process(c)?;
+            let r = e.ready();
+            let t = Target::embedded(r.http_addr, r.https_addr, r.cert_path)?;
+            Ok((Some(e), t, "in-process"))
+        }
+        ServerChoice::Child { exe } => {
+            let flags = child_flags(scenario.rate_hz, scenario.payload_bytes, opts.workers);
+            let e = EmbeddedServer::child(exe.clone(), flags).await?;
+            let r = e.ready();
+            let t = Target::embedded(r.http_addr, r.https_addr, r.cert_path)?;
+            Ok((Some(e), t, "child-process"))
+        }
+        ServerChoice::External {
+            http_url,
+            https_url,
+            trust,
+            allow_remote,
+        } => {
+            let t = Target::external(http_url, https_url.as_deref(), trust.clone(), *allow_remote)
+                .await
+                .context("checking the target")?;
+            Ok((None, t, "external"))
+        }
+    }
 }
