@@ -27,6 +27,15 @@ pub enum Command {
     Suite(SuiteArgs),
     /// Run the feed server alone (what the embedded child process runs).
     Serve(ServeArgs),
+    /// Chat-style answers: users ask questions, answers stream token by token.
+    Chat(ChatArgs),
+    /// Round trips, client to server to client, at 1, 100 and 1,000 clients.
+    Echo(EchoArgs),
+    /// Reconnect and resume under dropped streams and a restart.
+    Faults(FaultArgs),
+    /// One share of a wire, driven by a parent `loadgen` over stdin/stdout.
+    #[command(hide = true)]
+    Worker,
 }
 
 /// Where the server is and how to reach it.
@@ -87,6 +96,7 @@ impl ServerArgs {
             server,
             workers: self.server_workers,
             retry: Duration::from_secs(1),
+            worker_exe: std::env::current_exe().ok(),
         })
     }
 }
@@ -152,6 +162,10 @@ pub struct RunArgs {
     /// connection, as Chromium does when the server announces no limit; at least 2).
     #[arg(long)]
     pub h2_conns: Option<usize>,
+    /// Load-generator processes sharing the connections (default: 1, or as
+    /// many as the open-file limit requires; each holds its share).
+    #[arg(long)]
+    pub processes: Option<usize>,
     /// Run the scenarios of a TOML file instead of the flags above.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
@@ -186,6 +200,7 @@ impl RunArgs {
             settle_s: 1.0,
             drain_timeout_s: 5.0,
             connect_timeout_s: 10.0,
+            processes: self.processes,
         };
         s.validate()?;
         Ok(vec![s])
@@ -194,6 +209,9 @@ impl RunArgs {
 
 #[derive(Debug, Args)]
 pub struct SuiteArgs {
+    /// Run the feed matrix only, not the chat, echo and faults scenarios.
+    #[arg(long)]
+    pub feed_only: bool,
     /// How long each wire is held at each size.
     #[arg(long, default_value = "10s", value_parser = server::config::parse_duration)]
     pub duration: Duration,
@@ -204,6 +222,129 @@ pub struct SuiteArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// Where a scenario beyond the feed writes, and which server it loads.
+#[derive(Debug, Args)]
+pub struct ExtraOut {
+    /// Wires to run, comma-separated: sse-h1, sse-h2, sse-h2c, ws-h1, or all.
+    #[arg(long, default_value = "all", value_parser = parse_wires)]
+    pub wire: WireList,
+    /// Where to write result.json (default: results/<timestamp>-<scenario>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No summary table.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Concurrent users per wire.
+    #[arg(long, default_value_t = 20)]
+    pub users: usize,
+    /// Questions each user asks, one after another.
+    #[arg(long, default_value_t = 3)]
+    pub questions: usize,
+    /// Tokens per answer.
+    #[arg(long, default_value_t = 20)]
+    pub tokens: u32,
+    /// Tokens per second.
+    #[arg(long, default_value_t = 100.0)]
+    pub token_rate: f64,
+    /// Browser model for sse-h1: at most this many requests in flight (a browser's 6).
+    #[arg(long)]
+    pub h1_pool_limit: Option<usize>,
+    #[command(flatten)]
+    pub common: ExtraOut,
+}
+
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    /// Client counts, comma-separated, run one after another.
+    #[arg(long, default_value = "1,100,1000", value_delimiter = ',')]
+    pub clients: Vec<usize>,
+    /// How long each (wire, client count) runs.
+    #[arg(long, default_value = "3s", value_parser = server::config::parse_duration)]
+    pub duration: Duration,
+    #[command(flatten)]
+    pub common: ExtraOut,
+}
+
+#[derive(Debug, Args)]
+pub struct FaultArgs {
+    /// Streams per wire.
+    #[arg(long, default_value_t = 50)]
+    pub connections: usize,
+    /// Feed rate (events/s).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+    /// The server's replay ring (events): the resume window.
+    #[arg(long, default_value_t = 32)]
+    pub replay: usize,
+    /// Reconnect delay (ms): the SSE retry the server sends, and the WS client's.
+    #[arg(long, default_value_t = 100)]
+    pub retry_ms: u64,
+    /// Fraction of the streams dropped each time.
+    #[arg(long, default_value_t = 0.5)]
+    pub drop_fraction: f64,
+    /// How often streams are dropped.
+    #[arg(long, default_value = "1s", value_parser = server::config::parse_duration)]
+    pub drop_every: Duration,
+    /// How long the drops go on (the `within` phase).
+    #[arg(long, default_value = "4s", value_parser = server::config::parse_duration)]
+    pub duration: Duration,
+    /// The restart's outage in the `beyond` phase (default: twice the ring's span).
+    #[arg(long)]
+    pub outage_ms: Option<u64>,
+    /// Skip the `beyond` phase.
+    #[arg(long)]
+    pub no_beyond: bool,
+    #[command(flatten)]
+    pub common: ExtraOut,
+}
+
+impl ChatArgs {
+    pub fn extra(&self) -> crate::scenarios::Extra {
+        crate::scenarios::Extra::Chat(crate::scenarios::chat::ChatSpec {
+            wires: self.common.wire.0.clone(),
+            users: self.users,
+            questions: self.questions,
+            tokens: self.tokens,
+            token_rate: self.token_rate,
+            h1_pool_limit: self.h1_pool_limit,
+        })
+    }
+}
+
+impl EchoArgs {
+    pub fn extra(&self) -> crate::scenarios::Extra {
+        crate::scenarios::Extra::Echo(crate::scenarios::echo::EchoSpec {
+            wires: self.common.wire.0.clone(),
+            clients: self.clients.clone(),
+            duration_s: self.duration.as_secs_f64(),
+        })
+    }
+}
+
+impl FaultArgs {
+    pub fn extra(&self) -> crate::scenarios::Extra {
+        crate::scenarios::Extra::Faults(crate::scenarios::faults::FaultSpec {
+            wires: self.common.wire.0.clone(),
+            connections: self.connections,
+            rate_hz: self.rate,
+            replay: self.replay,
+            retry_ms: self.retry_ms,
+            duration_s: self.duration.as_secs_f64(),
+            drop_fraction: self.drop_fraction,
+            drop_every_s: self.drop_every.as_secs_f64(),
+            outage_ms: self.outage_ms,
+            beyond: !self.no_beyond,
+            ..Default::default()
+        })
+    }
 }
 
 #[derive(Debug, Args)]

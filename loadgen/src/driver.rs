@@ -72,6 +72,9 @@ pub struct Live {
     pub target: AtomicUsize,
     pub connected: AtomicUsize,
     pub errors: AtomicU64,
+    /// Events and p99 reported by worker processes (when there are no shards here).
+    pub remote_events: AtomicU64,
+    pub remote_p99_us: AtomicU64,
     shards: Mutex<Option<Arc<Vec<Mutex<Recorder>>>>>,
 }
 
@@ -91,7 +94,8 @@ impl Live {
             target: self.target.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
-            ..Default::default()
+            events: self.remote_events.load(Ordering::Relaxed),
+            p99_us: self.remote_p99_us.load(Ordering::Relaxed),
         };
         let shards = lock(&self.shards).clone();
         if let Some(shards) = shards {
@@ -148,6 +152,8 @@ pub struct WireOutcome {
     pub first_errors: BTreeMap<String, String>,
     /// Why the run did not do all that was asked (empty when it did).
     pub problems: Vec<String>,
+    /// Load-generator processes that shared the connections.
+    pub processes: usize,
 }
 
 /// The connections of one wire in this process, driven phase by phase:
@@ -464,6 +470,7 @@ impl WireOutcome {
             loadgen: LoadgenCost::default(),
             first_errors: BTreeMap::new(),
             problems,
+            processes: 1,
         }
     }
 
@@ -521,6 +528,7 @@ impl WireOutcome {
             },
             first_errors: finished.first_errors,
             problems,
+            processes: 1,
             spec,
         }
     }

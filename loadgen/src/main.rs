@@ -35,9 +35,48 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Scenarios beyond the feed (chat, echo, faults), run after the feed ones.
+    let mut extras = Vec::new();
     let (name, scenarios, server, out, quiet) = match cli.command {
+        Command::Chat(args) => {
+            extras.push(args.extra());
+            let c = args.common;
+            (
+                "chat".into(),
+                Vec::new(),
+                c.server.options()?,
+                c.out,
+                c.quiet,
+            )
+        }
+        Command::Echo(args) => {
+            extras.push(args.extra());
+            let c = args.common;
+            (
+                "echo".into(),
+                Vec::new(),
+                c.server.options()?,
+                c.out,
+                c.quiet,
+            )
+        }
+        Command::Faults(args) => {
+            extras.push(args.extra());
+            let c = args.common;
+            (
+                "faults".into(),
+                Vec::new(),
+                c.server.options()?,
+                c.out,
+                c.quiet,
+            )
+        }
         Command::Serve(args) => {
             loadgen::embedded::serve(args.config).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Worker => {
+            loadgen::workers::serve_worker().await?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Run(args) => {
@@ -58,7 +97,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
         }
         Command::Suite(args) => (
-            "suite".to_string(),
+            {
+                if !args.feed_only {
+                    extras = loadgen::scenario::beyond_feed_suite(args.duration.as_secs_f64());
+                }
+                "suite".to_string()
+            },
             loadgen::scenario::standard_suite(args.duration.as_secs_f64()),
             args.server.options()?,
             args.out,
@@ -88,12 +132,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     });
     let monitor = Monitor::new(Style::detect(quiet));
-    let result = run_scenarios(&name, &scenarios, &server, &monitor, cancel).await;
+    let mut result = run_scenarios(&name, &scenarios, &server, &monitor, cancel.clone()).await;
+    loadgen::scenarios::run_into(&extras, &server, &mut result, &cancel).await;
     let path = result
         .save(&out)
         .with_context(|| format!("writing the result into {}", out.display()))?;
     if !quiet {
         println!("{}", loadgen::printer::summary(&result));
+        print!("{}", loadgen::scenarios::summary(&result));
     }
     eprintln!("result: {}", path.display());
     Ok(if result.complete {

@@ -36,6 +36,15 @@ pub struct ScenarioResult {
     pub scenario: Scenario,
     pub server: ServerSetup,
     pub wires: Vec<WireResult>,
+    /// Chat-style streamed answers (see `scenarios::chat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<crate::scenarios::chat::ChatResult>,
+    /// Round trips (see `scenarios::echo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<crate::scenarios::echo::EchoResult>,
+    /// Reconnect and resume under drops (see `scenarios::faults`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::scenarios::faults::FaultsResult>,
 }
 
 /// Where the server ran and how it was set.
@@ -84,6 +93,9 @@ pub struct WireResult {
     pub server: Option<ServerCost>,
     pub loadgen: LoadgenCost,
     pub problems: Vec<String>,
+    /// Load-generator processes that shared the connections.
+    #[serde(default = "one")]
+    pub processes: usize,
     /// The raw recorder: exact histograms and per-second counts, for merging.
     pub recorder: RecorderSnapshot,
 }
@@ -117,9 +129,14 @@ impl WireResult {
             server: o.server.clone(),
             loadgen: o.loadgen.clone(),
             problems: o.problems.clone(),
+            processes: o.processes,
             recorder: snap,
         })
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 fn rate(n: u64, secs: f64) -> f64 {

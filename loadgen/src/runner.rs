@@ -17,6 +17,7 @@ use crate::scenario::Scenario;
 use crate::target::Target;
 use crate::tls_config::Trust;
 use crate::wire::Wire;
+use crate::workers::{run_wire_in_processes, TargetSpec};
 
 /// Which server to load.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub workers: Option<usize>,
     /// Reconnect delay before the server sends `retry:`.
     pub retry: Duration,
+    /// This program, to start worker processes (`loadgen worker`).
+    pub worker_exe: Option<PathBuf>,
 }
 
 /// Hooks for a progress view; the binary draws, the library only reports.
@@ -139,14 +142,33 @@ async fn run_scenario(
         }
         let live = Arc::new(Live::default());
         observer.wire_started(scenario, wire, live.clone());
-        let outcome = run_wire(
-            Arc::new(target),
-            scenario.wire_spec(wire, opts.retry),
-            &probe,
-            live,
-            cancel.clone(),
-        )
-        .await;
+        let spec = scenario.wire_spec(wire, opts.retry);
+        let processes = processes_for(scenario, opts);
+        let outcome = match (&opts.worker_exe, processes) {
+            (Some(exe), p) if p > 1 => {
+                let spec_target = TargetSpec {
+                    http_url: target.http_url.clone(),
+                    https_url: target.https_url.clone(),
+                    ca_cert: target_ca(&embedded, opts),
+                };
+                run_wire_in_processes(exe.clone(), spec_target, spec, p, &probe, live)
+                    .await
+                    .map(|mut o| {
+                        o.processes = p;
+                        o
+                    })
+            }
+            _ => Ok(run_wire(Arc::new(target), spec, &probe, live, cancel.clone()).await),
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(e) = embedded {
+                    e.stop().await;
+                }
+                return Err(e.context(format!("{wire} over {processes} processes")));
+            }
+        };
         if let Some(e) = embedded {
             e.stop().await;
         }
@@ -159,6 +181,9 @@ async fn run_scenario(
         scenario: scenario.clone(),
         server,
         wires,
+        chat: None,
+        echo: None,
+        faults: None,
     })
 }
 
@@ -198,5 +223,36 @@ async fn connect_server(
                 .context("checking the target")?;
             Ok((None, t, "external"))
         }
+    }
+}
+
+/// Processes for a wire: as asked, or as many as the open-file limit needs
+/// (each process keeps about 1,000 descriptors in reserve).
+fn processes_for(scenario: &Scenario, opts: &RunOptions) -> usize {
+    if let Some(p) = scenario.processes {
+        return p.max(1);
+    }
+    if opts.worker_exe.is_none() {
+        return 1;
+    }
+    let limit = rlimit::Resource::NOFILE
+        .get()
+        .map_or(1024, |(soft, _)| soft) as usize;
+    let usable = limit.saturating_sub(1_000).max(100);
+    scenario.connections.div_ceil(usable).max(1)
+}
+
+/// The certificate a worker process must trust.
+fn target_ca(embedded: &Option<EmbeddedServer>, opts: &RunOptions) -> Option<PathBuf> {
+    match (embedded, &opts.server) {
+        (Some(e), _) => e.ready().cert_path,
+        (
+            None,
+            ServerChoice::External {
+                trust: Trust::CaFile(p),
+                ..
+            },
+        ) => Some(p.clone()),
+        _ => None,
     }
 }

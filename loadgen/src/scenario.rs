@@ -36,6 +36,10 @@ pub struct Scenario {
     pub drain_timeout_s: f64,
     #[serde(default = "default_connect")]
     pub connect_timeout_s: f64,
+    /// Load-generator processes sharing the connections (default: one, or
+    /// as many as the open-file limit requires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<usize>,
 }
 
 fn all_wires() -> Vec<Wire> {
@@ -147,6 +151,39 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// The header of a scenario beyond the feed (`chat`, `echo`, `faults`):
+    /// its settings live in its own section of the result.
+    pub fn extra(
+        name: &str,
+        wires: Vec<Wire>,
+        connections: usize,
+        rate_hz: f64,
+        duration_s: f64,
+    ) -> Scenario {
+        Scenario {
+            name: name.to_string(),
+            wires,
+            connections,
+            ramp_per_s: 0.0,
+            duration_s,
+            rate_hz,
+            payload_bytes: 0,
+            h2_conns: None,
+            settle_s: 0.0,
+            drain_timeout_s: default_drain(),
+            connect_timeout_s: default_connect(),
+            processes: None,
+        }
+    }
+}
+
+/// The suite's scenarios beyond the feed: chat, echo and faults (each run
+/// after the feed matrix by `loadgen suite`).
+pub fn beyond_feed_suite(duration_s: f64) -> Vec<crate::scenarios::Extra> {
+    crate::scenarios::suite(duration_s)
+}
+
 /// The standard matrix: every wire at 100, 1,000 and 10,000 connections.
 ///
 /// The rate keeps the total near 100,000 events/s at the two larger sizes,
@@ -166,6 +203,7 @@ pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
             settle_s: default_settle(),
             drain_timeout_s: default_drain(),
             connect_timeout_s: default_connect(),
+            processes: None,
         })
         .collect()
 }

@@ -13,5 +13,9 @@ fn every_shipped_scenario_file_loads() {
             seen += 1;
         }
     }
-    assert!(seen >= 3, "found {seen} scenario files in {}", dir.display());
+    assert!(
+        seen >= 3,
+        "found {seen} scenario files in {}",
+        dir.display()
+    );
 }

@@ -101,6 +101,28 @@ pub struct ServerConfig {
     /// it, admin routes answer loopback clients only.
     #[arg(long)]
     pub admin_token: Option<String>,
+
+    /// Chaos: drop about this fraction of the open streams every
+    /// --chaos-every (0: off). Clients then reconnect and resume; also
+    /// `POST /admin/drop?fraction=` once.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub chaos_drop_fraction: f64,
+
+    /// Chaos: how often --chaos-drop-fraction strikes (seconds or a duration).
+    #[arg(long, default_value = "10", value_parser = parse_duration)]
+    pub chaos_every: Duration,
+
+    /// `POST /chat`, `/ws/chat`: tokens per answer unless the prompt asks.
+    #[arg(long, default_value_t = 32)]
+    pub chat_tokens: u32,
+
+    /// `POST /chat`, `/ws/chat`: tokens per second unless the prompt asks.
+    #[arg(long, default_value_t = 50.0, value_parser = parse_rate)]
+    pub chat_token_rate: f64,
+
+    /// `GET /sse/echo`: replies queued per client before `POST /echo` gets 503.
+    #[arg(long, default_value_t = 256)]
+    pub echo_queue: usize,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +151,15 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         Err(format!(
             "rate must be above 0 and at most 1000000 events/s, got {s}"
         ))
+    }
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&f) {
+        Ok(f)
+    } else {
+        Err(format!("a fraction is between 0 and 1, got {s}"))
     }
 }
 

@@ -58,12 +58,22 @@ pub struct Hub {
     shutdown: CancellationToken,
     /// Cancelled by "drop all connections"; replaced by a fresh child each time.
     drop_all: Mutex<CancellationToken>,
+    /// Streams are dealt round-robin into these buckets at connect (children
+    /// of `drop_all`, remade lazily once cancelled), so a fraction of them can
+    /// be dropped by cancelling whole buckets: O(1) per stream, nothing per event.
+    buckets: Vec<Mutex<CancellationToken>>,
+    next_bucket: AtomicUsize,
+    next_drop: AtomicUsize,
 }
+
+/// Buckets of streams for [`Hub::drop_fraction`]: the fraction's granularity.
+pub const DROP_BUCKETS: usize = 64;
 
 impl Hub {
     pub fn new(replay: usize, fanout_buffer: usize, max_connections: usize) -> Arc<Hub> {
         let (tx, _) = broadcast::channel(fanout_buffer.max(1));
         let shutdown = CancellationToken::new();
+        let drop_all = shutdown.child_token();
         Arc::new(Hub {
             tx,
             ring: Mutex::new(ReplayRing::new(replay)),
@@ -71,7 +81,12 @@ impl Hub {
             open: AtomicUsize::new(0),
             max_connections,
             stats: Stats::new(),
-            drop_all: Mutex::new(shutdown.child_token()),
+            buckets: (0..DROP_BUCKETS)
+                .map(|_| Mutex::new(drop_all.child_token()))
+                .collect(),
+            drop_all: Mutex::new(drop_all),
+            next_bucket: AtomicUsize::new(0),
+            next_drop: AtomicUsize::new(0),
             shutdown,
         })
     }
@@ -171,10 +186,38 @@ impl Hub {
     /// A token cancelled when every stream must close: shutdown, or the next
     /// "drop all connections". Take it when a stream starts.
     pub fn stream_token(&self) -> CancellationToken {
-        self.drop_all
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let i = self.next_bucket.fetch_add(1, Ordering::Relaxed) % DROP_BUCKETS;
+        let mut bucket = self.buckets[i].lock().unwrap_or_else(|p| p.into_inner());
+        if bucket.is_cancelled() {
+            // Dropped (or never made): a fresh child of today's drop-all token.
+            *bucket = self
+                .drop_all
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .child_token();
+        }
+        bucket.clone()
+    }
+
+    /// Closes about `fraction` of the open streams (whole buckets of
+    /// [`DROP_BUCKETS`], dealt round-robin at connect; a rotating start picks
+    /// different buckets each time). Returns the buckets dropped.
+    pub fn drop_fraction(&self, fraction: f64) -> usize {
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let n = (fraction * DROP_BUCKETS as f64).round() as usize;
+        let start = self.next_drop.fetch_add(n.max(1), Ordering::Relaxed);
+        for k in 0..n {
+            let i = (start + k) % DROP_BUCKETS;
+            self.buckets[i]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .cancel();
+        }
+        n
     }
 
     /// Closes every open stream (clients then reconnect and resume).
@@ -380,5 +423,24 @@ mod tests {
         assert!(!hub.stream_token().is_cancelled());
         hub.shut_down();
         assert!(hub.stream_token().is_cancelled());
+    }
+
+    #[test]
+    fn drop_fraction_cancels_whole_buckets_only() {
+        let hub = Hub::new(4, 4, 1000);
+        let tokens: Vec<_> = (0..DROP_BUCKETS * 2).map(|_| hub.stream_token()).collect();
+        assert_eq!(hub.drop_fraction(0.25), DROP_BUCKETS / 4);
+        let dropped = tokens.iter().filter(|t| t.is_cancelled()).count();
+        assert_eq!(dropped, DROP_BUCKETS / 2);
+        // The next quarter is a different one; a new stream is not cancelled.
+        hub.drop_fraction(0.25);
+        assert_eq!(
+            tokens.iter().filter(|t| t.is_cancelled()).count(),
+            DROP_BUCKETS
+        );
+        assert!(!hub.stream_token().is_cancelled());
+        assert_eq!(hub.drop_fraction(0.0), 0);
+        hub.drop_all();
+        assert!(tokens.iter().all(|t| t.is_cancelled()));
     }
 }

@@ -4,7 +4,10 @@
 //! [`run`] starts it on its own thread and actix system, so it can be embedded
 //! in any program (the load generator does) and driven by tests on port 0.
 
+pub mod chaos;
+pub mod chat;
 pub mod config;
+pub mod echo;
 pub mod event;
 pub mod feed;
 pub mod hub;
@@ -200,6 +203,14 @@ async fn serve(
         config.payload_bytes,
         hub.shutdown_token(),
     ));
+    if config.chaos_drop_fraction > 0.0 {
+        actix_web::rt::spawn(chaos::run(
+            hub.clone(),
+            config.chaos_drop_fraction,
+            config.chaos_every,
+            hub.shutdown_token(),
+        ));
+    }
     server.await
 }
 
@@ -212,12 +223,22 @@ fn bind(
     // the factory reads them from a cell filled right after.
     let state_cell: Arc<std::sync::OnceLock<aweb::Data<routes::AppState>>> = Default::default();
     let factory_cell = state_cell.clone();
+    // Shared by every worker: an echo POST may land on another worker than
+    // the client's stream.
+    let echo_clients = aweb::Data::new(echo::EchoClients::new(config.echo_queue));
+    let chaos = aweb::Data::new(chaos::Chaos::default());
+    let chaos_app = chaos.clone();
     let mut server = HttpServer::new(move || {
         let state = factory_cell
             .get()
             .expect("state is set before the server runs")
             .clone();
-        App::new().app_data(state).configure(routes::configure)
+        App::new()
+            .app_data(state)
+            .app_data(echo_clients.clone())
+            .app_data(chaos_app.clone())
+            .wrap(actix_web::middleware::from_fn(chaos::gate))
+            .configure(routes::configure)
     })
     .disable_signals()
     .backlog(config.backlog)
@@ -284,6 +305,7 @@ fn bind(
     let _ = state_cell.set(state);
     let server = server.run();
     let handle = server.handle();
+    chaos.set_handle(handle.clone());
     Ok((
         server,
         Started {

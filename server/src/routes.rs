@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::stats::{ProcessStats, Protocol, WireSnapshot};
-use crate::{sse, web as assets, ws};
+use crate::{chaos, chat, echo, sse, web as assets, ws};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -47,6 +47,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/info", web::get().to(info))
         .route("/admin/drop", web::post().to(admin_drop))
+        .route("/admin/restart", web::post().to(chaos::restart))
+        .route("/chat", web::post().to(chat::sse_handler))
+        .route("/ws/chat", web::get().to(chat::ws_handler))
+        .route("/ws/echo", web::get().to(echo::ws_handler))
+        .route("/sse/echo", web::get().to(echo::sse_handler))
+        .route("/echo", web::post().to(echo::post_handler))
         .route("/", web::get().to(assets::index))
         .route("/{path:.*}", web::get().to(assets::file));
 }
@@ -101,6 +107,12 @@ pub struct StatsBody {
     pub ws_protocol_errors: u64,
     pub ws_timeouts: u64,
     pub admin_drops: u64,
+    pub chaos_drops: u64,
+    pub restarts: u64,
+    pub restart_refusals: u64,
+    pub echo_replies: u64,
+    pub echo_rejected: u64,
+    pub chat_answers: u64,
     pub process: ProcessStats,
     pub feed: FeedStats,
     pub h2_max_concurrent_streams: Option<u32>,
@@ -138,6 +150,12 @@ pub fn stats_body(state: &AppState) -> StatsBody {
         ws_protocol_errors: s.ws_protocol_errors.get(),
         ws_timeouts: s.ws_timeouts.get(),
         admin_drops: s.admin_drops.get(),
+        chaos_drops: s.chaos_drops.get(),
+        restarts: s.restarts.get(),
+        restart_refusals: s.restart_refusals.get(),
+        echo_replies: s.echo_replies.get(),
+        echo_rejected: s.echo_rejected.get(),
+        chat_answers: s.chat_answers.get(),
         process: s.process(),
         feed: FeedStats {
             rate_hz: state.config.rate,
@@ -167,13 +185,13 @@ async fn info(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[derive(Debug, Deserialize)]
-struct AdminQuery {
+pub(crate) struct AdminQuery {
     token: Option<String>,
 }
 
 /// Admin routes: with `--admin-token`, the token is required; without it,
 /// only loopback clients are served.
-fn admin_allowed(req: &HttpRequest, state: &AppState, query: &AdminQuery) -> bool {
+pub(crate) fn admin_allowed(req: &HttpRequest, state: &AppState, query: &AdminQuery) -> bool {
     match &state.config.admin_token {
         Some(token) => {
             let given = query.token.as_deref().or_else(|| {
@@ -187,16 +205,26 @@ fn admin_allowed(req: &HttpRequest, state: &AppState, query: &AdminQuery) -> boo
     }
 }
 
-/// `POST /admin/drop`: closes every stream at once.
+/// `POST /admin/drop`: closes every stream at once; with `?fraction=f`,
+/// about that fraction of them (see `chaos`).
 async fn admin_drop(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<AdminQuery>,
+    fault: web::Query<chaos::DropQuery>,
 ) -> HttpResponse {
     if !admin_allowed(&req, &state, &query) {
         return HttpResponse::Forbidden().body(
             "admin routes need the server's --admin-token (?token=), or a loopback client\n",
         );
+    }
+    if let Some(fraction) = fault.fraction {
+        if !(0.0..=1.0).contains(&fraction) {
+            return HttpResponse::BadRequest().body("fraction must be between 0 and 1\n");
+        }
+        let body = chaos::fraction_body(&state.hub, fraction);
+        tracing::info!(?body, "dropped a fraction of the streams on request");
+        return with_cors(&state, StatusCode::OK).json(body);
     }
     let dropped = state.hub.drop_all();
     tracing::info!(dropped, "dropped every stream on request");

@@ -130,6 +130,16 @@ pub struct Stats {
     pub ws_protocol_errors: Counter,
     pub ws_timeouts: Counter,
     pub admin_drops: Counter,
+    /// Fraction drops (chaos timer or `/admin/drop?fraction=`).
+    pub chaos_drops: Counter,
+    /// `/admin/restart`: streams closed and new ones refused for a while.
+    pub restarts: Counter,
+    /// Requests refused with 503 while "restarting".
+    pub restart_refusals: Counter,
+    pub echo_replies: Counter,
+    /// `POST /echo` for an unknown client or a full queue.
+    pub echo_rejected: Counter,
+    pub chat_answers: Counter,
     pub feed_last_id: Gauge,
     process_rss: Gauge,
     process_cpu_us: Counter,
@@ -184,6 +194,12 @@ impl Stats {
             ws_protocol_errors: Counter::default(),
             ws_timeouts: Counter::default(),
             admin_drops: Counter::default(),
+            chaos_drops: Counter::default(),
+            restarts: Counter::default(),
+            restart_refusals: Counter::default(),
+            echo_replies: Counter::default(),
+            echo_rejected: Counter::default(),
+            chat_answers: Counter::default(),
             feed_last_id: Gauge::default(),
             process_rss: Gauge::default(),
             process_cpu_us: Counter::default(),
@@ -240,6 +256,32 @@ impl Stats {
             s.ws_timeouts.clone(),
         );
         r.register("admin_drops", "Drop-all requests", s.admin_drops.clone());
+        r.register(
+            "chaos_drops",
+            "Drops of a fraction of the streams",
+            s.chaos_drops.clone(),
+        );
+        r.register(
+            "restarts",
+            "Simulated listener restarts",
+            s.restarts.clone(),
+        );
+        r.register(
+            "restart_refusals",
+            "Requests refused with 503 during a simulated restart",
+            s.restart_refusals.clone(),
+        );
+        r.register("echo_replies", "Echo replies sent", s.echo_replies.clone());
+        r.register(
+            "echo_rejected",
+            "POST /echo for an unknown client or a full queue",
+            s.echo_rejected.clone(),
+        );
+        r.register(
+            "chat_answers",
+            "Chat answers completed",
+            s.chat_answers.clone(),
+        );
         r.register("feed_last_id", "Newest event id", s.feed_last_id.clone());
         r.register(
             "process_resident_memory_bytes",

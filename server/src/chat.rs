@@ -1,0 +1,373 @@
+//! Chat-style streaming: a prompt, then an answer streamed token by token,
+//! the way chat assistants reply.
+//!
+//! - SSE style: `POST /chat` with `{"prompt":"...","tokens":M,"rate":T}`
+//!   answers with a `text/event-stream` of M `token` events at T tokens/s,
+//!   then one `done` event, and the response ends. Every question is a new
+//!   request, as chat front ends do it (on HTTP/1.1 each one holds a
+//!   connection of the browser's six for as long as it streams).
+//! - WS style: one long-lived `GET /ws/chat` socket; a message
+//!   `{"type":"prompt","id":q,"prompt":"...","tokens":M,"rate":T}` is answered
+//!   by `token` messages and a `done`, each carrying the prompt's `id`. One
+//!   answer at a time per socket: a prompt sent meanwhile gets an `error`.
+//!
+//! Token k (from 0) is due at `start + k / T`; its `sent_unix_ns` is that
+//! scheduled time, so a server that falls behind shows as latency. `tokens`
+//! and `rate` default to `--chat-tokens` and `--chat-token-rate`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::echo::{close_for, keepalive};
+use crate::event::unix_now_ns;
+use crate::hub::Permit;
+use crate::routes::{refused, AppState};
+use crate::ws::client_timeout;
+
+/// The most tokens one answer may ask for.
+pub const MAX_TOKENS: u32 = 100_000;
+/// The fastest token rate one answer may ask for (tokens/s).
+pub const MAX_RATE: f64 = 100_000.0;
+
+/// The words answers are made of.
+const WORDS: [&str; 8] = [
+    "stream", "the ", "answer ", "token ", "by ", "token, ", "as ", "asked. ",
+];
+
+/// A prompt, over either transport.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Prompt {
+    /// On `/ws/chat`: names the answer's messages.
+    #[serde(default)]
+    pub id: u64,
+    #[serde(default)]
+    pub prompt: String,
+    pub tokens: Option<u32>,
+    pub rate: Option<f64>,
+}
+
+/// One token of an answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Token {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The prompt's id (0 on SSE, where the response is the answer).
+    pub id: u64,
+    /// Index within the answer, from 0.
+    pub i: u32,
+    pub text: String,
+    /// The token's scheduled time.
+    pub sent_unix_ns: u64,
+}
+
+/// An answer being streamed: which token is next and when it is due.
+#[derive(Debug)]
+pub struct Answer {
+    id: u64,
+    tokens: u32,
+    period: Duration,
+    start: tokio::time::Instant,
+    start_unix_ns: u64,
+    next: u32,
+}
+
+impl Answer {
+    /// Checks the prompt's bounds and starts the clock.
+    pub fn start(prompt: &Prompt, default_tokens: u32, default_rate: f64) -> Result<Self, String> {
+        let tokens = prompt.tokens.unwrap_or(default_tokens);
+        let rate = prompt.rate.unwrap_or(default_rate);
+        if tokens > MAX_TOKENS {
+            return Err(format!("tokens must be at most {MAX_TOKENS}, got {tokens}"));
+        }
+        if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+            return Err(format!(
+                "rate must be above 0 and at most {MAX_RATE}, got {rate}"
+            ));
+        }
+        Ok(Answer {
+            id: prompt.id,
+            tokens,
+            period: Duration::from_secs_f64(1.0 / rate),
+            start: tokio::time::Instant::now(),
+            start_unix_ns: unix_now_ns(),
+            next: 0,
+        })
+    }
+
+    fn due(&self, i: u32) -> tokio::time::Instant {
+        self.start + self.period * i
+    }
+
+    /// Waits for the next token and returns its JSON, or the `done` JSON
+    /// once every token went out; `None` after that.
+    pub async fn next(&mut self) -> Option<(&'static str, String)> {
+        if self.next > self.tokens {
+            return None;
+        }
+        if self.next == self.tokens {
+            self.next += 1;
+            let done = format!(
+                r#"{{"type":"done","id":{},"tokens":{}}}"#,
+                self.id, self.tokens
+            );
+            return Some(("done", done));
+        }
+        let i = self.next;
+        tokio::time::sleep_until(self.due(i)).await;
+        self.next += 1;
+        let token = Token {
+            kind: "token".into(),
+            id: self.id,
+            i,
+            text: WORDS[i as usize % WORDS.len()].into(),
+            sent_unix_ns: self.start_unix_ns + (self.period * i).as_nanos() as u64,
+        };
+        let json = serde_json::to_string(&token).expect("a Token always serializes");
+        Some(("token", json))
+    }
+}
+
+/// `POST /chat`
+pub async fn sse_handler(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let prompt: Prompt = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return HttpResponse::BadRequest().body(format!(
+                "expected {{\"prompt\":\"...\",\"tokens\":M,\"rate\":T}}: {e}\n"
+            ))
+        }
+    };
+    let answer = match Answer::start(
+        &prompt,
+        state.config.chat_tokens,
+        state.config.chat_token_rate,
+    ) {
+        Ok(a) => a,
+        Err(e) => return HttpResponse::BadRequest().body(e + "\n"),
+    };
+    let Some(permit) = state.hub.admit() else {
+        return refused(&state);
+    };
+    let body = SseAnswer {
+        answer,
+        stop: Box::pin(state.hub.stream_token().cancelled_owned()),
+        state: state.into_inner(),
+        _permit: permit,
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CONTENT_ENCODING, "identity"))
+        .streaming(futures_util::stream::unfold(body, SseAnswer::next_chunk))
+}
+
+struct SseAnswer {
+    answer: Answer,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    state: Arc<AppState>,
+    _permit: Permit,
+}
+
+impl SseAnswer {
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, std::convert::Infallible>, SseAnswer)> {
+        let (event, json) = tokio::select! {
+            biased;
+            _ = &mut self.stop => return None,
+            next = self.answer.next() => next?,
+        };
+        if event == "done" {
+            self.state.hub.stats.chat_answers.inc();
+        }
+        let frame = Bytes::from(format!("event: {event}\ndata: {json}\n\n"));
+        Some((Ok(frame), self))
+    }
+}
+
+/// `GET /ws/chat`
+pub async fn ws_handler(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let Some(permit) = state.hub.admit() else {
+        return Ok(refused(&state));
+    };
+    let (response, session, messages) = actix_ws::handle(&req, body)?;
+    let max = state.config.ws_max_frame;
+    let messages = messages
+        .max_frame_size(max)
+        .aggregate_continuations()
+        .max_continuation_size(max);
+    let socket = ChatSocket {
+        session,
+        messages,
+        stop: Box::pin(state.hub.stream_token().cancelled_owned()),
+        state: state.into_inner(),
+        _permit: permit,
+    };
+    actix_web::rt::spawn(socket.run());
+    Ok(response)
+}
+
+struct ChatSocket {
+    session: Session,
+    messages: AggregatedMessageStream,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    state: Arc<AppState>,
+    _permit: Permit,
+}
+
+impl ChatSocket {
+    async fn run(mut self) {
+        if let Some(reason) = self.serve().await {
+            let close = self.session.close(reason);
+            let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
+        }
+    }
+
+    /// Serves prompts until the socket ends; the close frame still due, if any.
+    async fn serve(&mut self) -> Option<Option<CloseReason>> {
+        let period = self.state.config.keepalive;
+        let timeout = client_timeout(period);
+        let mut heartbeat = keepalive(period);
+        let mut last_heard = Instant::now();
+        let mut answer: Option<Answer> = None;
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut self.stop => return Some(Some(CloseReason {
+                    code: CloseCode::Away,
+                    description: Some("server closed the socket".into()),
+                })),
+                msg = self.messages.recv() => {
+                    last_heard = Instant::now();
+                    let sent = match msg {
+                        None => return None,
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            match self.prompt(&text, answer.is_some()) {
+                                Ok(a) => {
+                                    answer = Some(a);
+                                    Ok(())
+                                }
+                                Err(reply) => self.session.text(reply).await,
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Ping(p))) => self.session.pong(&p).await,
+                        Some(Ok(AggregatedMessage::Close(reason))) => return Some(reason),
+                        Some(Ok(_)) => Ok(()),
+                        Some(Err(err)) => {
+                            self.state.hub.stats.ws_protocol_errors.inc();
+                            return Some(Some(close_for(&err)));
+                        }
+                    };
+                    if sent.is_err() {
+                        return None;
+                    }
+                }
+                next = next_of(&mut answer) => {
+                    let Some((event, json)) = next else {
+                        answer = None;
+                        continue;
+                    };
+                    if event == "done" {
+                        self.state.hub.stats.chat_answers.inc();
+                    }
+                    if self.session.text(json).await.is_err() {
+                        return None;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > timeout && answer.is_none() {
+                        self.state.hub.stats.ws_timeouts.inc();
+                        return Some(Some(CloseReason {
+                            code: CloseCode::Policy,
+                            description: Some("no pong within the client timeout".into()),
+                        }));
+                    }
+                    if self.session.ping(b"").await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts an answer, or says why not (as an `error` message).
+    fn prompt(&self, text: &str, busy: bool) -> Result<Answer, String> {
+        let error = |id: u64, reason: &str| {
+            serde_json::json!({ "type": "error", "id": id, "reason": reason }).to_string()
+        };
+        let prompt: Prompt = serde_json::from_str(text).map_err(|e| {
+            error(
+                0,
+                &format!("expected {{\"type\":\"prompt\",\"id\":q,\"prompt\":\"...\"}}: {e}"),
+            )
+        })?;
+        if busy {
+            return Err(error(
+                prompt.id,
+                "an answer is still streaming on this socket",
+            ));
+        }
+        let config = &self.state.config;
+        Answer::start(&prompt, config.chat_tokens, config.chat_token_rate)
+            .map_err(|e| error(prompt.id, &e))
+    }
+}
+
+/// The next token of the answer in progress; pending forever when none.
+async fn next_of(answer: &mut Option<Answer>) -> Option<(&'static str, String)> {
+    match answer {
+        Some(a) => a.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_is_m_tokens_on_schedule_then_done() {
+        let prompt = Prompt {
+            id: 9,
+            tokens: Some(3),
+            rate: Some(10.0),
+            ..Default::default()
+        };
+        let mut a = Answer::start(&prompt, 1, 1.0).unwrap();
+        let t0 = tokio::time::Instant::now();
+        let mut got = Vec::new();
+        while let Some((event, json)) = a.next().await {
+            got.push((event, t0.elapsed().as_millis(), json));
+        }
+        assert_eq!(got.len(), 4);
+        assert_eq!(
+            got.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(),
+            [("token", 0), ("token", 100), ("token", 200), ("done", 200)]
+        );
+        let t: Token = serde_json::from_str(&got[1].2).unwrap();
+        assert_eq!((t.id, t.i), (9, 1));
+        assert_eq!(got[3].2, r#"{"type":"done","id":9,"tokens":3}"#);
+    }
+
+    #[test]
+    fn prompts_are_bounded() {
+        let p = |tokens, rate| Prompt {
+            tokens: Some(tokens),
+            rate: Some(rate),
+            ..Default::default()
+        };
+        assert!(Answer::start(&p(MAX_TOKENS + 1, 1.0), 1, 1.0).is_err());
+        assert!(Answer::start(&p(1, 0.0), 1, 1.0).is_err());
+        assert!(Answer::start(&p(1, f64::NAN), 1, 1.0).is_err());
+    }
+}
