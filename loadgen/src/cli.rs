@@ -33,6 +33,15 @@ pub enum Command {
     Echo(EchoArgs),
     /// Reconnect and resume under dropped streams and a restart.
     Faults(FaultArgs),
+    /// The six-connection limit: a browser model (per-profile pools, 6
+    /// connections per host on HTTP/1.1, one h2 connection per origin).
+    Limit(LimitArgs),
+    /// Write report.md and report.html (charts included) from a run's result.json.
+    Report(ReportArgs),
+    /// Compare two runs wire by wire; mark what got worse beyond a threshold.
+    Compare(CompareArgs),
+    /// Combine results of the same scenarios taken on several machines.
+    Merge(MergeArgs),
     /// One share of a wire, driven by a parent `loadgen` over stdin/stdout.
     #[command(hide = true)]
     Worker,
@@ -347,10 +356,149 @@ impl FaultArgs {
     }
 }
 
+/// `loadgen limit`: one browser-model configuration per protocol, or the
+/// suite's matrix.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Origins to try, comma-separated: h1 (HTTP/1.1), h2 (HTTP/2 over TLS).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "h1,h2")]
+    pub protocol: Vec<crate::limit::Protocol>,
+    /// Tabs per browser profile (they share the profile's pools).
+    #[arg(long, default_value_t = 1)]
+    pub tabs: usize,
+    /// EventSources each tab opens.
+    #[arg(long, default_value_t = 8)]
+    pub streams_per_tab: usize,
+    /// Browser profiles (each has its own pools, like an incognito window).
+    #[arg(long, default_value_t = 1)]
+    pub profiles: usize,
+    /// Host names the streams are spread over (sharding): 127.0.0.1,
+    /// localhost, shard2.localhost... all reaching the one server.
+    #[arg(long, default_value_t = 1)]
+    pub hosts: usize,
+    /// WebSockets each tab opens alongside the streams.
+    #[arg(long, default_value_t = 0)]
+    pub ws_per_tab: usize,
+    /// The workaround: one stream per profile, fanned out to every tab.
+    #[arg(long)]
+    pub shared_stream: bool,
+    /// HTTP/1.1 connections per (profile, scheme, host, port): Chromium's 6.
+    #[arg(long, default_value_t = crate::limit::BROWSER_H1_PER_HOST)]
+    pub h1_per_host: usize,
+    /// HTTP/2 streams per connection when the server announces no
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (actix announces none): Chromium's 100.
+    #[arg(long, default_value_t = crate::limit::BROWSER_H2_DEFAULT_STREAMS)]
+    pub h2_default_streams: u32,
+    /// How long the plain GET may wait before it counts as stalled.
+    #[arg(long, default_value = "1500ms", value_parser = server::config::parse_duration)]
+    pub get_cap: Duration,
+    /// Run the suite's limit matrix instead of one configuration.
+    #[arg(long)]
+    pub suite: bool,
+    /// Where to write result.json (default: results/<timestamp>-limit/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No summary table.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+impl LimitArgs {
+    /// The model's settings from these flags.
+    pub fn spec(&self) -> anyhow::Result<crate::limit::LimitSpec> {
+        let mut spec = if self.suite {
+            crate::limit::suite()
+        } else {
+            let mut protocols = self.protocol.clone();
+            protocols.sort();
+            protocols.dedup();
+            crate::limit::LimitSpec {
+                cases: protocols
+                    .into_iter()
+                    .map(|protocol| crate::limit::LimitCase {
+                        protocol,
+                        profiles: self.profiles,
+                        tabs: self.tabs,
+                        streams_per_tab: self.streams_per_tab,
+                        hosts: self.hosts,
+                        ws_per_tab: self.ws_per_tab,
+                        shared_stream: self.shared_stream,
+                    })
+                    .collect(),
+                get_cap_ms: self.get_cap.as_millis() as u64,
+                ..Default::default()
+            }
+        };
+        spec.h1_per_host = self.h1_per_host;
+        spec.h2_default_streams = self.h2_default_streams;
+        for case in &spec.cases {
+            case.validate().map_err(anyhow::Error::msg)?;
+        }
+        Ok(spec)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub config: server::ServerConfig,
+}
+
+/// `loadgen report DIR`: regenerate the reports of a run.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run's folder (holding result.json), or a result.json file.
+    pub dir: PathBuf,
+    /// The wire the others are compared with in the tables.
+    #[arg(long, default_value = "ws-h1")]
+    pub baseline: Wire,
+}
+
+/// `loadgen compare DIR_A DIR_B`: what changed from run A to run B.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The earlier run (folder or result.json): the reference.
+    pub a: PathBuf,
+    /// The later run (folder or result.json): the one judged.
+    pub b: PathBuf,
+    /// How much worse a metric may get before it is a regression, in percent
+    /// (`10` or `10%`). Any increase in lost events is always one.
+    #[arg(long, default_value = "10", value_parser = parse_percent)]
+    pub threshold: f64,
+    /// Exit with status 3 when there is a regression, or when the runs share
+    /// no scenario and wire to compare (for CI).
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    /// Where to write compare.md (default: B's folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `loadgen merge DIR... --out DIR`: one result from several machines.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The runs to combine (folders or result.json files), two or more.
+    #[arg(required = true, num_args = 2..)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the merged result.json and its reports.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The wire the others are compared with in the merged reports.
+    #[arg(long, default_value = "ws-h1")]
+    pub baseline: Wire,
+}
+
+/// `10`, `10%` or `2.5 %` as a fraction (0.1, 0.025).
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let digits = s.trim().trim_end_matches('%').trim();
+    match digits.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / 100.0),
+        _ => Err(format!(
+            "`{s}`: a threshold is a percentage of 0 or more, e.g. 10 or 10%"
+        )),
+    }
 }
 
 /// `results/<UTC timestamp>-<name>/`

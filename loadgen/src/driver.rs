@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use server::stats::ProcessStats;
 use tokio_util::sync::CancellationToken;
@@ -154,6 +155,8 @@ pub struct WireOutcome {
     pub problems: Vec<String>,
     /// Load-generator processes that shared the connections.
     pub processes: usize,
+    /// Latency of the events received during the hold only.
+    pub hold_latency: Option<Histogram<u64>>,
 }
 
 /// The connections of one wire in this process, driven phase by phase:
@@ -262,6 +265,16 @@ impl WireRun {
             let r = lock(s);
             (e + r.counters().events, b + r.counters().bytes)
         })
+    }
+
+    /// Every latency recorded so far, merged (to subtract the ramp's).
+    pub fn latency(&self) -> Histogram<u64> {
+        let mut h = crate::recorder::new_histogram();
+        for shard in self.ctx.shards.iter() {
+            // Same bounds everywhere, so adding cannot fail.
+            let _ = h.add(lock(shard).latency_us());
+        }
+        h
     }
 
     /// Sleeps, or returns false if the run is cancelled meanwhile.
@@ -406,12 +419,14 @@ pub async fn run_wire(
         let _ = run.pause(spec.settle).await;
         measured.held = snapshot(probe, &mut problems, "with the connections held").await;
         let (e0, b0) = run.counters();
+        let lat0 = run.latency();
         let own0 = ProcessStats::now();
         let t0 = Instant::now();
         let _ = run.pause(spec.hold).await;
         measured.hold_s = t0.elapsed().as_secs_f64();
         let own1 = ProcessStats::now();
         let (e1, b1) = run.counters();
+        measured.latency = hold_only(run.latency(), &lat0);
         measured.events = e1 - e0;
         measured.bytes = b1 - b0;
         measured.end = snapshot(probe, &mut problems, "at the end of the hold").await;
@@ -434,6 +449,15 @@ pub struct Held {
     pub bytes: u64,
     pub own_cpu_us: u64,
     pub own_rss: u64,
+    /// Latencies of the events received during the hold only (the ramp's
+    /// connection storm is left out).
+    pub latency: Option<Histogram<u64>>,
+}
+
+/// `end` minus `start`: what was recorded in between.
+pub fn hold_only(mut end: Histogram<u64>, start: &Histogram<u64>) -> Option<Histogram<u64>> {
+    end.subtract(start).ok()?;
+    Some(end)
 }
 
 /// Waits (up to 10 s) for the server to see the connections gone, then reads it.
@@ -471,6 +495,7 @@ impl WireOutcome {
             first_errors: BTreeMap::new(),
             problems,
             processes: 1,
+            hold_latency: None,
         }
     }
 
@@ -529,6 +554,7 @@ impl WireOutcome {
             first_errors: finished.first_errors,
             problems,
             processes: 1,
+            hold_latency: measured.latency,
             spec,
         }
     }

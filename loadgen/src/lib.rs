@@ -3,16 +3,20 @@
 
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod connection;
 pub mod driver;
 pub mod embedded;
 pub mod event_stream;
 pub mod h2_pool;
+pub mod limit;
+pub mod merge;
 pub mod monitor;
 pub mod net;
 pub mod printer;
 pub mod probe;
 pub mod recorder;
+pub mod report;
 pub mod result;
 pub mod runner;
 pub mod scenario;

@@ -1,11 +1,13 @@
 //! `loadgen`: parse the CLI, run, print the summary, write result.json.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use loadgen::cli::{default_out_dir, Cli, Command};
+use loadgen::cli::{default_out_dir, Cli, Command, CompareArgs, MergeArgs, ReportArgs};
 use loadgen::monitor::{Monitor, Style};
+use loadgen::report::ReportOptions;
 use loadgen::runner::run_scenarios;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +39,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Scenarios beyond the feed (chat, echo, faults), run after the feed ones.
     let mut extras = Vec::new();
+    // The browser model's limit runs (`limit`, and the suite's matrix).
+    let mut limits = Vec::new();
     let (name, scenarios, server, out, quiet) = match cli.command {
         Command::Chat(args) => {
             extras.push(args.extra());
@@ -71,10 +75,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 c.quiet,
             )
         }
+        Command::Limit(args) => {
+            limits.push(args.spec()?);
+            (
+                "limit".into(),
+                Vec::new(),
+                args.server.options()?,
+                args.out,
+                args.quiet,
+            )
+        }
         Command::Serve(args) => {
             loadgen::embedded::serve(args.config).await?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Report(args) => return report_command(&args),
+        Command::Compare(args) => return compare_command(&args),
+        Command::Merge(args) => return merge_command(&args),
         Command::Worker => {
             loadgen::workers::serve_worker().await?;
             return Ok(ExitCode::SUCCESS);
@@ -100,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             {
                 if !args.feed_only {
                     extras = loadgen::scenario::beyond_feed_suite(args.duration.as_secs_f64());
+                    limits.push(loadgen::limit::suite());
                 }
                 "suite".to_string()
             },
@@ -134,12 +152,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let monitor = Monitor::new(Style::detect(quiet));
     let mut result = run_scenarios(&name, &scenarios, &server, &monitor, cancel.clone()).await;
     loadgen::scenarios::run_into(&extras, &server, &mut result, &cancel).await;
+    if !limits.is_empty() {
+        loadgen::limit::run_into(&limits, &server, &mut result, &cancel).await;
+    }
     let path = result
         .save(&out)
         .with_context(|| format!("writing the result into {}", out.display()))?;
+    write_reports(&result, &out, &ReportOptions::default());
     if !quiet {
         println!("{}", loadgen::printer::summary(&result));
         print!("{}", loadgen::scenarios::summary(&result));
+        print!("{}", loadgen::limit::summary(&result));
     }
     eprintln!("result: {}", path.display());
     Ok(if result.complete {
@@ -147,4 +170,92 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Writes report.md and report.html beside result.json. A failure here
+/// loses nothing (result.json is written), so it is a warning.
+fn write_reports(result: &loadgen::result::RunResult, dir: &Path, opts: &ReportOptions) {
+    match loadgen::report::write_reports(result, dir, opts) {
+        Ok(paths) => {
+            for p in paths {
+                eprintln!("report: {}", p.display());
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: {e}; `loadgen report {}` tries again",
+            dir.display()
+        ),
+    }
+}
+
+/// Loads a run's result.json, naming the path on failure.
+fn load_result(path: &Path) -> anyhow::Result<loadgen::result::RunResult> {
+    let file = loadgen::report::result_file(path);
+    Ok(loadgen::result::RunResult::load(&file)?)
+}
+
+/// `loadgen report DIR`
+fn report_command(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let result = load_result(&args.dir)?;
+    let dir = loadgen::report::result_file(&args.dir)
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let paths = loadgen::report::write_reports(
+        &result,
+        &dir,
+        &ReportOptions {
+            baseline: args.baseline,
+        },
+    )?;
+    for p in paths {
+        println!("{}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `loadgen compare A B`: prints the table, writes compare.md; exit 3 on a
+/// regression (or when nothing could be compared) when asked.
+fn compare_command(args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let a = load_result(&args.a)?;
+    let b = load_result(&args.b)?;
+    let c = loadgen::compare::compare(&a, &b, args.threshold);
+    let (a_label, b_label) = (args.a.display().to_string(), args.b.display().to_string());
+    let md = loadgen::compare::markdown(&c, &a_label, &b_label);
+    print!("{md}");
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => loadgen::report::result_file(&args.b)
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("compare.md");
+    std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("comparison: {}", path.display());
+    Ok(if args.fail_on_regression && !c.passes() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `loadgen merge DIR... --out DIR`: writes the merged result and its reports.
+fn merge_command(args: &MergeArgs) -> anyhow::Result<ExitCode> {
+    let mut sources = Vec::new();
+    for dir in &args.dirs {
+        sources.push((dir.display().to_string(), load_result(dir)?));
+    }
+    let merged = loadgen::merge::merge(&sources)?;
+    let path = merged
+        .save(&args.out)
+        .with_context(|| format!("writing the merged result into {}", args.out.display()))?;
+    println!("{}", path.display());
+    write_reports(
+        &merged,
+        &args.out,
+        &ReportOptions {
+            baseline: args.baseline,
+        },
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -43,6 +43,8 @@ const HEADER: [&str; 14] = [
 
 fn row(w: &WireResult) -> [String; 14] {
     let errors: u64 = w.errors.values().sum();
+    // The hold's latency: the ramp's connection storm is not steady state.
+    let lat = w.latency_hold_us.as_ref().unwrap_or(&w.latency_us);
     let (mem, srv_cpu) = match &w.server {
         Some(s) => (
             bytes(s.rss_per_connection),
@@ -54,10 +56,10 @@ fn row(w: &WireResult) -> [String; 14] {
         w.wire.to_string(),
         format!("{}/{}", w.opened, w.connections),
         format!("{:.0}", w.events_per_s),
-        us(w.latency_us.p50),
-        us(w.latency_us.p99),
-        us(w.latency_us.p999),
-        us(w.latency_us.max),
+        us(lat.p50),
+        us(lat.p99),
+        us(lat.p999),
+        us(lat.max),
         us(w.connect_us.p50),
         us(w.first_event_us.p50),
         w.lost.to_string(),
@@ -75,10 +77,11 @@ fn row(w: &WireResult) -> [String; 14] {
 /// One table per scenario, then the problems, if any.
 pub fn summary(result: &RunResult) -> String {
     let mut out = String::new();
-    for s in &result.scenarios {
+    // Scenarios beyond the feed (limit, chat, echo, faults) print their own tables.
+    for s in result.scenarios.iter().filter(|s| !s.wires.is_empty()) {
         let _ = writeln!(
             out,
-            "\n{}: {} connections, {} Hz, {} B payload, held {} s (server: {}, latency = receive time - scheduled send time, one host clock)",
+            "\n{}: {} connections, {} Hz, {} B payload, held {} s (server: {}; latency during the hold = receive time - scheduled send time, one host clock)",
             s.scenario.name,
             s.scenario.connections,
             s.server.rate_hz,

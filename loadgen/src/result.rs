@@ -45,6 +45,9 @@ pub struct ScenarioResult {
     /// Reconnect and resume under drops (see `scenarios::faults`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<crate::scenarios::faults::FaultsResult>,
+    /// The six-connection limit, browser model (see `limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<crate::limit::LimitResult>,
 }
 
 /// Where the server ran and how it was set.
@@ -88,6 +91,10 @@ pub struct WireResult {
     pub errors: BTreeMap<String, u64>,
     pub first_errors: BTreeMap<String, String>,
     pub latency_us: HistogramSummary,
+    /// Latency of the events received during the hold only: `latency_us`
+    /// also holds the ramp, when thousands of connections open at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_hold_us: Option<HistogramSummary>,
     pub connect_us: HistogramSummary,
     pub first_event_us: HistogramSummary,
     pub server: Option<ServerCost>,
@@ -124,6 +131,10 @@ impl WireResult {
             errors: c.errors.clone(),
             first_errors: o.first_errors.clone(),
             latency_us: snap.latency_us.clone(),
+            latency_hold_us: o
+                .hold_latency
+                .as_ref()
+                .and_then(|h| crate::recorder::summarize(h).ok()),
             connect_us: snap.connect_us.clone(),
             first_event_us: snap.first_event_us.clone(),
             server: o.server.clone(),

@@ -184,6 +184,7 @@ async fn run_scenario(
         chat: None,
         echo: None,
         faults: None,
+        limit: None,
     })
 }
 

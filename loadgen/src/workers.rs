@@ -20,11 +20,14 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{settle_after, Finished, Held, Live, WireOutcome, WireRun, WireSpec};
+use crate::driver::{
+    hold_only, settle_after, Finished, Held, Live, WireOutcome, WireRun, WireSpec,
+};
 use crate::probe::ServerProbe;
-use crate::recorder::Recorder;
+use crate::recorder::{new_histogram, summarize, HistogramSummary, Recorder};
 use crate::target::Target;
 use crate::tls_config::Trust;
+use hdrhistogram::Histogram;
 
 /// How a worker finds the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +81,8 @@ pub enum FromWorker {
         bytes: u64,
         cpu_us: u64,
         rss_bytes: u64,
+        /// Every latency so far, encoded (the parent subtracts the marks).
+        latency: HistogramSummary,
     },
     Finished(Box<Finished>),
 }
@@ -125,6 +130,7 @@ pub async fn serve_worker() -> anyhow::Result<()> {
                     bytes,
                     cpu_us: own.cpu_us(),
                     rss_bytes: own.rss_bytes,
+                    latency: summarize(&run.latency())?,
                 };
                 send(&out, &reply).await?;
             }
@@ -312,7 +318,8 @@ pub async fn run_wire_in_processes(
         measured.hold_s = t0.elapsed().as_secs_f64();
         let m1 = mark_all(&mut workers).await?;
         measured.end = probe.snapshot().await.ok();
-        for (a, b) in m0.iter().zip(&m1) {
+        measured.latency = hold_only(m1.latency, &m0.latency);
+        for (a, b) in m0.each.iter().zip(&m1.each) {
             measured.events += b.0 - a.0;
             measured.bytes += b.1 - a.1;
             measured.own_cpu_us += b.2.saturating_sub(a.2);
@@ -340,12 +347,22 @@ pub async fn run_wire_in_processes(
     ))
 }
 
-/// (events, bytes, cpu µs, rss) of every worker, in order.
-async fn mark_all(workers: &mut [Worker]) -> anyhow::Result<Vec<(u64, u64, u64, u64)>> {
+/// Every worker's counters at one moment.
+struct Marks {
+    /// (events, bytes, cpu µs, rss) of every worker, in order.
+    each: Vec<(u64, u64, u64, u64)>,
+    /// All workers' latencies so far, merged.
+    latency: Histogram<u64>,
+}
+
+async fn mark_all(workers: &mut [Worker]) -> anyhow::Result<Marks> {
     for w in workers.iter_mut() {
         w.tell(&ToWorker::Mark).await?;
     }
-    let mut out = Vec::new();
+    let mut out = Marks {
+        each: Vec::new(),
+        latency: new_histogram(),
+    };
     for w in workers.iter_mut() {
         match w.reply(Duration::from_secs(10)).await? {
             FromWorker::Mark {
@@ -353,7 +370,11 @@ async fn mark_all(workers: &mut [Worker]) -> anyhow::Result<Vec<(u64, u64, u64, 
                 bytes,
                 cpu_us,
                 rss_bytes,
-            } => out.push((events, bytes, cpu_us, rss_bytes)),
+                latency,
+            } => {
+                out.each.push((events, bytes, cpu_us, rss_bytes));
+                out.latency.add(latency.decode()?)?;
+            }
             other => anyhow::bail!("a worker answered {other:?} instead of its counters"),
         }
     }

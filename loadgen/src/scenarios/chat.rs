@@ -130,6 +130,7 @@ pub async fn run(spec: &ChatSpec, opts: &RunOptions) -> anyhow::Result<ScenarioR
         }),
         echo: None,
         faults: None,
+        limit: None,
     })
 }
 

@@ -105,6 +105,7 @@ pub async fn run(spec: &EchoSpec, opts: &RunOptions) -> anyhow::Result<ScenarioR
             levels,
         }),
         faults: None,
+        limit: None,
     })
 }
 

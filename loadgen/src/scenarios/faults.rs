@@ -196,6 +196,7 @@ pub async fn run(spec: &FaultSpec, opts: &RunOptions) -> anyhow::Result<Scenario
             spec: spec.clone(),
             wires,
         }),
+        limit: None,
     })
 }
 

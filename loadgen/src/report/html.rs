@@ -1,0 +1,171 @@
+//! `report.html`: one self-contained file (inline CSS, inline SVG, no
+//! script, nothing fetched), written as well-formed XML so that tests can
+//! parse it and any viewer can open it offline.
+
+use std::fmt::Write as _;
+
+use super::document::{Align, Block, Document, Table};
+
+const STYLE: &str = "\
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:84em;padding:0 1em;color:#222}\
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;margin-top:2em}\
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}\
+th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f3f3f3}\
+td.r{text-align:right;font-variant-numeric:tabular-nums}\
+tbody tr:nth-child(even){background:#fafafa}\
+figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}\
+figcaption{font-weight:bold;margin-bottom:.3em}\
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto}\
+nav ul{columns:2}";
+
+/// The document as HTML.
+pub fn render(doc: &Document) -> String {
+    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n");
+    out.push_str("<meta charset=\"utf-8\"/>\n");
+    let _ = writeln!(out, "<title>{}</title>", esc(&doc.title));
+    let _ = writeln!(out, "<style>{STYLE}</style>\n</head>\n<body>");
+    let _ = writeln!(out, "<h1>{}</h1>", esc(&doc.title));
+    let ids = heading_ids(doc);
+    out.push_str(&contents(doc, &ids));
+    for (block, id) in doc.blocks.iter().zip(&ids) {
+        match block {
+            Block::Heading(level, text) => match id {
+                Some(id) => {
+                    let _ = writeln!(out, "<h{level} id=\"{id}\">{}</h{level}>", esc(text));
+                }
+                None => {
+                    let _ = writeln!(out, "<h{level}>{}</h{level}>", esc(text));
+                }
+            },
+            Block::Paragraph(text) => {
+                let _ = writeln!(out, "<p>{}</p>", esc(text));
+            }
+            Block::List(items) => {
+                out.push_str("<ul>\n");
+                for item in items {
+                    let _ = writeln!(out, "<li>{}</li>", esc(item));
+                }
+                out.push_str("</ul>\n");
+            }
+            Block::Table(t) => out.push_str(&table(t)),
+            Block::Chart(c) => {
+                let _ = writeln!(
+                    out,
+                    "<figure id=\"chart-{}\">\n<figcaption>{}</figcaption>\n{}\n</figure>",
+                    esc(c.file.trim_end_matches(".svg")),
+                    esc(&c.title),
+                    strip_xml_declaration(&c.svg).trim()
+                );
+            }
+            Block::Preformatted(text) => {
+                let _ = writeln!(out, "<pre>{}</pre>", esc(text));
+            }
+        }
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// A unique id for each level-2 heading (the sections the contents link to).
+fn heading_ids(doc: &Document) -> Vec<Option<String>> {
+    let mut used = std::collections::BTreeSet::new();
+    doc.blocks
+        .iter()
+        .map(|b| match b {
+            Block::Heading(2, text) => {
+                let base = slug(text);
+                let mut id = base.clone();
+                let mut n = 2;
+                while !used.insert(id.clone()) {
+                    id = format!("{base}-{n}");
+                    n += 1;
+                }
+                Some(id)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Links to the level-2 sections.
+fn contents(doc: &Document, ids: &[Option<String>]) -> String {
+    let mut out = String::from("<nav>\n<ul>\n");
+    for (block, id) in doc.blocks.iter().zip(ids) {
+        if let (Block::Heading(_, text), Some(id)) = (block, id) {
+            let _ = writeln!(out, "<li><a href=\"#{id}\">{}</a></li>", esc(text));
+        }
+    }
+    out.push_str("</ul>\n</nav>\n");
+    out
+}
+
+fn table(t: &Table) -> String {
+    let mut out = String::from("<table>\n<thead><tr>");
+    for h in &t.header {
+        let _ = write!(out, "<th>{}</th>", esc(h));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for row in &t.rows {
+        out.push_str("<tr>");
+        for (i, c) in row.iter().enumerate() {
+            let class = match t.align.get(i) {
+                Some(Align::Right) => " class=\"r\"",
+                _ => "",
+            };
+            let _ = write!(out, "<td{class}>{}</td>", esc(c));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// Text escaped for HTML and XML alike.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An id for a heading: lower case, letters, digits and dashes.
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// An SVG document inlined in HTML must not carry `<?xml ...?>`.
+fn strip_xml_declaration(svg: &str) -> &str {
+    let t = svg.trim_start();
+    match (t.starts_with("<?xml"), t.find("?>")) {
+        (true, Some(end)) => &t[end + 2..],
+        _ => t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_and_slugged() {
+        assert_eq!(esc("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+        assert_eq!(slug("Scenario feed-100"), "scenario-feed-100");
+        assert_eq!(strip_xml_declaration("<?xml v?>\n<svg/>"), "\n<svg/>");
+    }
+}

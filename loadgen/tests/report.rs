@@ -1,0 +1,395 @@
+//! Reports, comparison and merge, through the real binary where a user
+//! would meet them.
+//!
+//! The fixture `fixtures/two-scenarios/result.json` is a real run:
+//! `loadgen run --scenario S --name fixture` with two scenarios (20
+//! connections at 20 Hz, 50 at 10 Hz, 3 s each) on sse-h1 and ws-h1.
+//!
+//! Golden files: after an intended change to the reports, regenerate them
+//! with `UPDATE_GOLDEN=1 cargo test -p loadgen --test report`, look at the
+//! diff, and commit it with the change.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use loadgen::recorder::{HistogramSummary, Recorder};
+use loadgen::result::RunResult;
+
+const FIXTURE: &str = "tests/fixtures/two-scenarios/result.json";
+
+fn manifest(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn fixture() -> RunResult {
+    RunResult::load(&manifest(FIXTURE)).expect("the fixture loads")
+}
+
+fn loadgen(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .expect("the loadgen binary runs")
+}
+
+fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+/// A temporary run folder holding `result`.
+fn run_dir(result: &RunResult) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    result.save(dir.path()).unwrap();
+    dir
+}
+
+/// Compares `actual` with the golden file, or rewrites it under UPDATE_GOLDEN.
+fn golden(name: &str, actual: &str) {
+    let path = manifest(&format!("tests/golden/{name}"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test -p loadgen --test report",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .map_or("the length".to_string(), |i| format!("line {}", i + 1));
+        panic!(
+            "{name} differs from {} at {line}; if the change is intended, run \
+             UPDATE_GOLDEN=1 cargo test -p loadgen --test report and review the diff",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn reports_from_the_fixture_match_the_golden_files_and_are_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(manifest(FIXTURE), dir.path().join("result.json")).unwrap();
+    let out = loadgen(&[os("report"), dir.path().as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    // Twice, from the file: the same bytes.
+    let again = loadgen::report::render(&fixture(), &Default::default()).unwrap();
+    assert_eq!(again.markdown, md);
+    assert_eq!(again.html, html);
+    golden("two-scenarios/report.md", &md);
+    golden("two-scenarios/report.html", &html);
+    // Every chart the Markdown links is written beside it.
+    for chart in &again.charts {
+        let path = dir.path().join("charts").join(&chart.file);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), chart.svg);
+        assert!(md.contains(&format!("](charts/{})", chart.file)));
+    }
+}
+
+#[test]
+fn html_is_well_formed_self_contained_and_holds_every_chart() {
+    let report = loadgen::report::render(&fixture(), &Default::default()).unwrap();
+    let body = report.html.trim_start_matches("<!DOCTYPE html>");
+    let doc = roxmltree::Document::parse(body).expect("report.html is well-formed XML");
+    let svgs: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "svg")
+        .collect();
+    let kinds = [
+        "latency",
+        "events",
+        "connect",
+        "first-event",
+        "memory",
+        "cpu",
+    ];
+    assert_eq!(svgs.len(), 2 * kinds.len(), "six charts per scenario");
+    for scenario in ["feed-20", "feed-50"] {
+        for kind in kinds {
+            let id = format!("chart-{scenario}-{kind}");
+            let figure = doc
+                .descendants()
+                .find(|n| n.attribute("id") == Some(id.as_str()))
+                .unwrap_or_else(|| panic!("no figure {id}"));
+            let texts: Vec<&str> = figure
+                .descendants()
+                .filter(|n| n.tag_name().name() == "text")
+                .filter_map(|n| n.text())
+                .map(str::trim)
+                .collect();
+            assert!(texts.contains(&"sse-h1"), "{id} names sse-h1: {texts:?}");
+            assert!(texts.contains(&"ws-h1"), "{id} names ws-h1: {texts:?}");
+        }
+    }
+    // Nothing is fetched: no scripts, stylesheets, images or frames.
+    for n in doc.descendants() {
+        let tag = n.tag_name().name();
+        assert!(
+            !["script", "link", "img", "iframe"].contains(&tag),
+            "<{tag}>"
+        );
+        assert!(n.attribute("src").is_none());
+    }
+    assert!(!report.html.contains("href=\"http"));
+}
+
+#[test]
+fn report_refuses_unknown_schema_versions_and_corrupt_json_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("result.json");
+    let text = std::fs::read_to_string(manifest(FIXTURE)).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1),
+    )
+    .unwrap();
+    let out = loadgen(&[os("report"), dir.path().as_os_str()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("schema_version 99"), "{err}");
+    assert!(err.contains("reads version 1"), "{err}");
+
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let out = loadgen(&[os("report"), dir.path().as_os_str()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is not a result file"), "{err}");
+    assert!(err.contains("result.json"), "{err}");
+    assert!(!dir.path().join("report.md").exists());
+
+    let out = loadgen(&[os("report"), dir.path().join("nothing-here").as_os_str()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("nothing-here"), "{err}");
+}
+
+/// Two recorders with different streams, and one that recorded both.
+fn streams() -> (Recorder, Recorder, Recorder) {
+    let start = 1_000_000_000_000;
+    let mut a = Recorder::with_start_unix_ns(start);
+    let mut b = Recorder::with_start_unix_ns(start);
+    let mut both = Recorder::with_start_unix_ns(start);
+    for i in 0..5_000u64 {
+        // Latencies from 50 µs to ~2 s, spread unevenly between the two.
+        let lat_ns = 50_000 + (i * i * 7_919) % 2_000_000_000;
+        let sent = start + i * 1_000_000;
+        let (one, id) = if i % 3 == 0 {
+            (&mut a, i / 3)
+        } else {
+            (&mut b, i)
+        };
+        one.record_event(id, sent, sent + lat_ns, 100);
+        both.record_event(id, sent, sent + lat_ns, 100);
+        if i % 50 == 0 {
+            let d = std::time::Duration::from_micros(300 + i);
+            one.record_connect(d);
+            both.record_connect(d);
+        }
+    }
+    (a, b, both)
+}
+
+/// Equal histograms (every count) and equal headline numbers. The encoded
+/// bytes may differ: they carry the histogram's current size, which depends
+/// on how it grew.
+fn same_histogram(a: &HistogramSummary, b: &HistogramSummary) {
+    let (ha, hb) = (a.decode().unwrap(), b.decode().unwrap());
+    // hdrhistogram's == walks the left side's counts only: ask both ways.
+    assert!(ha.eq(&hb), "the histograms differ");
+    assert!(hb.eq(&ha), "the histograms differ");
+    let headline = |s: &HistogramSummary| (s.count, s.min, s.p50, s.p90, s.p99, s.p999, s.max);
+    assert_eq!(headline(a), headline(b));
+    assert_eq!(a.mean, b.mean);
+}
+
+fn with_recorder(mut r: RunResult, rec: &Recorder) -> RunResult {
+    let snap = rec.snapshot().unwrap();
+    for w in &mut r.scenarios[0].wires {
+        w.latency_us = snap.latency_us.clone();
+        w.latency_hold_us = Some(snap.latency_us.clone());
+        w.connect_us = snap.connect_us.clone();
+        w.first_event_us = snap.first_event_us.clone();
+        w.recorder = snap.clone();
+    }
+    r.scenarios.truncate(1);
+    r
+}
+
+#[test]
+fn merge_equals_recording_both_streams_into_one_histogram() {
+    let (a, b, both) = streams();
+    let ra = with_recorder(fixture(), &a);
+    let rb = with_recorder(fixture(), &b);
+    let merged =
+        loadgen::merge::merge(&[("a".into(), ra.clone()), ("b".into(), rb.clone())]).unwrap();
+    let expected = both.snapshot().unwrap();
+    for (w, (wa, wb)) in merged.scenarios[0]
+        .wires
+        .iter()
+        .zip(ra.scenarios[0].wires.iter().zip(&rb.scenarios[0].wires))
+    {
+        same_histogram(&w.latency_us, &expected.latency_us);
+        same_histogram(&w.connect_us, &expected.connect_us);
+        same_histogram(&w.recorder.latency_us, &expected.latency_us);
+        same_histogram(w.latency_hold_us.as_ref().unwrap(), &expected.latency_us);
+        assert_eq!(w.recorder.counters.events, 5_000);
+        assert_eq!(w.recorder.events_per_second, expected.events_per_second);
+        assert_eq!(w.connections, wa.connections + wb.connections);
+        assert_eq!(w.events_in_hold, wa.events_in_hold + wb.events_in_hold);
+        assert!((w.events_per_s - (wa.events_per_s + wb.events_per_s)).abs() < 1e-9);
+        assert_eq!(
+            w.loadgen.cpu_us_hold,
+            wa.loadgen.cpu_us_hold + wb.loadgen.cpu_us_hold
+        );
+        let (sa, sb, s) = (
+            wa.server.as_ref().unwrap(),
+            wb.server.as_ref().unwrap(),
+            w.server.as_ref().unwrap(),
+        );
+        // Separate (embedded) servers: their costs add up.
+        assert_eq!(s.cpu_us_hold, sa.cpu_us_hold + sb.cpu_us_hold);
+        assert_eq!(s.rss_held, sa.rss_held + sb.rss_held);
+    }
+    assert_eq!(merged.scenarios[0].scenario.connections, 40);
+    assert_eq!(
+        merged.environment.command_line,
+        ["loadgen", "merge", "a", "b"]
+    );
+}
+
+#[test]
+fn merge_through_the_binary_writes_a_result_and_reports() {
+    let (a, b) = (run_dir(&fixture()), run_dir(&fixture()));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = loadgen(&[
+        os("merge"),
+        a.path().as_os_str(),
+        b.path().as_os_str(),
+        os("--out"),
+        out_dir.path().as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged = RunResult::load(&out_dir.path().join("result.json")).unwrap();
+    let w = &merged.scenarios[0].wires[0];
+    let one = &fixture().scenarios[0].wires[0];
+    assert_eq!(w.latency_us.count, 2 * one.latency_us.count);
+    assert_eq!(
+        w.latency_us.p99, one.latency_us.p99,
+        "the same stream twice"
+    );
+    assert!(out_dir.path().join("report.md").exists());
+    assert!(out_dir.path().join("report.html").exists());
+}
+
+#[test]
+fn merge_refuses_different_scenarios_with_a_clear_error() {
+    let mut other = fixture();
+    other.scenarios[1].scenario.name = "feed-9999".into();
+    let err = loadgen::merge::merge(&[("a".into(), fixture()), ("b".into(), other)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("feed-9999") && err.contains("same scenarios"),
+        "{err}"
+    );
+
+    let mut other = fixture();
+    other.scenarios[0].server.rate_hz = 99.0;
+    let err = loadgen::merge::merge(&[("a".into(), fixture()), ("b".into(), other)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rate_hz") && err.contains("different scenarios"),
+        "{err}"
+    );
+
+    let mut other = fixture();
+    other.scenarios[0].wires.pop();
+    let err = loadgen::merge::merge(&[("a".into(), fixture()), ("b".into(), other)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("same wires"), "{err}");
+
+    let a = run_dir(&fixture());
+    let out = loadgen(&[os("merge"), a.path().as_os_str(), os("--out"), os("/tmp/x")]);
+    assert!(!out.status.success(), "one source is not a merge");
+}
+
+#[test]
+fn compare_passes_an_equal_pair() {
+    let (a, b) = (run_dir(&fixture()), run_dir(&fixture()));
+    let out = loadgen(&[
+        os("compare"),
+        a.path().as_os_str(),
+        b.path().as_os_str(),
+        os("--fail-on-regression"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("No regression"), "{stdout}");
+    assert!(!stdout.contains("| REGRESSION"), "{stdout}");
+    let md = std::fs::read_to_string(b.path().join("compare.md")).unwrap();
+    assert_eq!(md, stdout);
+}
+
+#[test]
+fn compare_flags_a_constructed_regression() {
+    let mut worse = fixture();
+    {
+        let w = &mut worse.scenarios[1].wires[0];
+        w.latency_us.p99 = w.latency_us.p99 * 3 / 2; // +50 %
+        w.latency_us.p50 = w.latency_us.p50 * 105 / 100; // +5 %: within 10 %
+        w.lost += 1;
+    }
+    let (a, b) = (run_dir(&fixture()), run_dir(&worse));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = loadgen(&[
+        os("compare"),
+        a.path().as_os_str(),
+        b.path().as_os_str(),
+        os("--threshold"),
+        os("10%"),
+        os("--fail-on-regression"),
+        os("--out"),
+        out_dir.path().as_os_str(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(out_dir.path().join("compare.md")).unwrap();
+    assert!(md.contains("2 REGRESSIONS"), "{md}");
+    let flagged: Vec<&str> = md.lines().filter(|l| l.contains("| REGRESSION")).collect();
+    assert_eq!(flagged.len(), 2, "{md}");
+    assert!(flagged
+        .iter()
+        .any(|l| l.contains("latency p99") && l.contains("+50.0 %")));
+    assert!(flagged.iter().any(|l| l.contains("lost")));
+    assert!(flagged
+        .iter()
+        .all(|l| l.contains("feed-50") && l.contains("sse-h1")));
+
+    // Without --fail-on-regression it reports but succeeds.
+    let out = loadgen(&[os("compare"), a.path().as_os_str(), b.path().as_os_str()]);
+    assert!(out.status.success());
+    // A threshold above the change lets latency pass, never loss.
+    let c = loadgen::compare::compare(&fixture(), &worse, 0.6);
+    assert_eq!(c.regressions(), 1);
+}
