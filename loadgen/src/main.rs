@@ -14,7 +14,11 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // actix warns for every HTTP/2 stream a client resets, which
+                // the browser model does on purpose when it closes streams.
+                "warn,actix_http::h2::dispatcher=error".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

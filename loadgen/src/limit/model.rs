@@ -222,7 +222,10 @@ pub async fn run_case(
         problems.push("some streams did not close in time".into());
         tasks.abort_all();
     }
-    if get.stalled && get.after_release_ms.is_none() {
+    // With more streams pending than open, closing every open one only lets
+    // pending streams in: the GET waiting on is the browser's behaviour, not a
+    // failure. It is a problem only if enough slots freed and it still waited.
+    if get.stalled && get.after_release_ms.is_none() && get.released > get.queued_behind {
         problems.push(format!(
             "the GET still waited {} ms after {} stream(s) closed",
             get.cap_ms, get.released
