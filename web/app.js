@@ -443,7 +443,7 @@
       const values = panels.flatMap((p) => p.series.points.map((pt) => pt.v));
       const yMax = niceCeil(Math.max(1, ...values));
       const yMin = Math.min(0, ...values);
-      const pad = { l: 44, r: 8, t: 8, b: 20 };
+      const pad = { l: 58, r: 24, t: 8, b: 20 };
       const x = (t) => pad.l + (t - from) / CHART_WINDOW_MS * (w - pad.l - pad.r);
       const y = (v) => h - pad.b - (v - yMin) / (yMax - yMin) * (h - pad.t - pad.b);
 
@@ -456,12 +456,16 @@
       for (let i = 0; i <= 4; i += 1) {
         const v = yMin + (yMax - yMin) * i / 4;
         line(ctx, pad.l, y(v), w - pad.r, y(v));
-        ctx.fillText(`${Number.isInteger(v) ? v : fmtMs(v)} ms`, 2, y(v) + 4);
+        // Right-aligned against the plot, so long labels never run into it.
+        ctx.textAlign = 'right';
+        ctx.fillText(`${Number.isInteger(v) ? v : fmtMs(v)} ms`, pad.l - 4, y(v) + 4);
       }
       for (let s = 0; s <= 60; s += 10) {
         const t = now - s * 1000;
         line(ctx, x(t), pad.t, x(t), h - pad.b);
-        ctx.fillText(s === 0 ? 'now' : `-${s}s`, x(t) - 12, h - 5);
+        // Centred on its grid line; the right padding leaves room for "now".
+        ctx.textAlign = 'center';
+        ctx.fillText(s === 0 ? 'now' : `-${s}s`, x(t), h - 5);
       }
       ctx.strokeStyle = color('--drop', '#c00');
       this.drops.forEach((t) => line(ctx, x(t), pad.t, x(t), h - pad.b));

@@ -5,6 +5,9 @@
 //! `loadgen run --scenario S --name fixture` with two scenarios (20
 //! connections at 20 Hz, 50 at 10 Hz, 3 s each) on sse-h1 and ws-h1.
 //!
+//! `fixtures/limit/result.json` is the `limit` scenario of the committed
+//! reference run (`results/reference`), cut down to eleven of its cases.
+//!
 //! Golden files: after an intended change to the reports, regenerate them
 //! with `UPDATE_GOLDEN=1 cargo test -p loadgen --test report`, look at the
 //! diff, and commit it with the change.
@@ -16,6 +19,7 @@ use loadgen::recorder::{HistogramSummary, Recorder};
 use loadgen::result::RunResult;
 
 const FIXTURE: &str = "tests/fixtures/two-scenarios/result.json";
+const LIMIT_FIXTURE: &str = "tests/fixtures/limit/result.json";
 
 fn manifest(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -71,10 +75,13 @@ fn golden(name: &str, actual: &str) {
     }
 }
 
-#[test]
-fn reports_from_the_fixture_match_the_golden_files_and_are_deterministic() {
+/// `loadgen report` on a copy of `fixture`: the reports match the golden
+/// files in `golden/<name>/`, rendering again gives the same bytes, and
+/// every chart the Markdown links is written beside it. Returns the
+/// Markdown.
+fn check_reports(fixture: &str, name: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(manifest(FIXTURE), dir.path().join("result.json")).unwrap();
+    std::fs::copy(manifest(fixture), dir.path().join("result.json")).unwrap();
     let out = loadgen(&[os("report"), dir.path().as_os_str()]);
     assert!(
         out.status.success(),
@@ -84,17 +91,110 @@ fn reports_from_the_fixture_match_the_golden_files_and_are_deterministic() {
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     // Twice, from the file: the same bytes.
-    let again = loadgen::report::render(&fixture(), &Default::default()).unwrap();
+    let result = RunResult::load(&manifest(fixture)).expect("the fixture loads");
+    let again = loadgen::report::render(&result, &Default::default()).unwrap();
     assert_eq!(again.markdown, md);
     assert_eq!(again.html, html);
-    golden("two-scenarios/report.md", &md);
-    golden("two-scenarios/report.html", &html);
+    golden(&format!("{name}/report.md"), &md);
+    golden(&format!("{name}/report.html"), &html);
     // Every chart the Markdown links is written beside it.
     for chart in &again.charts {
         let path = dir.path().join("charts").join(&chart.file);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), chart.svg);
         assert!(md.contains(&format!("](charts/{})", chart.file)));
     }
+    md
+}
+
+#[test]
+fn reports_from_the_fixture_match_the_golden_files_and_are_deterministic() {
+    check_reports(FIXTURE, "two-scenarios");
+}
+
+#[test]
+fn limit_reports_match_the_golden_files_and_show_the_limit_section() {
+    let md = check_reports(LIMIT_FIXTURE, "limit");
+    assert!(md.contains("## Scenario limit: connection limits"), "{md}");
+    assert!(md.contains("](charts/limit-opened.svg)"), "{md}");
+    assert!(!md.contains("Not shown in this report"), "{md}");
+    assert!(!md.contains("section `limit`"), "{md}");
+}
+
+/// The text of every `<text>` element under `node`, trimmed.
+fn texts<'a>(node: roxmltree::Node<'a, '_>) -> Vec<&'a str> {
+    node.descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn limit_html_holds_the_table_and_the_opened_chart() {
+    let result = RunResult::load(&manifest(LIMIT_FIXTURE)).expect("the fixture loads");
+    let report = loadgen::report::render(&result, &Default::default()).unwrap();
+    assert_eq!(report.charts.len(), 1);
+    assert_eq!(report.charts[0].file, "limit-opened.svg");
+    let body = report.html.trim_start_matches("<!DOCTYPE html>");
+    let doc = roxmltree::Document::parse(body).expect("report.html is well-formed XML");
+    let figure = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some("chart-limit-opened"))
+        .expect("the limit chart is inline");
+    let labels = texts(figure);
+    for label in [
+        "h1 1 tab",
+        "h1 2 tabs",
+        "h2 1 tab",
+        "h2 2 tabs",
+        "no limit (opened = asked)",
+        "streams asked (log scale)",
+        "streams opened (log scale)",
+    ] {
+        assert!(labels.contains(&label), "{label}: {labels:?}");
+    }
+    // One table row per case, the GET's fate in words.
+    let table = doc
+        .descendants()
+        .find(|n| {
+            n.tag_name().name() == "table"
+                && n.descendants()
+                    .any(|c| c.tag_name().name() == "th" && c.text() == Some("GET while held"))
+        })
+        .expect("the limit table");
+    let rows: Vec<Vec<&str>> = table
+        .descendants()
+        .filter(|n| n.tag_name().name() == "tr")
+        .skip(1)
+        .map(|tr| {
+            tr.children()
+                .filter(|c| c.tag_name().name() == "td")
+                .map(|c| c.text().unwrap_or(""))
+                .collect()
+        })
+        .collect();
+    let cases = &result.scenarios[0].limit.as_ref().unwrap().cases;
+    assert_eq!(rows.len(), cases.len());
+    let row = rows
+        .iter()
+        .find(|r| r[0] == "h1 1x8 +1ws")
+        .expect("a row for h1 1x8");
+    assert_eq!(
+        &row[1..],
+        [
+            "8",
+            "6",
+            "2",
+            "6",
+            "674µs",
+            "820µs",
+            "stalled >1000 ms, then 0.9 ms after 3 closed",
+            "1/1",
+            "none"
+        ]
+    );
+    assert!(rows.iter().any(|r| r[0] == "h2 1x120" && r[2] == "100"));
+    assert!(!report.html.contains("Not shown in this report"));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::error::Error;
 
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -349,6 +350,115 @@ fn bars(
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
+}
+
+/// One line of the limit chart: `(streams asked, streams opened)` points.
+pub struct OpenedSeries {
+    pub label: String,
+    pub color: RGBColor,
+    /// Drawn dashed with triangles (more than one tab) instead of solid
+    /// with circles.
+    pub dashed: bool,
+    /// Stroke width: a wider line drawn under a narrower one stays visible
+    /// where the two coincide.
+    pub width: u32,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Streams opened against streams asked, log scales on both axes so the
+/// few streams of HTTP/1.1 and the hundred of HTTP/2 both read; the
+/// diagonal is "no limit". `levels` (the limits reached) are labelled on
+/// both axes.
+pub fn opened(series: &[OpenedSeries], levels: &[f64]) -> Result<String, String> {
+    let most = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .map(|p| p.0.max(p.1))
+        .fold(10.0, f64::max);
+    let hi = most * 1.3;
+    let mut keys: Vec<f64> = one_two_five(1.0, hi)
+        .into_iter()
+        .filter(|k| levels.iter().all(|l| k / l > 1.5 || l / k > 1.5))
+        .chain(levels.iter().copied())
+        .collect();
+    keys.sort_by(f64::total_cmp);
+    keys.dedup();
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .margin_right(30)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                (0.8..hi).log_scale().with_key_points(keys.clone()),
+                (0.8..hi).log_scale().with_key_points(keys),
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc("streams asked (log scale)")
+            .y_desc("streams opened (log scale)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style((FONT, 13))
+            .light_line_style(TRANSPARENT)
+            .draw()?;
+        let grey = RGBColor(150, 150, 150);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(1.0, 1.0), (hi, hi)],
+                4,
+                4,
+                grey.stroke_width(1),
+            ))?
+            .label("no limit (opened = asked)")
+            .legend(move |(x, y)| {
+                DashedPathElement::new(vec![(x, y), (x + 20, y)], 4, 4, grey.stroke_width(1))
+            });
+        // Lines are drawn last first, so that a wide line listed later lies
+        // under a narrow one listed earlier where the two coincide; the
+        // legend keeps the given order.
+        for s in series.iter().rev() {
+            let (line, marker) = opened_styles(s);
+            let points = s.points.iter().copied();
+            if s.dashed {
+                chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, line))?;
+                chart.draw_series(points.map(|p| TriangleMarker::new(p, 5, marker)))?;
+            } else {
+                chart.draw_series(LineSeries::new(points.clone(), line))?;
+                chart.draw_series(points.map(|p| Circle::new(p, 3, marker)))?;
+            }
+        }
+        for s in series {
+            let ((style, marker), dashed) = (opened_styles(s), s.dashed);
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())?
+                .label(s.label.as_str())
+                .legend(move |(x, y)| {
+                    let line: DynElement<'static, _, _> = if dashed {
+                        DashedPathElement::new(vec![(0, 0), (20, 0)], 6, 4, style).into_dyn()
+                    } else {
+                        PathElement::new(vec![(0, 0), (20, 0)], style).into_dyn()
+                    };
+                    let marker: DynElement<'static, _, _> = if dashed {
+                        TriangleMarker::new((10, 0), 5, marker).into_dyn()
+                    } else {
+                        Circle::new((10, 0), 3, marker).into_dyn()
+                    };
+                    EmptyElement::at((x, y)) + line + marker
+                });
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    })
+}
+
+/// A series' line and marker: a wide line is drawn faded, so what lies on
+/// it shows; markers are all alike.
+fn opened_styles(s: &OpenedSeries) -> (ShapeStyle, ShapeStyle) {
+    let fade = if s.width > 2 { 0.45 } else { 1.0 };
+    (
+        s.color.mix(fade).stroke_width(s.width),
+        s.color.stroke_width(2),
+    )
 }
 
 fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(

@@ -1,14 +1,16 @@
 //! The scenarios beyond the feed (chat, echo, faults): shown with the same
 //! plain-text tables the terminal prints, so the two never disagree.
-//! Charts for them are not drawn yet. A section this report does not know
+//! Charts for them are not drawn yet. The connection-limit scenario has its
+//! own section ([`super::limit`]). A section this report does not know
 //! (added to the result later) is named, so nobody takes its absence for
 //! an empty result.
 
 use super::document::{Block, Document};
 use crate::result::{RunResult, ScenarioResult};
 
-/// Sections shown here, with the terminal's tables.
-const SHOWN: [&str; 3] = ["chat", "echo", "faults"];
+/// Sections the report shows: here with the terminal's tables, and `limit`
+/// in its own section.
+const SHOWN: [&str; 4] = ["chat", "echo", "faults", "limit"];
 
 /// The names of a scenario's sections beyond the feed (`chat`, `echo`,
 /// `faults`, and any added later), read from its serialized form so that a

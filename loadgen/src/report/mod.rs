@@ -161,14 +161,24 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
         .iter()
         .filter(|s| !s.wires.is_empty())
         .collect();
-    if !feed.is_empty() {
+    let limits: Vec<&ScenarioResult> = result
+        .scenarios
+        .iter()
+        .filter(|s| s.limit.is_some())
+        .collect();
+    if !feed.is_empty() || !limits.is_empty() {
         doc.push(Block::Heading(2, "Findings".into()));
         doc.push(Block::Paragraph(
             "Generated from the numbers below; a difference under 5 % is not called a win.".into(),
         ));
-        for s in &feed {
+        for s in result.scenarios.iter() {
+            let list = match &s.limit {
+                Some(l) => limit::findings(l),
+                None if !s.wires.is_empty() => findings(s),
+                None => continue,
+            };
             doc.push(Block::Heading(3, s.scenario.name.clone()));
-            doc.push(Block::List(findings(s)));
+            doc.push(Block::List(list));
         }
     }
     let mut used = BTreeSet::new();
@@ -176,10 +186,11 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
         let stem = unique_stem(&s.scenario.name, &mut used);
         scenario_section(&mut doc, s, &stem, opts)?;
     }
-    // EXTENSION POINT: the connection-limit scenario's table and chart (see
-    // `limit.rs`), for whichever scenario holds it.
-    for s in &result.scenarios {
-        for block in limit::blocks(s) {
+    // The connection-limit scenario's table and chart, for whichever
+    // scenario holds it.
+    for s in &limits {
+        let stem = unique_stem(&s.scenario.name, &mut used);
+        for block in limit::blocks(s, &stem)? {
             doc.push(block);
         }
     }
