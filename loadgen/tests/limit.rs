@@ -6,11 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use loadgen::limit::{self, LimitCase, LimitCaseResult, LimitSpec, Protocol};
 use loadgen::runner::{RunOptions, ServerChoice};
 use loadgen::tls_config::Trust;
-use serde_json::Value;
 
 fn in_process() -> RunOptions {
     server::tls::install_crypto_provider();
@@ -127,116 +125,46 @@ async fn the_model_reproduces_what_chromium_does() {
 // ------------------------------------------------------------------ browser
 
 /// The comparison drives the page through the limit lab, with DOM clicks
-/// (the real-mouse path is covered by `server/tests/limit_browser.rs`).
-///
-/// The server's browser helper (`server/tests/support/browser.rs`) needs the
-/// `base64` crate, which this crate does not depend on, so the few lines
-/// that launch Chromium are repeated here, with the same flags and the
-/// same skip rule (`WORKBENCH_REQUIRE_BROWSER=1` turns a skip into a failure).
-const FLAGS: [&str; 10] = [
-    "headless",
-    "disable-gpu",
-    "disable-quic",
-    "no-first-run",
-    "disable-background-networking",
-    "disable-component-update",
-    "disable-sync",
-    "disable-background-timer-throttling",
-    "disable-renderer-backgrounding",
-    "mute-audio",
-];
+/// (the real-mouse path is covered by `server/tests/limit_browser.rs`), in
+/// a Chromium launched by the server's browser helper: same flags, same
+/// skip rule (`WORKBENCH_REQUIRE_BROWSER=1` turns a skip into a failure).
+#[path = "../../server/tests/support/browser.rs"]
+#[allow(dead_code)]
+mod browser;
 
-fn chromium() -> Option<PathBuf> {
-    let found = match std::env::var_os("CHROMIUM").filter(|p| !p.is_empty()) {
-        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
-        None => Some(PathBuf::from("/usr/bin/chromium")).filter(|p| p.is_file()),
-    };
-    if found.is_none() {
-        assert!(
-            std::env::var("WORKBENCH_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "no chromium found and WORKBENCH_REQUIRE_BROWSER=1: apt-get install -y chromium (or set CHROMIUM)"
-        );
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n********\nSKIPPED: browser vs model: no chromium found\n********\n"
-        );
+use browser::{eval_json, wait_until, Chromium};
+
+/// A fresh profile with the lab loaded in `tabs` tabs.
+async fn lab(
+    exe: &std::path::Path,
+    spki: &str,
+    url: &str,
+    tabs: usize,
+) -> anyhow::Result<(Chromium, Vec<chromiumoxide::Page>)> {
+    let chromium = Chromium::launch(exe, Some(spki)).await?;
+    let mut pages = Vec::new();
+    for _ in 0..tabs {
+        let (page, _console) = chromium.open(url).await?;
+        wait_until(
+            &page,
+            "window.limitLab && window.limitLab.ready",
+            "window.limitLab",
+            Duration::from_secs(15),
+        )
+        .await?;
+        pages.push(page);
     }
-    found
-}
-
-struct Browser {
-    browser: chromiumoxide::Browser,
-    handler: tokio::task::JoinHandle<()>,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn launch(exe: &std::path::Path, spki: &str) -> Browser {
-        let profile = tempfile::tempdir().unwrap();
-        let config = chromiumoxide::BrowserConfig::builder()
-            .chrome_executable(exe)
-            .disable_default_args()
-            .args(FLAGS)
-            .no_sandbox()
-            .user_data_dir(profile.path())
-            .respect_https_errors()
-            .arg(("ignore-certificate-errors-spki-list", spki))
-            .launch_timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let (browser, mut handler) = chromiumoxide::Browser::launch(config).await.unwrap();
-        let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
-        Browser {
-            browser,
-            handler,
-            _profile: profile,
-        }
-    }
-
-    async fn tab(&self, url: &str) -> chromiumoxide::Page {
-        let page = self.browser.new_page(url).await.unwrap();
-        wait(&page, "window.limitLab && window.limitLab.ready").await;
-        page
-    }
-
-    async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            let _ = self.browser.close().await;
-            let _ = self.browser.wait().await;
-        })
-        .await;
-        let _ = self.browser.kill().await;
-        self.handler.abort();
-    }
-}
-
-async fn eval(page: &chromiumoxide::Page, expr: &str) -> Value {
-    let text: String = page
-        .evaluate(format!("JSON.stringify({expr}) ?? 'null'"))
-        .await
-        .unwrap()
-        .into_value()
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-async fn wait(page: &chromiumoxide::Page, predicate: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while eval(page, &format!("Boolean({predicate})")).await != Value::Bool(true) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never `{predicate}`: {}",
-            eval(page, "window.limitLab").await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    Ok((chromium, pages))
 }
 
 /// Opens `n` streams in the lab of `page` and returns (open, pending) once
 /// the numbers have held still for a second.
-async fn open_in_lab(page: &chromiumoxide::Page, n: usize, origin: &str) -> (u64, u64) {
-    eval(
+async fn open_in_lab(
+    page: &chromiumoxide::Page,
+    n: usize,
+    origin: &str,
+) -> anyhow::Result<(u64, u64)> {
+    eval_json(
         page,
         &format!(
             "(() => {{ document.getElementById('limit-n').value = '{n}'; \
@@ -244,13 +172,16 @@ async fn open_in_lab(page: &chromiumoxide::Page, n: usize, origin: &str) -> (u64
              document.getElementById('limit-open').click(); return true; }})()"
         ),
     )
-    .await;
+    .await?;
     let mut last = (u64::MAX, u64::MAX);
     let mut still = 0;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let c = eval(page, "window.limitLab.counts").await;
-        let now = (c["open"].as_u64().unwrap(), c["pending"].as_u64().unwrap());
+        let c = eval_json(page, "window.limitLab.counts").await?;
+        let now = (
+            c["open"].as_u64().unwrap_or(0),
+            c["pending"].as_u64().unwrap_or(0),
+        );
         still = if now == last && now.0 > 0 {
             still + 1
         } else {
@@ -261,35 +192,40 @@ async fn open_in_lab(page: &chromiumoxide::Page, n: usize, origin: &str) -> (u64
             break;
         }
     }
-    last
+    Ok(last)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_model_counts_what_the_browser_counts() {
-    let Some(exe) = chromium() else { return };
+    browser::run_browser_test(
+        "the_model_counts_what_the_browser_counts",
+        |exe| async move { model_vs_browser(exe).await },
+    )
+    .await;
+}
+
+async fn model_vs_browser(exe: PathBuf) -> anyhow::Result<()> {
     server::tls::install_crypto_provider();
     let mut config = server::ServerConfig::ephemeral();
     config.rate = 5.0;
     config.workers = Some(2);
     config.shutdown_timeout = Duration::from_secs(3);
-    let running = server::run(config).expect("the server starts");
+    let running = server::run(config)?;
     let spki = running.info.spki_sha256.clone().expect("an SPKI hash");
     // The browser, through the page; a fresh profile for each case, as
     // the model starts each with empty pools.
     let url = running.http_url();
-    let browser = Browser::launch(&exe, &spki).await;
-    let h1_8 = open_in_lab(&browser.tab(&url).await, 8, "h1").await;
-    browser.close().await;
-    let browser = Browser::launch(&exe, &spki).await;
-    let h2_8 = open_in_lab(&browser.tab(&url).await, 8, "h2").await;
-    browser.close().await;
-    let browser = Browser::launch(&exe, &spki).await;
-    let first = browser.tab(&url).await;
-    let second = browser.tab(&url).await;
-    let a = open_in_lab(&first, 4, "h1").await;
-    let b = open_in_lab(&second, 4, "h1").await;
+    let (chromium, pages) = lab(&exe, &spki, &url, 1).await?;
+    let h1_8 = open_in_lab(&pages[0], 8, "h1").await?;
+    chromium.close().await;
+    let (chromium, pages) = lab(&exe, &spki, &url, 1).await?;
+    let h2_8 = open_in_lab(&pages[0], 8, "h2").await?;
+    chromium.close().await;
+    let (chromium, pages) = lab(&exe, &spki, &url, 2).await?;
+    let a = open_in_lab(&pages[0], 4, "h1").await?;
+    let b = open_in_lab(&pages[1], 4, "h1").await?;
     let two_tabs = (a.0 + b.0, a.1 + b.1);
-    browser.close().await;
+    chromium.close().await;
     // The browser's streams are gone before the model fills the pools.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -326,7 +262,14 @@ async fn the_model_counts_what_the_browser_counts() {
             "browser (open, pending) {browser_counts:?} / model {model_counts:?} for h1 1x8, h2 1x8, h1 2x4"
         );
     }
-    assert_eq!(browser_counts, [(6, 2), (8, 0), (6, 2)], "the browser");
-    assert_eq!(model_counts, browser_counts, "model vs browser");
-    running.shutdown().await.unwrap();
+    anyhow::ensure!(
+        browser_counts == [(6, 2), (8, 0), (6, 2)],
+        "the browser: {browser_counts:?}"
+    );
+    anyhow::ensure!(
+        model_counts == browser_counts,
+        "model {model_counts:?} vs browser {browser_counts:?}"
+    );
+    running.shutdown().await?;
+    Ok(())
 }
