@@ -89,6 +89,8 @@ pub struct Ctx {
     pub retry: Duration,
     pub first_errors: Mutex<BTreeMap<String, String>>,
     pub protocols: Mutex<BTreeMap<String, u64>>,
+    /// Connection tasks not yet finished, between streams included.
+    pub running: std::sync::atomic::AtomicUsize,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,6 +183,7 @@ pub async fn connection(ctx: Arc<Ctx>, index: usize) -> u64 {
             }
         }
     }
+    ctx.running.fetch_sub(1, Ordering::AcqRel);
     let to = ctx.drain_to.load(Ordering::Acquire);
     match ids.last_seen() {
         Some(last) if to > last => to - last,
@@ -230,7 +233,8 @@ async fn hold(
             }
             Ok(Some(Msg::Gap { from, to })) => lock(shard).record_gap_with(ids, from, to),
             Ok(Some(Msg::KeepAlive)) => lock(shard).record_keepalive(),
-            Ok(Some(Msg::Retry(ms))) => *retry = Duration::from_millis(ms),
+            // At least 10 ms: a server saying `retry: 0` must not make a busy loop.
+            Ok(Some(Msg::Retry(ms))) => *retry = Duration::from_millis(ms.max(10)),
             Ok(Some(Msg::Hello { protocol, .. })) => {
                 *lock(&ctx.protocols).entry(protocol.clone()).or_default() += 1;
                 let want = ctx.opener.wire.expected_protocol();

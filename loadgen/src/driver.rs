@@ -216,6 +216,7 @@ impl WireRun {
             retry: spec.retry,
             first_errors: Mutex::new(BTreeMap::new()),
             protocols: Mutex::new(BTreeMap::new()),
+            running: AtomicUsize::new(0),
         });
         let ramp_time = if spec.ramp_per_s > 0.0 {
             Duration::from_secs_f64(spec.connections as f64 / spec.ramp_per_s)
@@ -293,8 +294,10 @@ impl WireRun {
         let opened = self.opened;
         ctx.drain_to.store(final_id, Ordering::Release);
         ctx.drain.cancel();
+        // Every task, not just open streams: one between streams (a retry
+        // pause after a drop) must still reach the final id.
         let drained = tokio::time::timeout(self.spec.drain_timeout, async {
-            while ctx.live.connected.load(Ordering::Relaxed) > 0 {
+            while ctx.running.load(Ordering::Acquire) > 0 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
@@ -303,7 +306,7 @@ impl WireRun {
             self.problems.push(format!(
                 "{}: {} connections had not received id {final_id} within {:.1} s of the end",
                 self.spec.wire,
-                ctx.live.connected.load(Ordering::Relaxed),
+                ctx.running.load(Ordering::Acquire),
                 self.spec.drain_timeout.as_secs_f64()
             ));
         }
@@ -390,6 +393,7 @@ async fn ramp(
                 }
             }
         }
+        ctx.running.fetch_add(1, Ordering::AcqRel);
         handles.push(tokio::spawn(connection(ctx.clone(), first_index + i)));
     }
     handles

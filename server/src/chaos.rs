@@ -203,6 +203,9 @@ pub(crate) async fn restart(
             };
             let dropped = state.hub.drop_all();
             handle.pause().await;
+            // The server acknowledges before its accept thread has acted on
+            // it: give it a moment, so no connection slips in after the reply.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             actix_web::rt::spawn(async move {
                 tokio::time::sleep(pause).await;
                 handle.resume().await;

@@ -60,7 +60,7 @@ pub struct ServerConfig {
 
     /// Idle SSE keep-alive comment and WebSocket ping interval (seconds, or
     /// a duration such as 500ms). A WebSocket silent for twice this is closed.
-    #[arg(long, default_value = "15", value_parser = parse_duration)]
+    #[arg(long, default_value = "15", value_parser = parse_keepalive)]
     pub keepalive: Duration,
 
     /// Access-Control-Allow-Origin for /sse, /info and /stats.
@@ -163,6 +163,16 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A keep-alive of at least 50 ms: zero would close every WebSocket at its
+/// first heartbeat and spin the SSE keep-alive timer.
+fn parse_keepalive(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(50) {
+        return Err(format!("keep-alive `{s}` is too short: use 50ms or more"));
+    }
+    Ok(d)
+}
+
 /// Seconds as a plain number (`15`, `0.5`) or a humantime duration (`500ms`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<f64>() {
@@ -194,6 +204,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("soon").is_err());
+        assert!(ServerConfig::try_parse_from(["s", "--keepalive", "0"]).is_err());
+        assert!(ServerConfig::try_parse_from(["s", "--keepalive", "250ms"]).is_ok());
         assert!(ServerConfig::try_parse_from(["s", "--tls-cert", "a.pem"]).is_err());
     }
 }

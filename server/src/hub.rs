@@ -71,7 +71,10 @@ pub const DROP_BUCKETS: usize = 64;
 
 impl Hub {
     pub fn new(replay: usize, fanout_buffer: usize, max_connections: usize) -> Arc<Hub> {
-        let (tx, _) = broadcast::channel(fanout_buffer.max(1));
+        // The ring must cover the fan-out buffer: a subscriber that lags
+        // past the buffer is refilled from the ring, and must never be told
+        // ids are lost that the buffer still held.
+        let (tx, _) = broadcast::channel(fanout_buffer.min(replay).max(1));
         let shutdown = CancellationToken::new();
         let drop_all = shutdown.child_token();
         Arc::new(Hub {
@@ -166,7 +169,7 @@ impl Hub {
         let sub = Subscription {
             rx,
             pending_gap: backlog.gap,
-            backlog: backlog.events.into_iter(),
+            backlog: Some(backlog.events.into_iter()).filter(|b| b.len() > 0),
             last_sent,
             hub: self.clone(),
         };
@@ -255,7 +258,8 @@ impl Drop for Permit {
 pub struct Subscription {
     rx: broadcast::Receiver<SharedEvent>,
     pending_gap: Option<Gap>,
-    backlog: std::vec::IntoIter<SharedEvent>,
+    /// Replayed events still to send; `None` once sent, so the buffer is freed.
+    backlog: Option<std::vec::IntoIter<SharedEvent>>,
     /// The newest id delivered or announced lost.
     last_sent: u64,
     hub: Arc<Hub>,
@@ -271,11 +275,14 @@ impl Subscription {
                 self.last_sent = self.last_sent.max(gap.to);
                 return Some(Item::Gap(gap));
             }
-            for event in self.backlog.by_ref() {
-                if event.id > self.last_sent {
-                    self.last_sent = event.id;
-                    return Some(Item::Event(event));
+            if let Some(backlog) = &mut self.backlog {
+                for event in backlog.by_ref() {
+                    if event.id > self.last_sent {
+                        self.last_sent = event.id;
+                        return Some(Item::Event(event));
+                    }
                 }
+                self.backlog = None;
             }
             match self.rx.recv().await {
                 Ok(event) if event.id <= self.last_sent => continue,
@@ -306,7 +313,7 @@ impl Subscription {
             self.hub.stats.slow_gaps.inc();
         }
         self.pending_gap = backlog.gap;
-        self.backlog = backlog.events.into_iter();
+        self.backlog = Some(backlog.events.into_iter()).filter(|b| b.len() > 0);
     }
 }
 

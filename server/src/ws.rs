@@ -88,6 +88,31 @@ struct WsConn {
     _permit: Permit,
 }
 
+/// A frame the server sends.
+enum Out {
+    Text(ByteString),
+    Ping,
+    Pong(bytes::Bytes),
+}
+
+/// Awaits one send. The common case (room in the session's channel)
+/// completes at once with no timer; only a backed-up client pays for one.
+async fn bounded(
+    send: impl std::future::Future<Output = Result<(), actix_ws::Closed>>,
+    stop: &mut Pin<Box<WaitForCancellationFutureOwned>>,
+    timeout: Duration,
+) -> Sent {
+    tokio::pin!(send);
+    if let Some(r) = (&mut send).now_or_never() {
+        return if r.is_ok() { Sent::Ok } else { Sent::Closed };
+    }
+    tokio::select! {
+        r = &mut send => if r.is_ok() { Sent::Ok } else { Sent::Closed },
+        _ = stop => Sent::Stopped,
+        _ = tokio::time::sleep(timeout) => Sent::Stuck,
+    }
+}
+
 /// How a send ended.
 enum Sent {
     Ok,
@@ -123,7 +148,7 @@ impl WsConn {
             self.keepalive.max(Duration::from_millis(1)),
         );
         let mut last_heard = Instant::now();
-        match self.send(hello.into(), timeout).await {
+        match self.send(Out::Text(hello.into()), timeout).await {
             Sent::Ok => {}
             other => return self.ending_for(other),
         }
@@ -135,8 +160,9 @@ impl WsConn {
                     None => return None,
                     Some(Ok(AggregatedMessage::Ping(payload))) => {
                         last_heard = Instant::now();
-                        if self.session.pong(&payload).await.is_err() {
-                            return None;
+                        match self.send(Out::Pong(payload), timeout).await {
+                            Sent::Ok => {}
+                            other => return self.ending_for(other),
                         }
                     }
                     Some(Ok(AggregatedMessage::Close(reason))) => return reason,
@@ -157,8 +183,9 @@ impl WsConn {
                             description: Some("no pong within the client timeout".into()),
                         });
                     }
-                    if self.session.ping(b"").await.is_err() {
-                        return None;
+                    match self.send(Out::Ping, timeout).await {
+                        Sent::Ok => {}
+                        other => return self.ending_for(other),
                     }
                 }
                 item = self.sub.next() => {
@@ -168,7 +195,7 @@ impl WsConn {
                         Some(Item::Gap(gap)) => event::ws_gap(gap).into(),
                     };
                     let len = text.len();
-                    match self.send(text, timeout).await {
+                    match self.send(Out::Text(text), timeout).await {
                         Sent::Ok => self.tally.sent(len),
                         other => return self.ending_for(other),
                     }
@@ -177,18 +204,15 @@ impl WsConn {
         }
     }
 
-    /// Sends one message. The common case (room in the session's channel)
-    /// completes at once with no timer; only a backed-up client pays for one.
-    async fn send(&mut self, text: ByteString, timeout: Duration) -> Sent {
-        let send = self.session.text(text);
-        tokio::pin!(send);
-        if let Some(r) = (&mut send).now_or_never() {
-            return if r.is_ok() { Sent::Ok } else { Sent::Closed };
-        }
-        tokio::select! {
-            r = &mut send => if r.is_ok() { Sent::Ok } else { Sent::Closed },
-            _ = &mut self.stop => Sent::Stopped,
-            _ = tokio::time::sleep(timeout) => Sent::Stuck,
+    /// Sends one frame (events, pings and pongs alike), bounded by the
+    /// client timeout and the stop token: a client that reads nothing can
+    /// never hold this task, whatever frame it is waiting on.
+    async fn send(&mut self, out: Out, timeout: Duration) -> Sent {
+        let WsConn { session, stop, .. } = self;
+        match out {
+            Out::Text(text) => bounded(session.text(text), stop, timeout).await,
+            Out::Ping => bounded(session.ping(b""), stop, timeout).await,
+            Out::Pong(payload) => bounded(session.pong(&payload), stop, timeout).await,
         }
     }
 
