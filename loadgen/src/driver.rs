@@ -296,7 +296,13 @@ impl WireRun {
         ctx.drain.cancel();
         // Every task, not just open streams: one between streams (a retry
         // pause after a drop) must still reach the final id.
-        let drained = tokio::time::timeout(self.spec.drain_timeout, async {
+        // With no final id (nothing was held) there is nothing to wait for.
+        let limit = if final_id > 0 {
+            self.spec.drain_timeout
+        } else {
+            Duration::ZERO
+        };
+        let drained = tokio::time::timeout(limit, async {
             while ctx.running.load(Ordering::Acquire) > 0 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
