@@ -30,7 +30,7 @@ use crate::echo::{close_for, keepalive};
 use crate::event::unix_now_ns;
 use crate::hub::Permit;
 use crate::routes::{refused, AppState};
-use crate::ws::client_timeout;
+use crate::ws::{client_timeout, upgrade, Upgraded};
 
 /// The most tokens one answer may ask for.
 pub const MAX_TOKENS: u32 = 100_000;
@@ -197,15 +197,15 @@ pub async fn ws_handler(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let Some(permit) = state.hub.admit() else {
-        return Ok(refused(&state));
+    let Upgraded {
+        response,
+        session,
+        messages,
+        permit,
+    } = match upgrade(&req, body, &state)? {
+        Ok(u) => u,
+        Err(refusal) => return Ok(refusal),
     };
-    let (response, session, messages) = actix_ws::handle(&req, body)?;
-    let max = state.config.ws_max_frame;
-    let messages = messages
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
     let socket = ChatSocket {
         session,
         messages,

@@ -31,7 +31,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::event::{unix_now_ns, SSE_KEEPALIVE};
 use crate::hub::Permit;
 use crate::routes::{protocol_of, refused, AppState};
-use crate::ws::client_timeout;
+use crate::ws::{client_timeout, upgrade, Upgraded};
 
 /// Lock shards of the client registry.
 const SHARDS: usize = 16;
@@ -258,15 +258,15 @@ pub async fn ws_handler(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let Some(permit) = state.hub.admit() else {
-        return Ok(refused(&state));
+    let Upgraded {
+        response,
+        session,
+        messages,
+        permit,
+    } = match upgrade(&req, body, &state)? {
+        Ok(u) => u,
+        Err(refusal) => return Ok(refusal),
     };
-    let (response, session, messages) = actix_ws::handle(&req, body)?;
-    let max = state.config.ws_max_frame;
-    let messages = messages
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
     let conn = EchoSocket {
         session,
         messages,

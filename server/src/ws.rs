@@ -27,6 +27,39 @@ pub fn client_timeout(keepalive: Duration) -> Duration {
     keepalive * 2
 }
 
+/// An admitted, upgraded WebSocket with the server's frame limits applied.
+pub struct Upgraded {
+    pub response: HttpResponse,
+    pub session: Session,
+    pub messages: AggregatedMessageStream,
+    pub permit: Permit,
+}
+
+/// What every WebSocket route does first: admit the stream (refusing with
+/// a plain 503 *before* the upgrade when `--max-connections` are open),
+/// upgrade, and bound frames and messages by `--ws-max-frame`.
+pub fn upgrade(
+    req: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+) -> actix_web::Result<Result<Upgraded, HttpResponse>> {
+    let Some(permit) = state.hub.admit() else {
+        return Ok(Err(refused(state)));
+    };
+    let (response, session, messages) = actix_ws::handle(req, body)?;
+    let max = state.config.ws_max_frame;
+    let messages = messages
+        .max_frame_size(max)
+        .aggregate_continuations()
+        .max_continuation_size(max);
+    Ok(Ok(Upgraded {
+        response,
+        session,
+        messages,
+        permit,
+    }))
+}
+
 /// `GET /ws`
 pub async fn handler(
     req: HttpRequest,
@@ -34,17 +67,16 @@ pub async fn handler(
     state: web::Data<AppState>,
     query: web::Query<ResumeQuery>,
 ) -> actix_web::Result<HttpResponse> {
-    // Refuse before the upgrade, so the client sees a plain 503.
-    let Some(permit) = state.hub.admit() else {
-        return Ok(refused(&state));
-    };
     let protocol = protocol_of(&req);
-    let (response, session, messages) = actix_ws::handle(&req, body)?;
-    let max = state.config.ws_max_frame;
-    let messages = messages
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
+    let Upgraded {
+        response,
+        session,
+        messages,
+        permit,
+    } = match upgrade(&req, body, &state)? {
+        Ok(u) => u,
+        Err(refusal) => return Ok(refusal),
+    };
     let last = LastId::parse(query.last_event_id.as_deref());
     let stop = Box::pin(state.hub.stream_token().cancelled_owned());
     let (sub, resume) = state.hub.subscribe(last);
