@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::origin::OriginClient;
 use super::pool::{Pool, Ticket};
 use super::{GetProbe, LimitCase, LimitCaseResult, Protocol, PER_STREAM_KEPT};
-use crate::client::Msg;
+use crate::client::{FeedStream, Msg};
 use crate::scenarios::Timing;
 use crate::target::Target;
 
@@ -366,31 +366,13 @@ async fn hold_stream(
         _ = close.cancelled() => return,
     };
     let mut stream = match opened {
-        Ok(s) => s,
+        Ok(s) => FeedStream::Sse(s),
         Err(e) => {
             recs.update(idx, |r| r.failed = Some(e.to_string()));
             return;
         }
     };
-    let mut first = true;
-    loop {
-        tokio::select! {
-            msg = stream.next() => match msg {
-                // The `retry:` field and keep-alives are not events.
-                Ok(Some(msg @ (Msg::Hello { .. } | Msg::Tick { .. } | Msg::Gap { .. }))) if first => {
-                    first = false;
-                    first_event(&recs, idx, msg);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    recs.update(idx, |r| r.failed = Some(e.to_string()));
-                    break;
-                }
-            },
-            _ = close.cancelled() => break,
-        }
-    }
+    read_until_closed(&mut stream, &recs, idx, &close).await;
     // The connection closes before the slot passes on, as in the browser.
     drop(stream);
     drop(slot);
@@ -414,31 +396,44 @@ async fn hold_socket(addr: std::net::SocketAddr, recs: Recs, idx: usize, close: 
         _ = close.cancelled() => return,
     };
     let mut ws = match opened {
-        Ok(ws) => ws,
+        Ok(ws) => FeedStream::Ws(ws),
         Err(e) => {
             recs.update(idx, |r| r.failed = Some(e.to_string()));
             return;
         }
     };
+    if read_until_closed(&mut ws, &recs, idx, &close).await {
+        ws.close().await;
+    }
+}
+
+/// Reads a stream until the server ends it, it fails (recorded), or `close`
+/// fires (then returns true); records the time of its first event.
+async fn read_until_closed(
+    stream: &mut FeedStream,
+    recs: &Recs,
+    idx: usize,
+    close: &CancellationToken,
+) -> bool {
     let mut first = true;
     loop {
         tokio::select! {
-            msg = ws.next() => match msg {
+            msg = stream.next() => match msg {
+                // The `retry:` field and keep-alives are not events.
                 Ok(Some(msg @ (Msg::Hello { .. } | Msg::Tick { .. } | Msg::Gap { .. }))) if first => {
                     first = false;
-                    first_event(&recs, idx, msg);
+                    first_event(recs, idx, msg);
                 }
                 Ok(Some(_)) => {}
-                Ok(None) => return,
+                Ok(None) => return false,
                 Err(e) => {
                     recs.update(idx, |r| r.failed = Some(e.to_string()));
-                    return;
+                    return false;
                 }
             },
-            _ = close.cancelled() => break,
+            _ = close.cancelled() => return true,
         }
     }
-    ws.close().await;
 }
 
 #[cfg(test)]
