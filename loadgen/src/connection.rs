@@ -46,6 +46,11 @@ impl Opener {
                 let url = pool.url().to_string();
                 (Some(pool), url)
             }
+            Wire::WsH2 | Wire::WsH2c => {
+                return Err(format!(
+                "{wire}: WebSocket over HTTP/2 (RFC 8441) is not supported by this load generator"
+            ))
+            }
         };
         Ok(Opener {
             wire,
@@ -71,9 +76,11 @@ impl Opener {
                 .open(index, last_id)
                 .await
                 .map(FeedStream::Sse),
-            Wire::WsH1 => ws_client::open(self.target.http_addr, source, "/ws", last_id, &self.url)
-                .await
-                .map(FeedStream::Ws),
+            Wire::WsH1 | Wire::WsH2 | Wire::WsH2c => {
+                ws_client::open(self.target.http_addr, source, "/ws", last_id, &self.url)
+                    .await
+                    .map(FeedStream::Ws)
+            }
         }
     }
 }

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::serialization::{
     DeserializeError, Deserializer, Serializer, V2DeflateSerializeError, V2DeflateSerializer,
@@ -129,13 +129,9 @@ pub fn new_histogram() -> Histogram<u64> {
     histogram
 }
 
-/// Nanoseconds since the Unix epoch now, the clock `record_event`'s times use.
-pub fn unix_now_ns() -> u64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
-}
+/// Nanoseconds since the Unix epoch now, the clock `record_event`'s times
+/// use: the server's, so both sides read one clock the same way.
+pub use server::event::unix_now_ns;
 
 /// Every counter of a recorder; all add up under merge.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

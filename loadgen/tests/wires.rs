@@ -38,15 +38,6 @@ fn target(s: &server::RunningServer) -> Arc<Target> {
     Arc::new(Target::embedded(s.http_addr, s.https_addr, s.cert_path()).unwrap())
 }
 
-fn server_wire_key(wire: Wire) -> &'static str {
-    match wire {
-        Wire::SseH1 => "sse_h1",
-        Wire::SseH2 => "sse_h2",
-        Wire::SseH2c => "sse_h2c",
-        Wire::WsH1 => "ws_h1",
-    }
-}
-
 async fn server_stats(s: &server::RunningServer) -> serde_json::Value {
     let body = reqwest_like_get(s.http_addr, "/stats").await;
     serde_json::from_str(&body).unwrap()
@@ -123,7 +114,7 @@ async fn every_connection_gets_every_event(#[case] wire: Wire) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|w| w["wire"] == server_wire_key(wire))
+        .find(|w| w["wire"] == wire.stats_key())
         .unwrap()
         .clone();
     assert_eq!(w["opened"], n as u64, "{w}");

@@ -5,6 +5,7 @@
 //! subscriber sends the same allocation. Nothing on the per-subscriber path
 //! formats or copies an event (see `hub`).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -159,12 +160,91 @@ pub fn sse_hello(retry_ms: u64, hello: &Hello) -> Bytes {
     ))
 }
 
-/// Now, in nanoseconds since the Unix epoch.
+/// Now, in nanoseconds since the Unix epoch (saturating: `u64` nanoseconds
+/// last until the year 2554).
 pub fn unix_now_ns() -> u64 {
-    SystemTime::now()
+    let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+        .unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A feed message as a client reads it (the load generator, the tests).
+///
+/// The decoder lives beside the encoders so the JSON has one definition.
+/// Borrowed from the input: decoding a tick allocates nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message<'a> {
+    /// The first message of every stream: what the server negotiated.
+    Hello {
+        protocol: Cow<'a, str>,
+        resume: Cow<'a, str>,
+        last_id: u64,
+    },
+    Tick {
+        id: u64,
+        sent_unix_ns: u64,
+    },
+    Gap(Gap),
+}
+
+/// Every field any feed message has; absent ones are `None`.
+#[derive(Debug, Deserialize)]
+struct RawMessage<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    id: Option<u64>,
+    sent_unix_ns: Option<u64>,
+    from: Option<u64>,
+    to: Option<u64>,
+    #[serde(borrow)]
+    protocol: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    resume: Option<Cow<'a, str>>,
+    last_id: Option<u64>,
+}
+
+/// Decodes one JSON message (an SSE `data` or a WebSocket text message).
+/// The error names what is wrong and quotes the start of the input.
+pub fn decode(json: &str) -> Result<Message<'_>, String> {
+    let raw: RawMessage<'_> =
+        serde_json::from_str(json).map_err(|e| format!("bad JSON ({e}): {}", snippet(json)))?;
+    let missing = |field: &str| {
+        format!(
+            "a {} message without `{field}`: {}",
+            raw.kind,
+            snippet(json)
+        )
+    };
+    match &*raw.kind {
+        "tick" => Ok(Message::Tick {
+            id: raw.id.ok_or_else(|| missing("id"))?,
+            sent_unix_ns: raw.sent_unix_ns.ok_or_else(|| missing("sent_unix_ns"))?,
+        }),
+        "gap" => Ok(Message::Gap(Gap {
+            from: raw.from.ok_or_else(|| missing("from"))?,
+            to: raw.to.ok_or_else(|| missing("to"))?,
+        })),
+        "hello" => Ok(Message::Hello {
+            protocol: raw.protocol.ok_or_else(|| missing("protocol"))?,
+            resume: raw.resume.unwrap_or_default(),
+            last_id: raw.last_id.unwrap_or(0),
+        }),
+        other => Err(format!("unknown message type `{other}`")),
+    }
+}
+
+/// The start of a peer's text (at most 120 bytes), for an error message.
+pub fn snippet(s: &str) -> String {
+    let mut end = s.len().min(120);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < s.len() {
+        format!("{}…", &s[..end])
+    } else {
+        s.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -206,5 +286,53 @@ mod tests {
         );
         let parsed: Gap = serde_json::from_str(&ws_gap(Gap { from: 3, to: 9 })).unwrap();
         assert_eq!(parsed, Gap { from: 3, to: 9 });
+    }
+
+    #[test]
+    fn every_encoding_decodes_to_what_was_encoded() {
+        let ev = encode_tick(5, 10, 300);
+        assert_eq!(
+            decode(&ev.ws).unwrap(),
+            Message::Tick {
+                id: 5,
+                sent_unix_ns: 10
+            }
+        );
+        let gap = Gap { from: 3, to: 9 };
+        assert_eq!(decode(&ws_gap(gap)).unwrap(), Message::Gap(gap));
+        let hello = Hello {
+            kind: "hello".into(),
+            transport: "sse".into(),
+            protocol: "h2".into(),
+            resume: Resume::Replay,
+            last_id: 4,
+            rate_hz: 1.0,
+        };
+        assert_eq!(
+            decode(&hello_json(&hello)).unwrap(),
+            Message::Hello {
+                protocol: "h2".into(),
+                resume: "replay".into(),
+                last_id: 4
+            }
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [
+            "",
+            "nope",
+            "{}",
+            r#"{"type":"tick"}"#,
+            r#"{"type":"boom"}"#,
+            "[1,2]",
+            "\u{0}",
+        ] {
+            assert!(decode(bad).is_err(), "{bad:?}");
+        }
+        let long = "x".repeat(1000);
+        assert!(decode(&long).unwrap_err().len() < 300);
+        assert_eq!(snippet("é".repeat(100).as_str()).chars().count(), 61);
     }
 }

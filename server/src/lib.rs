@@ -18,6 +18,7 @@ pub mod sse;
 pub mod stats;
 pub mod tls;
 mod web;
+pub mod wire;
 pub mod ws;
 
 use std::net::SocketAddr;

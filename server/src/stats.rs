@@ -15,87 +15,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-/// Which transport carries a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Sse,
-    Ws,
-}
+pub use crate::wire::{Protocol, Transport, Wire};
 
-/// The HTTP protocol the server negotiated for a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Protocol {
-    #[serde(rename = "http/1.1")]
-    Http1,
-    #[serde(rename = "h2")]
-    H2,
-    #[serde(rename = "h2c")]
-    H2c,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Http1 => "http/1.1",
-            Protocol::H2 => "h2",
-            Protocol::H2c => "h2c",
-        }
-    }
-    fn short(self) -> &'static str {
-        match self {
-            Protocol::Http1 => "h1",
-            Protocol::H2 => "h2",
-            Protocol::H2c => "h2c",
-        }
-    }
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Sse => "sse",
-            Transport::Ws => "ws",
-        }
-    }
-}
-
-/// A (transport, protocol) pair: the unit every figure is broken down by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Wire {
-    pub transport: Transport,
-    pub protocol: Protocol,
-}
-
-impl Wire {
-    /// Every wire the server can carry, in a fixed order.
-    pub const ALL: [Wire; 6] = [
-        Wire::new(Transport::Sse, Protocol::Http1),
-        Wire::new(Transport::Sse, Protocol::H2),
-        Wire::new(Transport::Sse, Protocol::H2c),
-        Wire::new(Transport::Ws, Protocol::Http1),
-        Wire::new(Transport::Ws, Protocol::H2),
-        Wire::new(Transport::Ws, Protocol::H2c),
-    ];
-
-    pub const fn new(transport: Transport, protocol: Protocol) -> Self {
-        Wire {
-            transport,
-            protocol,
-        }
-    }
-
-    fn index(self) -> usize {
-        Wire::ALL
-            .iter()
-            .position(|w| *w == self)
-            .expect("Wire::ALL lists every wire")
-    }
-
-    /// `sse_h1`, `sse_h2`, `sse_h2c`, `ws_h1`: the load generator's names.
-    pub fn key(self) -> String {
-        format!("{}_{}", self.transport.as_str(), self.protocol.short())
-    }
+/// A wire's slot in the per-wire metrics.
+fn index(wire: Wire) -> usize {
+    Wire::EVERY
+        .iter()
+        .position(|w| *w == wire)
+        .expect("Wire::EVERY lists every wire")
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -160,12 +87,12 @@ impl Stats {
         let opened = Family::<WireLabels, Counter>::default();
         let events = Family::<WireLabels, Counter>::default();
         let bytes = Family::<WireLabels, Counter>::default();
-        let wires = Wire::ALL
+        let wires = Wire::EVERY
             .iter()
             .map(|w| {
                 let l = WireLabels {
-                    transport: w.transport.as_str().into(),
-                    protocol: w.protocol.as_str().into(),
+                    transport: w.transport().as_str().into(),
+                    protocol: w.protocol().as_str().into(),
                 };
                 WireMetrics {
                     open: open.get_or_create_owned(&l),
@@ -297,7 +224,7 @@ impl Stats {
     }
 
     fn wire(&self, wire: Wire) -> &WireMetrics {
-        &self.wires[wire.index()]
+        &self.wires[index(wire)]
     }
 
     /// Streams open on `wire` now.
@@ -346,14 +273,14 @@ impl Stats {
         out
     }
 
-    /// Per-wire figures keyed by [`Wire::key`].
+    /// Per-wire figures keyed by [`Wire::stats_key`].
     pub fn by_wire(&self) -> Vec<WireSnapshot> {
-        Wire::ALL
+        Wire::EVERY
             .iter()
             .map(|&w| {
                 let m = self.wire(w);
                 WireSnapshot {
-                    wire: w.key(),
+                    wire: w.stats_key().to_string(),
                     open: m.open.get(),
                     opened: m.opened.get(),
                     events: m.events.get(),
@@ -505,7 +432,7 @@ mod tests {
 
     #[test]
     fn wire_keys_match_the_load_generator() {
-        let keys: Vec<String> = Wire::ALL.iter().map(|w| w.key()).collect();
+        let keys: Vec<&str> = Wire::EVERY.iter().map(|w| w.stats_key()).collect();
         assert_eq!(keys[..4], ["sse_h1", "sse_h2", "sse_h2c", "ws_h1"]);
     }
 }

@@ -133,6 +133,8 @@ pub fn wire_color(w: Wire) -> RGBColor {
         Wire::SseH2 => RGBColor(44, 160, 44),
         Wire::SseH2c => RGBColor(148, 103, 189),
         Wire::WsH1 => RGBColor(230, 110, 0),
+        Wire::WsH2 => RGBColor(214, 39, 40),
+        Wire::WsH2c => RGBColor(140, 86, 75),
     }
 }
 

@@ -43,7 +43,7 @@ pub enum Conn {
 /// Opens a connection for `wire` (`ws-h1` and `sse-h1` give HTTP/1.1).
 pub async fn connect(wire: Wire, target: &Target, url: &Arc<str>) -> Result<Conn, ClientError> {
     match wire {
-        Wire::SseH1 | Wire::WsH1 => {
+        Wire::SseH1 | Wire::WsH1 | Wire::WsH2 | Wire::WsH2c => {
             let tcp = connect_tcp(target.http_addr, None, url).await?;
             let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
                 .await
