@@ -27,6 +27,7 @@ use tun_rs::SyncDevice;
 
 use crate::control::LinkControl;
 use crate::delay_line::DelayLine;
+use crate::device::{KernelCounters, SideDevice};
 use crate::shaper::{DropReason, Shaper, Verdict};
 use crate::stats::{DirectionCounters, EmulatorStats};
 
@@ -53,20 +54,26 @@ impl Direction {
 }
 
 /// Both directions' threads; stopping (or dropping) ends and joins them.
-#[derive(Debug)]
 pub(crate) struct Forwarder {
     stop: Arc<EventFd>,
     threads: Vec<JoinHandle<()>>,
     up: Arc<DirectionCounters>,
     down: Arc<DirectionCounters>,
+    /// The kernel's view of each device, for packets lost before the
+    /// forwarder could read them.
+    client_kernel: KernelCounters,
+    server_kernel: KernelCounters,
+    /// Kept until the final reading: closing a TUN device deletes it, and
+    /// its kernel counters with it.
+    devices: Vec<Arc<SyncDevice>>,
     started_at: Instant,
 }
 
 impl Forwarder {
     /// Starts forwarding between the client's and the server's device.
     pub(crate) fn start(
-        client: Arc<SyncDevice>,
-        server: Arc<SyncDevice>,
+        client: SideDevice,
+        server: SideDevice,
         control: LinkControl,
         mtu: u16,
         seed: u64,
@@ -79,8 +86,14 @@ impl Forwarder {
             threads: Vec::new(),
             up: up.clone(),
             down: down.clone(),
+            client_kernel: client.counters,
+            server_kernel: server.counters,
+            devices: Vec::new(),
             started_at: Instant::now(),
         };
+        let client = Arc::new(client.device);
+        let server = Arc::new(server.device);
+        forwarder.devices = vec![client.clone(), server.clone()];
         let plan = [
             (
                 Direction::ClientToServer,
@@ -116,33 +129,52 @@ impl Forwarder {
     /// A reading of both directions' counters and CPU time.
     pub(crate) fn stats(&self) -> EmulatorStats {
         let now = Instant::now();
+        let overflow = |kernel: &KernelCounters| {
+            kernel.overflow().unwrap_or_else(|e| {
+                tracing::warn!("reading the TUN device's kernel counters: {e}");
+                0
+            })
+        };
         EmulatorStats {
             taken_at: now,
             elapsed: now - self.started_at,
-            client_to_server: self.up.snapshot(),
-            server_to_client: self.down.snapshot(),
+            client_to_server: self.up.snapshot(overflow(&self.client_kernel)),
+            server_to_client: self.down.snapshot(overflow(&self.server_kernel)),
         }
     }
 
-    /// Signals both threads and waits for them; returns the final figures.
+    /// Signals both threads and waits for them; returns the final figures
+    /// and closes the devices (which deletes them).
     pub(crate) fn stop(&mut self) -> EmulatorStats {
         if let Err(e) = self.stop.write(1) {
-            // Cannot happen for an eventfd below its maximum count; if it
-            // did, joining would hang, so say so loudly.
-            tracing::error!("signalling the forwarder to stop: {e}");
+            // Cannot happen for an eventfd far below its maximum count. If it
+            // did, joining would hang: leave the threads running instead.
+            tracing::error!("signalling the forwarder to stop: {e}; its threads stay until exit");
+            self.threads.clear();
         }
         for handle in self.threads.drain(..) {
             if handle.join().is_err() {
                 tracing::error!("a forwarder thread panicked");
             }
         }
-        self.stats()
+        let last = self.stats();
+        self.devices.clear();
+        last
+    }
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("threads", &self.threads.len())
+            .field("started_at", &self.started_at)
+            .finish_non_exhaustive()
     }
 }
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !self.threads.is_empty() || !self.devices.is_empty() {
             self.stop();
         }
     }

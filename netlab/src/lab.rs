@@ -3,7 +3,6 @@
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 
 use crate::control::LinkControl;
 use crate::device::{self, TUN_NAME};
@@ -167,8 +166,8 @@ impl Lab {
             .map_err(device_error(&server))?;
         let control = LinkControl::new(config.link.clone());
         let forwarder = Forwarder::start(
-            Arc::new(client_dev),
-            Arc::new(server_dev),
+            client_dev,
+            server_dev,
             control.clone(),
             config.mtu,
             config.seed,

@@ -30,7 +30,9 @@ impl DirectionCounters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> DirectionStats {
+    /// The counters now; `overflow` is the kernel's count for this
+    /// direction's source device.
+    pub(crate) fn snapshot(&self, overflow: u64) -> DirectionStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         DirectionStats {
             packets_forwarded: load(&self.packets),
@@ -39,6 +41,7 @@ impl DirectionCounters {
             dropped_outage: load(&self.dropped_outage),
             dropped_queue: load(&self.dropped_queue),
             send_errors: load(&self.send_errors),
+            dropped_overflow: overflow,
             cpu_us: self.cpu.read_ns() / 1_000,
         }
     }
@@ -119,13 +122,17 @@ pub struct DirectionStats {
     pub dropped_queue: u64,
     /// Packets the destination device refused (should stay 0).
     pub send_errors: u64,
+    /// Packets the sending kernel dropped because the emulator did not read
+    /// them in time (its TUN queue was full). Not zero means the emulator,
+    /// not the emulated link, limited the run.
+    pub dropped_overflow: u64,
     /// CPU time of this direction's forwarder thread.
     pub cpu_us: u64,
 }
 
 impl DirectionStats {
     pub fn packets_dropped(&self) -> u64 {
-        self.dropped_loss + self.dropped_outage + self.dropped_queue
+        self.dropped_loss + self.dropped_outage + self.dropped_queue + self.dropped_overflow
     }
 
     fn since(&self, earlier: &Self) -> Self {
@@ -138,6 +145,9 @@ impl DirectionStats {
             dropped_outage: self.dropped_outage.saturating_sub(earlier.dropped_outage),
             dropped_queue: self.dropped_queue.saturating_sub(earlier.dropped_queue),
             send_errors: self.send_errors.saturating_sub(earlier.send_errors),
+            dropped_overflow: self
+                .dropped_overflow
+                .saturating_sub(earlier.dropped_overflow),
             cpu_us: self.cpu_us.saturating_sub(earlier.cpu_us),
         }
     }
@@ -195,6 +205,7 @@ impl EmulatorStats {
             dropped_outage: c.dropped_outage + s.dropped_outage,
             dropped_queue: c.dropped_queue + s.dropped_queue,
             send_errors: c.send_errors + s.send_errors,
+            dropped_overflow: c.dropped_overflow + s.dropped_overflow,
             cpu_us: self.cpu_us(),
             packets_per_s: if secs > 0.0 {
                 handled as f64 / secs
@@ -225,6 +236,9 @@ pub struct EmulatorReport {
     pub dropped_outage: u64,
     pub dropped_queue: u64,
     pub send_errors: u64,
+    /// Dropped by the kernel before the emulator read them (see
+    /// [`DirectionStats::dropped_overflow`]): should stay 0.
+    pub dropped_overflow: u64,
     /// CPU time of the forwarder threads (both directions).
     pub cpu_us: u64,
     /// Packets handled (forwarded + dropped) per second of `elapsed_s`.
