@@ -112,8 +112,7 @@ fn drop_removes_namespaces_and_devices() {
 
 #[test]
 fn a_panic_with_the_lab_up_leaves_nothing() {
-    if netlab::check_support().is_err() && !required() {
-        eprintln!("SKIPPED: needs root");
+    if !supported() {
         return;
     }
     let names = Arc::new(Mutex::new(Vec::new()));
@@ -135,8 +134,7 @@ fn a_panic_with_the_lab_up_leaves_nothing() {
 
 #[test]
 fn stale_namespaces_of_dead_runs_are_removed_at_start_and_live_ones_kept() {
-    if netlab::check_support().is_err() && !required() {
-        eprintln!("SKIPPED: needs root");
+    if !supported() {
         return;
     }
     if Command::new("ip").arg("-V").output().is_err() {

@@ -23,14 +23,22 @@ pub fn config(spec: &str) -> LabConfig {
 }
 
 pub fn lab_with(config: LabConfig) -> Option<Lab> {
-    if let Err(e) = netlab::check_support() {
-        if required() {
-            panic!("WORKBENCH_REQUIRE_NETLAB=1 but the link emulator cannot run: {e}");
+    supported().then(|| Lab::with_config(config).expect("the lab starts"))
+}
+
+/// Whether labs can be built here; if not, prints `SKIPPED: <why>` (or
+/// fails, with `WORKBENCH_REQUIRE_NETLAB=1`).
+pub fn supported() -> bool {
+    match netlab::check_support() {
+        Ok(()) => true,
+        Err(e) if required() => {
+            panic!("WORKBENCH_REQUIRE_NETLAB=1 but the link emulator cannot run: {e}")
         }
-        eprintln!("SKIPPED: {e}");
-        return None;
+        Err(e) => {
+            eprintln!("SKIPPED: {e}");
+            false
+        }
     }
-    Some(Lab::with_config(config).expect("the lab starts"))
 }
 
 pub fn required() -> bool {
