@@ -126,6 +126,12 @@ impl Forwarder {
         Ok(forwarder)
     }
 
+    /// Whether both threads are still forwarding (one stops only on a
+    /// device error, which it logs).
+    pub(crate) fn is_running(&self) -> bool {
+        self.threads.len() == 2 && self.threads.iter().all(|t| !t.is_finished())
+    }
+
     /// A reading of both directions' counters and CPU time.
     pub(crate) fn stats(&self) -> EmulatorStats {
         let now = Instant::now();

@@ -218,6 +218,12 @@ impl Lab {
         &self.control
     }
 
+    /// Whether the forwarder still moves packets. It stops only on a TUN
+    /// device error (logged); a run should then report its link as broken.
+    pub fn is_forwarding(&self) -> bool {
+        self.forwarder.is_running()
+    }
+
     /// The emulator's counters and CPU time so far.
     pub fn stats(&self) -> EmulatorStats {
         self.forwarder.stats()
@@ -233,5 +239,18 @@ impl Lab {
     /// figures. Dropping the lab does the same without them.
     pub fn shutdown(mut self) -> EmulatorStats {
         self.forwarder.stop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lab_can_be_shared_across_threads_and_tasks() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Lab>();
+        shareable::<LinkControl>();
+        shareable::<Side>();
     }
 }

@@ -95,8 +95,10 @@ impl LinkSpecError {
 }
 
 /// The link drops every packet for `duration`, starting `start` after the
-/// schedule begins. Written `"<duration>@<start>"`, e.g. `"2s@5s"`.
+/// schedule begins. Written `"<duration>@<start>"`, e.g. `"2s@5s"`, also in
+/// serde forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Outage {
     pub start: Duration,
     pub duration: Duration,
@@ -130,6 +132,20 @@ impl FromStr for Outage {
         let outage = Outage { start, duration };
         outage.check(text)?;
         Ok(outage)
+    }
+}
+
+impl TryFrom<String> for Outage {
+    type Error = LinkSpecError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<Outage> for String {
+    fn from(outage: Outage) -> Self {
+        outage.to_string()
     }
 }
 
@@ -647,6 +663,9 @@ mod tests {
         assert!(!o.contains(ms(7000)));
         assert_eq!(o.end(), ms(7000));
         assert_eq!(o.to_string(), "2s@5s");
+        assert_eq!(serde_json::to_string(&o).unwrap(), "\"2s@5s\"");
+        assert_eq!(serde_json::from_str::<Outage>("\"2s@5s\"").unwrap(), o);
+        assert!(serde_json::from_str::<Outage>("\"2s\"").is_err());
     }
 
     proptest! {

@@ -78,6 +78,17 @@ fn each_side_has_lo_and_its_tun_with_lab_addresses_only() {
         .unwrap();
     assert_eq!(server.0, vec![SERVER_ADDR]);
     assert_eq!(server.1, client.2);
+    // Loopback is up on both sides (the server talks to itself over it).
+    for side in [lab.client(), lab.server()] {
+        let local = side
+            .netns()
+            .run(|| {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+                std::net::TcpStream::connect(listener.local_addr()?).map(|_| ())
+            })
+            .unwrap();
+        assert!(local.is_ok(), "{}: {local:?}", side.name());
+    }
 
     // The test's own namespace (the root one) gained nothing.
     assert!(!interfaces().contains(&TUN_NAME.to_string()));

@@ -114,6 +114,34 @@ fn mobile_link_has_its_round_trip_and_rate() {
 }
 
 #[test]
+fn a_full_bottleneck_queue_tail_drops_and_counts() {
+    // 1 Mbit/s drains 125 bytes per ms: a 20 ms queue holds about 2.5 kB.
+    let Some(lab) = lab("rate=1mbit,queue=20ms") else {
+        return;
+    };
+    let (client, server) = udp_pair(&lab);
+    let receiver = thread::spawn(move || receive_numbers(&server, ms(500)));
+    for i in 0..200u64 {
+        let mut datagram = [0u8; 1000];
+        datagram[..8].copy_from_slice(&i.to_be_bytes());
+        client.send(&datagram).unwrap();
+    }
+    let got = receiver.join().unwrap();
+    let up = lab.stats().client_to_server;
+    assert_eq!(up.packets_forwarded + up.dropped_queue, 200, "{up:?}");
+    assert!(
+        up.dropped_queue >= 150,
+        "a burst 10× the queue mostly drops: {up:?}"
+    );
+    assert_eq!(got.len() as u64, up.packets_forwarded);
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "survivors keep their order"
+    );
+    assert!(lab.is_forwarding());
+}
+
+#[test]
 fn jitter_never_reorders_unless_asked() {
     let Some(lab) = lab("delay=20ms,jitter=10ms") else {
         return;
