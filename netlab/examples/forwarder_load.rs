@@ -155,11 +155,11 @@ fn print_figures(hold: &EmulatorStats) {
         "emulator: {:.0} packets/s ({} forwarded, {} dropped, {} overflowed in the kernel), \
          {:.2} µs CPU per packet, {:.1} % of one core",
         report.packets_per_s,
-        report.packets_forwarded,
+        report.total.packets_forwarded,
         report.packets_dropped,
-        report.dropped_overflow,
+        report.total.dropped_overflow,
         report.cpu_us_per_packet,
-        report.cpu_us as f64 / (report.elapsed_s * 1e6) * 100.0
+        report.total.cpu_us as f64 / (report.elapsed_s * 1e6) * 100.0
     );
     for (name, d) in [
         ("client->server", &report.client_to_server),

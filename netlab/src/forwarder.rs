@@ -281,19 +281,24 @@ impl Pump {
             };
             let now = Instant::now();
             let down = self.control.is_down(now, &self.shaper.spec().outages);
-            match self.shaper.admit(now, len, down) {
-                Verdict::Forward(due) if self.line.has_room(len) => self.line.push(due, buf, len),
-                verdict => {
-                    let counter = match verdict {
-                        Verdict::Drop(DropReason::Loss) => &self.counters.dropped_loss,
-                        Verdict::Drop(DropReason::Outage) => &self.counters.dropped_outage,
-                        // Queue limit, or the line's memory bound.
-                        _ => &self.counters.dropped_queue,
-                    };
-                    DirectionCounters::add(counter, 1);
-                    self.line.recycle(buf);
+            // Past the memory bound a packet is dropped before the model
+            // sees it, so it takes no place in the bottleneck's queue.
+            let verdict = if self.line.has_room(len) {
+                self.shaper.admit(now, len, down)
+            } else {
+                Verdict::Drop(DropReason::Queue)
+            };
+            let counter = match verdict {
+                Verdict::Forward(due) => {
+                    self.line.push(due, buf, len);
+                    continue;
                 }
-            }
+                Verdict::Drop(DropReason::Loss) => &self.counters.dropped_loss,
+                Verdict::Drop(DropReason::Outage) => &self.counters.dropped_outage,
+                Verdict::Drop(DropReason::Queue) => &self.counters.dropped_queue,
+            };
+            DirectionCounters::add(counter, 1);
+            self.line.recycle(buf);
         }
         Ok(())
     }

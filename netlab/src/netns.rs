@@ -137,14 +137,7 @@ impl Netns {
 
     /// [`configure_command`](Netns::configure_command) for tokio's `Command`.
     pub fn configure_tokio_command(&self, command: &mut tokio::process::Command) {
-        let fd = self.fd.clone();
-        // SAFETY: as in `configure_command`.
-        unsafe {
-            command.pre_exec(move || {
-                setns(&*fd, CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| io::Error::from_raw_os_error(e as i32))
-            });
-        }
+        self.configure_command(command.as_std_mut());
     }
 }
 

@@ -135,6 +135,20 @@ impl DirectionStats {
         self.dropped_loss + self.dropped_outage + self.dropped_queue + self.dropped_overflow
     }
 
+    /// Both directions together.
+    fn plus(&self, other: &Self) -> Self {
+        Self {
+            packets_forwarded: self.packets_forwarded + other.packets_forwarded,
+            bytes_forwarded: self.bytes_forwarded + other.bytes_forwarded,
+            dropped_loss: self.dropped_loss + other.dropped_loss,
+            dropped_outage: self.dropped_outage + other.dropped_outage,
+            dropped_queue: self.dropped_queue + other.dropped_queue,
+            send_errors: self.send_errors + other.send_errors,
+            dropped_overflow: self.dropped_overflow + other.dropped_overflow,
+            cpu_us: self.cpu_us + other.cpu_us,
+        }
+    }
+
     fn since(&self, earlier: &Self) -> Self {
         Self {
             packets_forwarded: self
@@ -177,48 +191,44 @@ impl EmulatorStats {
         }
     }
 
+    /// Both directions added up.
+    pub fn total(&self) -> DirectionStats {
+        self.client_to_server.plus(&self.server_to_client)
+    }
+
     pub fn packets_forwarded(&self) -> u64 {
-        self.client_to_server.packets_forwarded + self.server_to_client.packets_forwarded
+        self.total().packets_forwarded
     }
 
     pub fn packets_dropped(&self) -> u64 {
-        self.client_to_server.packets_dropped() + self.server_to_client.packets_dropped()
+        self.total().packets_dropped()
     }
 
     pub fn cpu_us(&self) -> u64 {
-        self.client_to_server.cpu_us + self.server_to_client.cpu_us
+        self.total().cpu_us
     }
 
     /// The figures for result.json.
     pub fn report(&self) -> EmulatorReport {
-        let c = &self.client_to_server;
-        let s = &self.server_to_client;
-        let forwarded = self.packets_forwarded();
-        let handled = forwarded + self.packets_dropped();
+        let total = self.total();
+        let handled = total.packets_forwarded + total.packets_dropped();
         let secs = self.elapsed.as_secs_f64();
         EmulatorReport {
             elapsed_s: secs,
-            packets_forwarded: forwarded,
-            bytes_forwarded: c.bytes_forwarded + s.bytes_forwarded,
-            packets_dropped: self.packets_dropped(),
-            dropped_loss: c.dropped_loss + s.dropped_loss,
-            dropped_outage: c.dropped_outage + s.dropped_outage,
-            dropped_queue: c.dropped_queue + s.dropped_queue,
-            send_errors: c.send_errors + s.send_errors,
-            dropped_overflow: c.dropped_overflow + s.dropped_overflow,
-            cpu_us: self.cpu_us(),
+            packets_dropped: total.packets_dropped(),
             packets_per_s: if secs > 0.0 {
                 handled as f64 / secs
             } else {
                 0.0
             },
             cpu_us_per_packet: if handled > 0 {
-                self.cpu_us() as f64 / handled as f64
+                total.cpu_us as f64 / handled as f64
             } else {
                 0.0
             },
-            client_to_server: *c,
-            server_to_client: *s,
+            total,
+            client_to_server: self.client_to_server,
+            server_to_client: self.server_to_client,
         }
     }
 }
@@ -229,18 +239,15 @@ impl EmulatorStats {
 pub struct EmulatorReport {
     /// The span these figures cover.
     pub elapsed_s: f64,
-    pub packets_forwarded: u64,
-    pub bytes_forwarded: u64,
+    /// Both directions added up, as flat fields: `packets_forwarded`,
+    /// `bytes_forwarded`, `dropped_loss`, `dropped_outage`, `dropped_queue`,
+    /// `send_errors`, `dropped_overflow` (should stay 0: the kernel dropped
+    /// packets before the emulator read them) and `cpu_us` (both forwarder
+    /// threads).
+    #[serde(flatten)]
+    pub total: DirectionStats,
+    /// All drops, whatever the reason.
     pub packets_dropped: u64,
-    pub dropped_loss: u64,
-    pub dropped_outage: u64,
-    pub dropped_queue: u64,
-    pub send_errors: u64,
-    /// Dropped by the kernel before the emulator read them (see
-    /// [`DirectionStats::dropped_overflow`]): should stay 0.
-    pub dropped_overflow: u64,
-    /// CPU time of the forwarder threads (both directions).
-    pub cpu_us: u64,
     /// Packets handled (forwarded + dropped) per second of `elapsed_s`.
     pub packets_per_s: f64,
     /// Forwarder CPU per packet handled.
@@ -277,9 +284,13 @@ mod tests {
         };
         let phase = later.since(&earlier).report();
         assert_eq!(phase.elapsed_s, 2.0);
-        assert_eq!(phase.packets_forwarded, 2000);
+        assert_eq!(phase.total.packets_forwarded, 2000);
         assert_eq!(phase.packets_dropped, 20);
-        assert_eq!(phase.cpu_us, 4000);
+        assert_eq!(phase.total.cpu_us, 4000);
+        let json = serde_json::to_value(&phase).unwrap();
+        assert_eq!(json["packets_forwarded"], 2000, "totals are flat fields");
+        assert_eq!(json["cpu_us"], 4000);
+        assert_eq!(json["client_to_server"]["dropped_loss"], 10);
         assert_eq!(phase.packets_per_s, 1010.0);
         assert!((phase.cpu_us_per_packet - 4000.0 / 2020.0).abs() < 1e-9);
     }

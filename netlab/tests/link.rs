@@ -85,8 +85,12 @@ fn bulk_throughput_stays_near_the_rate() {
         "ACKs flow back"
     );
     assert!(
-        report.emulator.cpu_us > 0,
+        report.emulator.total.cpu_us > 0,
         "the forwarder's CPU time is measured"
+    );
+    assert_eq!(
+        report.emulator.total.dropped_overflow, 0,
+        "the emulator kept up"
     );
 }
 
