@@ -3,10 +3,11 @@
 //!
 //! Buffers are recycled: a packet's buffer goes back to a free list when it
 //! leaves, so the per-packet path allocates nothing once the line has warmed
-//! up. The line is bounded in bytes: the kernel's TCP windows normally bound
-//! what is in flight, but a misbehaving sender must not grow the emulator's
-//! memory without bound, so beyond the limit packets are dropped (and the
-//! forwarder counts them as queue drops).
+//! up. The line is bounded by the memory its buffers take (every packet,
+//! however small, holds a whole MTU-sized buffer): the kernel's TCP windows
+//! normally bound what is in flight, but a misbehaving sender must not grow
+//! the emulator's memory without bound, so beyond the limit packets are
+//! dropped (and the forwarder counts them as queue drops).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -60,21 +61,19 @@ impl Departure {
 pub(crate) struct DelayLine {
     heap: BinaryHeap<Reverse<Queued>>,
     seq: u64,
-    bytes: usize,
-    max_bytes: usize,
+    max_packets: usize,
     buf_size: usize,
     free: Vec<Vec<u8>>,
 }
 
 impl DelayLine {
-    /// A line holding at most `max_bytes` of packets, in buffers of
-    /// `buf_size` bytes (at least the device MTU).
-    pub(crate) fn new(max_bytes: usize, buf_size: usize) -> Self {
+    /// A line whose buffers of `buf_size` bytes (at least the device MTU)
+    /// take at most `max_memory` bytes.
+    pub(crate) fn new(max_memory: usize, buf_size: usize) -> Self {
         Self {
             heap: BinaryHeap::new(),
             seq: 0,
-            bytes: 0,
-            max_bytes,
+            max_packets: (max_memory / buf_size.max(1)).max(1),
             buf_size,
             free: Vec::new(),
         }
@@ -92,14 +91,13 @@ impl DelayLine {
         }
     }
 
-    /// Whether a packet of `len` bytes still fits under the byte limit.
-    pub(crate) fn has_room(&self, len: usize) -> bool {
-        self.bytes + len <= self.max_bytes
+    /// Whether one more packet fits under the memory limit.
+    pub(crate) fn has_room(&self) -> bool {
+        self.heap.len() < self.max_packets
     }
 
     /// Queues a packet (the first `len` bytes of `buf`) to leave at `due`.
     pub(crate) fn push(&mut self, due: Instant, buf: Vec<u8>, len: usize) {
-        self.bytes += len;
         self.seq += 1;
         self.heap.push(Reverse(Queued {
             due,
@@ -120,7 +118,6 @@ impl DelayLine {
             return None;
         }
         let Reverse(q) = self.heap.pop()?;
-        self.bytes -= q.len;
         Some(Departure {
             buf: q.buf,
             len: q.len,
@@ -158,18 +155,20 @@ mod tests {
     }
 
     #[test]
-    fn byte_limit_and_recycling() {
-        let mut line = DelayLine::new(100, 64);
+    fn memory_limit_counts_whole_buffers_and_they_are_reused() {
+        // Two 64-byte buffers fit in 150 bytes, whatever the packets' sizes.
+        let mut line = DelayLine::new(150, 64);
         let t0 = Instant::now();
-        assert!(line.has_room(100));
-        let buf = line.buffer();
-        line.push(t0, buf, 60);
-        assert!(!line.has_room(41));
-        assert!(line.has_room(40));
+        for _ in 0..2 {
+            assert!(line.has_room());
+            let buf = line.buffer();
+            line.push(t0, buf, 1);
+        }
+        assert!(!line.has_room());
         let d = line.pop_due(t0).unwrap();
         let ptr = d.buf.as_ptr();
         line.recycle(d.buf);
-        assert!(line.has_room(100));
+        assert!(line.has_room());
         let again = line.buffer();
         assert_eq!(again.as_ptr(), ptr, "the buffer is reused");
     }

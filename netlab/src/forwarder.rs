@@ -33,9 +33,11 @@ use crate::stats::{DirectionCounters, EmulatorStats};
 
 /// Packets read per wake-up before due packets get their turn again.
 const READ_BURST: usize = 64;
-/// Bytes one direction may hold in flight: a bound on the emulator's memory
-/// whatever the senders do (10 Gbit/s × 5 s would be 6 GB otherwise).
-const MAX_LINE_BYTES: usize = 64 << 20;
+/// Buffer memory one direction may hold in flight: a bound on the
+/// emulator's memory whatever the senders do (10 Gbit/s × 5 s would be 6 GB
+/// otherwise). 96 MiB of 1,756-byte buffers is about 57,000 packets, over
+/// four times a 1 Gbit/s × 150 ms path's worth.
+const MAX_LINE_MEMORY: usize = 96 << 20;
 
 /// Which way a thread forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +115,7 @@ impl Forwarder {
                 generation: control.generation(),
                 // Distinct streams per direction from one seed.
                 shaper: Shaper::new(spec, seed.wrapping_add(i as u64 * 0x9E37_79B9_7F4A_7C15)),
-                line: DelayLine::new(MAX_LINE_BYTES, usize::from(mtu) + 256),
+                line: DelayLine::new(MAX_LINE_MEMORY, usize::from(mtu) + 256),
                 counters,
                 stop: stop.clone(),
             };
@@ -283,7 +285,7 @@ impl Pump {
             let down = self.control.is_down(now, &self.shaper.spec().outages);
             // Past the memory bound a packet is dropped before the model
             // sees it, so it takes no place in the bottleneck's queue.
-            let verdict = if self.line.has_room(len) {
+            let verdict = if self.line.has_room() {
                 self.shaper.admit(now, len, down)
             } else {
                 Verdict::Drop(DropReason::Queue)
