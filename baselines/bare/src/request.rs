@@ -7,7 +7,7 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tungstenite::http;
 
@@ -139,7 +139,29 @@ async fn respond(socket: &mut TcpStream, head: String, body: &[u8]) -> io::Resul
     let mut all = head.into_bytes();
     all.extend_from_slice(body);
     socket.write_all(&all).await?;
-    socket.shutdown().await
+    socket.shutdown().await?;
+    linger(socket).await;
+    Ok(())
+}
+
+/// Reads and drops what the client still sends (the rest of an oversized
+/// head, a body), briefly, before the socket closes: closing with unread
+/// bytes makes the kernel send a reset, which can destroy the answer
+/// before the client reads it.
+async fn linger(socket: &mut TcpStream) {
+    const LINGER: Duration = Duration::from_secs(1);
+    const LINGER_BYTES: usize = 64 * 1024;
+    let mut sink = [0u8; 1024];
+    let mut dropped = 0;
+    let _ = tokio::time::timeout(LINGER, async {
+        while dropped < LINGER_BYTES {
+            match socket.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => dropped += n,
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]
