@@ -4,6 +4,7 @@
 //! clients: hyper for SSE over HTTP/1.1, tokio-tungstenite for WebSocket.
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -469,7 +470,12 @@ pub fn available_or_skip(
     if std::env::var(require_var).as_deref() == Ok("1") {
         panic!("{what}: {why}, and {require_var}=1 requires it (install: {install})");
     }
-    eprintln!("SKIPPED: {what}: {why} (install: {install})");
+    // Straight to the process's stderr: `eprintln!` would be captured by the
+    // test harness and never shown for a test that passes.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n********\nSKIPPED: {what}: {why} (install: {install})\n********\n"
+    );
     false
 }
 
