@@ -204,6 +204,8 @@ mod tests {
             (&b"\x81\x02hi"[..], 1002u16),
             // Reserved opcode 0x3.
             (b"\x83\x80\x00\x00\x00\x00", 1002),
+            // A text frame that is not UTF-8.
+            (b"\x81\x81\x00\x00\x00\x00\xff", 1007),
             // A declared 16 MiB frame, refused from its header.
             (
                 b"\x82\xff\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00",
