@@ -82,12 +82,14 @@ async fn handle(mut socket: TcpStream, state: &State) {
         .await;
         return;
     }
-    match request.uri().path() {
-        "/sse" => {
+    let last = last_event_id(&request);
+    match Route::of(&request) {
+        Route::Sse => {
+            // Nothing of the request is needed once streaming: free it.
+            drop(request);
             let framing = SseFraming {
                 retry_ms: state.config.retry_ms,
             };
-            let last = last_event_id(&request);
             serve(
                 socket,
                 framing,
@@ -97,9 +99,9 @@ async fn handle(mut socket: TcpStream, state: &State) {
             )
             .await;
         }
-        "/ws" => match handshake(&request) {
+        Route::Ws => match handshake(&request) {
             Ok(head) => {
-                let last = last_event_id(&request);
+                drop(request);
                 serve(socket, WsFraming::new(early), head, last, state).await;
             }
             Err(message) => {
@@ -108,15 +110,35 @@ async fn handle(mut socket: TcpStream, state: &State) {
                     respond_error(&mut socket, http::StatusCode::BAD_REQUEST, &message, "").await;
             }
         },
-        "/stats" => {
+        Route::Stats => {
             let json =
                 serde_json::to_string(&state.snapshot()).expect("the stats always serialize");
             let _ = respond_json(&mut socket, &json).await;
         }
-        other => {
+        Route::Unknown => {
             state.stats.bad_request();
-            let message = format!("no route {other}: try /sse, /ws or /stats");
+            let message = format!("no route {}: try /sse, /ws or /stats", request.uri().path());
             let _ = respond_error(&mut socket, http::StatusCode::NOT_FOUND, &message, "").await;
+        }
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Sse,
+    Ws,
+    Stats,
+    Unknown,
+}
+
+impl Route {
+    fn of(request: &http::Request<()>) -> Route {
+        match request.uri().path() {
+            "/sse" => Route::Sse,
+            "/ws" => Route::Ws,
+            "/stats" => Route::Stats,
+            _ => Route::Unknown,
         }
     }
 }

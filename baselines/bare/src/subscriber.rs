@@ -160,7 +160,9 @@ async fn run<F: Framing>(
                     received = event.id();
                     outbox.push(framing.event(&event));
                     // Everything else already published goes in the same write.
-                    loop {
+                    // The feed's newest id says whether there is more without
+                    // taking the channel's lock, as an empty `try_recv` would.
+                    while received < state.fanout.latest_id() {
                         match rx.try_recv() {
                             Ok(event) => {
                                 received = event.id();
