@@ -133,6 +133,11 @@ async fn run<F: Framing>(
     let mut wrote_since_tick = false;
     let mut ending_after_flush = false;
     let mut scratch = [0u8; 512];
+    // Registered with the token once, not on every turn of the loop: the
+    // token's waiter list is shared by every connection, and registering
+    // and leaving it per event would contend on its lock.
+    let stopped = state.stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         if !outbox.is_empty() {
             match flush(socket, &mut outbox, received, state).await {
@@ -147,7 +152,7 @@ async fn run<F: Framing>(
         }
         tokio::select! {
             biased;
-            _ = state.stop.cancelled() => {
+            _ = &mut stopped => {
                 if let Some(bye) = framing.farewell() {
                     outbox.push(bye);
                     // Best effort: a full socket does not hold up shutdown.
