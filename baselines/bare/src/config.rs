@@ -17,7 +17,7 @@ pub struct BareConfig {
     #[arg(long, default_value_t = 8081)]
     pub port: u16,
     /// Ticks per second.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_rate)]
+    #[arg(long, default_value_t = 1.0, value_parser = server::config::parse_rate)]
     pub rate: f64,
     /// Pad each tick's JSON up to this many bytes (0: no padding).
     #[arg(long, default_value_t = 0)]
@@ -82,17 +82,6 @@ impl Default for BareConfig {
     /// The documented defaults (those of `--help`).
     fn default() -> Self {
         BareConfig::parse_from(["bare"])
-    }
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    let rate: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0 {
-        Ok(rate)
-    } else {
-        Err(format!(
-            "rate must be above 0 and at most 1000000 events/s, got {s}"
-        ))
     }
 }
 

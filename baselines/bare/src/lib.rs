@@ -10,7 +10,7 @@
 //! tungstenite for the WebSocket protocol); no TLS, no HTTP/2.
 //!
 //! ```text
-//! feed ──► fanout (broadcast + replay ring) ──► subscriber task per stream
+//! feed (the server's) ──► fanout (broadcast + replay ring) ──► subscriber task per stream
 //!                                                 framing: sse | ws
 //!                                                 outbox: pending frames, one writev
 //! listener: accept, request head, route (/sse, /ws, /stats)
@@ -18,7 +18,6 @@
 
 pub mod config;
 pub mod fanout;
-pub mod feed;
 pub mod listener;
 pub mod outbox;
 pub mod request;
@@ -40,6 +39,7 @@ use tokio::sync::mpsc;
 pub use config::BareConfig;
 pub use stats::StatsSnapshot;
 
+use fanout::FeedEvent;
 use state::State;
 
 /// Pending connections the kernel queues while the accept loop catches up:
@@ -84,6 +84,7 @@ pub async fn start(config: BareConfig) -> Result<RunningBare, BareError> {
     let state = Arc::new(State::new(config));
     let (done_tx, done) = mpsc::channel(1);
     let feed_done = done_tx.clone();
+    // The server's own producer: the same schedule, stamps and encoding.
     let (fanout, rate, payload, stop) = (
         state.fanout.clone(),
         state.config.rate,
@@ -91,7 +92,10 @@ pub async fn start(config: BareConfig) -> Result<RunningBare, BareError> {
         state.stop.clone(),
     );
     tokio::spawn(async move {
-        feed::run(fanout, rate, payload, stop).await;
+        server::feed::tick(rate, payload, stop, |event| {
+            fanout.publish(Arc::new(FeedEvent::new(Arc::new(event))));
+        })
+        .await;
         drop(feed_done);
     });
     tokio::spawn(listener::accept_loop(listener, state.clone(), done_tx));
