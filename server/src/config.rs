@@ -143,7 +143,8 @@ impl ServerConfig {
     }
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
+/// Events per second: a finite number above 0, at most 1,000,000.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
     let r: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if r.is_finite() && r > 0.0 && r <= 1_000_000.0 {
         Ok(r)

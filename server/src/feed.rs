@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{encode_tick, unix_now_ns};
+use crate::event::{encode_tick, unix_now_ns, EncodedEvent};
 use crate::hub::Hub;
 
 /// The feed's timing: when tick `id` is due, in both clocks.
@@ -47,12 +47,27 @@ pub fn period_ns(rate_hz: f64) -> u64 {
     ((1e9 / rate_hz).round() as u64).max(1)
 }
 
-/// Ticks until `stop` is cancelled.
+/// Ticks into the hub until `stop` is cancelled.
+pub async fn run(hub: Arc<Hub>, rate_hz: f64, payload_bytes: usize, stop: CancellationToken) {
+    tick(rate_hz, payload_bytes, stop, |event| {
+        hub.publish(Arc::new(event))
+    })
+    .await;
+}
+
+/// Ticks until `stop` is cancelled, handing each event, encoded once, to
+/// `publish` (the hub here; the bare baseline's fan-out there, so both
+/// servers run the very same producer).
 ///
 /// Each tick carries its *scheduled* time. When the producer falls behind (a
 /// busy machine, a high rate) it catches up without sleeping, and the delay
 /// is visible to every receiver as latency rather than silently absorbed.
-pub async fn run(hub: Arc<Hub>, rate_hz: f64, payload_bytes: usize, stop: CancellationToken) {
+pub async fn tick(
+    rate_hz: f64,
+    payload_bytes: usize,
+    stop: CancellationToken,
+    mut publish: impl FnMut(EncodedEvent),
+) {
     let schedule = Schedule::new(rate_hz);
     let mut id: u64 = 0;
     loop {
@@ -69,8 +84,7 @@ pub async fn run(hub: Arc<Hub>, rate_hz: f64, payload_bytes: usize, stop: Cancel
             // Far behind at a high rate: let other tasks on this thread run.
             tokio::task::yield_now().await;
         }
-        let event = encode_tick(id, schedule.sent_unix_ns(id), payload_bytes);
-        hub.publish(Arc::new(event));
+        publish(encode_tick(id, schedule.sent_unix_ns(id), payload_bytes));
     }
     tracing::debug!(last_id = id - 1, "feed stopped");
 }
