@@ -199,25 +199,26 @@ fn paths(tokens: &[Token]) -> Vec<(Vec<String>, Vec<String>)> {
                 i = j;
                 continue;
             }
-            Token::Ident(first) if tokens.get(i + 1) == Some(&Token::PathSep) => {
-                // A path in code: a::b::c (not preceded by `::`).
-                if i == 0 || tokens[i - 1] != Token::PathSep {
-                    let mut p = vec![first.clone()];
-                    let mut j = i + 1;
-                    while tokens.get(j) == Some(&Token::PathSep) {
-                        match tokens.get(j + 1) {
-                            Some(Token::Ident(s)) => {
-                                p.push(s.clone());
-                                j += 2;
-                            }
-                            _ => break,
+            // A path in code: a::b::c (not preceded by `::`).
+            Token::Ident(first)
+                if tokens.get(i + 1) == Some(&Token::PathSep)
+                    && (i == 0 || tokens[i - 1] != Token::PathSep) =>
+            {
+                let mut p = vec![first.clone()];
+                let mut j = i + 1;
+                while tokens.get(j) == Some(&Token::PathSep) {
+                    match tokens.get(j + 1) {
+                        Some(Token::Ident(s)) => {
+                            p.push(s.clone());
+                            j += 2;
                         }
+                        _ => break,
                     }
-                    let here = inline.iter().map(|(n, _)| n.clone()).collect();
-                    out.push((here, p));
-                    i = j;
-                    continue;
                 }
+                let here = inline.iter().map(|(n, _)| n.clone()).collect();
+                out.push((here, p));
+                i = j;
+                continue;
             }
             _ => {}
         }
