@@ -2,7 +2,9 @@
 //! say what to do next, and the counter each failure goes to.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a connection or stream failed, for the error counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,4 +107,21 @@ impl ClientError {
             }
         }
     }
+}
+
+/// `f`, given at most `limit`: past it, a [`ClientError::Timeout`] naming
+/// the URL and what was awaited.
+pub async fn within<T>(
+    limit: Duration,
+    url: &Arc<str>,
+    what: &'static str,
+    f: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(limit, f)
+        .await
+        .map_err(|_| ClientError::Timeout {
+            url: url.clone(),
+            what,
+            secs: limit.as_secs_f64(),
+        })?
 }

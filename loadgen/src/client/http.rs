@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 
 use super::dial::Dialer;
 use super::endpoint::Endpoint;
-use super::error::ClientError;
+use super::error::{within, ClientError};
 use super::h2::H2Pool;
 use super::request::{request, Body};
 
@@ -126,12 +126,14 @@ pub async fn error_body(mut body: Incoming) -> String {
 }
 
 /// `method` on `endpoint` over a fresh HTTP/1.1 connection, the whole body
-/// read within `limit`: the status and the body.
+/// read within `limit` (past it, a timeout saying `what` was awaited): the
+/// status and the body.
 pub async fn call_once(
     dialer: &Dialer,
     endpoint: &Endpoint,
     method: http::Method,
     limit: Duration,
+    what: &'static str,
 ) -> Result<(u16, Bytes), ClientError> {
     let url = endpoint.shown();
     let exchange = async {
@@ -149,11 +151,5 @@ pub async fn call_once(
             .to_bytes();
         Ok((status, body))
     };
-    tokio::time::timeout(limit, exchange)
-        .await
-        .map_err(|_| ClientError::Timeout {
-            url: url.clone(),
-            what: "waiting for an answer",
-            secs: limit.as_secs_f64(),
-        })?
+    within(limit, url, what, exchange).await
 }

@@ -37,7 +37,7 @@ mod ws;
 
 pub use dial::{check_alpn, Dialer, SocketHook, SourceAddresses};
 pub use endpoint::{Endpoint, EndpointError};
-pub use error::{ClientError, ErrorKind};
+pub use error::{within, ClientError, ErrorKind};
 pub use feed::FeedStream;
 pub use h2::H2Pool;
 pub use http::{call_once, error_body, expect_ok, h1_handshake, HttpConn};

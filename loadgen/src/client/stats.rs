@@ -80,16 +80,9 @@ impl ServerProbe {
             &self.endpoint,
             http::Method::GET,
             STATS_TIMEOUT,
+            "reading /stats",
         )
-        .await
-        .map_err(|e| match e {
-            ClientError::Timeout { url, secs, .. } => ClientError::Timeout {
-                url,
-                what: "reading /stats",
-                secs,
-            },
-            other => other,
-        })?;
+        .await?;
         if status != 200 {
             return Err(ClientError::Status {
                 url: url.clone(),

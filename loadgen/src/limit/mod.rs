@@ -34,11 +34,7 @@ use crate::wire::Wire;
 /// Runs every case of `spec` against one server.
 pub async fn run(spec: &LimitSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
     spec.validate().map_err(anyhow::Error::msg)?;
-    let settings = ServerSettings {
-        rate_hz: spec.rate_hz,
-        workers: opts.workers,
-        ..ServerSettings::default()
-    };
+    let settings = ServerSettings::new(spec.rate_hz, opts.workers);
     let server = StartedServer::start(opts, &settings).await?;
     let target = server.target.clone();
     let announced = match target.https_h2("/") {

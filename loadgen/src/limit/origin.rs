@@ -17,8 +17,8 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::client::{
-    call_once, request, Body, ClientError, Dialer, Endpoint, Opener, SocketHook, SourceAddresses,
-    TlsSettings,
+    call_once, request, within, Body, ClientError, Dialer, Endpoint, Opener, SocketHook,
+    SourceAddresses, TlsSettings,
 };
 
 /// How long a plain GET may take (the caller bounds the wait for a slot).
@@ -99,8 +99,14 @@ impl OriginClient {
         let at = self.origin.at(path);
         match self.opener.h2_pool() {
             None => {
-                let (status, _) =
-                    call_once(&self.dialer, &at, http::Method::GET, GET_TIMEOUT).await?;
+                let (status, _) = call_once(
+                    &self.dialer,
+                    &at,
+                    http::Method::GET,
+                    GET_TIMEOUT,
+                    "waiting for a GET",
+                )
+                .await?;
                 Ok(status)
             }
             Some(pool) => {
@@ -158,11 +164,11 @@ pub async fn announced_max_streams(origin: &Endpoint) -> Result<Option<u32>, Cli
             }));
         }
     };
-    tokio::time::timeout(SETTINGS_TIMEOUT, read)
-        .await
-        .map_err(|_| ClientError::Timeout {
-            url: url.clone(),
-            what: "waiting for the server's HTTP/2 SETTINGS",
-            secs: SETTINGS_TIMEOUT.as_secs_f64(),
-        })?
+    within(
+        SETTINGS_TIMEOUT,
+        &url,
+        "waiting for the server's HTTP/2 SETTINGS",
+        read,
+    )
+    .await
 }

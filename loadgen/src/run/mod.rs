@@ -6,7 +6,7 @@
 //!   message), used here, by `scenarios` and by `limit`.
 //! - [`feed`]: the feed connection's hook (records into recorder shards).
 //! - [`driver`]: one wire in this process ([`WireRun`], [`run_wire`]);
-//!   [`workers`]: one wire over several processes.
+//!   [`workers`]: one wire over several processes, each a [`worker`].
 //! - [`spec`], [`live`], [`outcome`]: what a wire runs, shows while
 //!   running, and measured.
 //! - [`server`]: the one server starter; [`options`]: which server.
@@ -21,6 +21,7 @@ pub mod outcome;
 pub mod runner;
 pub mod server;
 pub mod spec;
+pub mod worker;
 pub mod workers;
 
 pub use driver::{run_wire, settle_after, WireRun};
@@ -30,4 +31,4 @@ pub use outcome::{Finished, Held, WireOutcome};
 pub use runner::{run_scenarios, Observer, Silent};
 pub use server::{serve, EmbeddedServer, Ready, ServerSettings, StartedServer};
 pub use spec::{WireSpec, BROWSER_H2_STREAMS};
-pub use workers::serve_worker;
+pub use worker::serve_worker;

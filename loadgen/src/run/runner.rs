@@ -10,7 +10,8 @@ use super::live::Live;
 use super::options::RunOptions;
 use super::server::{ServerSettings, StartedServer};
 use super::spec::WireSpec;
-use super::workers::{run_wire_in_processes, TargetSpec};
+use super::worker::TargetSpec;
+use super::workers::run_wire_in_processes;
 use crate::client::ServerProbe;
 use crate::result::{
     Environment, RunResult, Scenario, ScenarioResult, Section, ServerSetup, WireResult,
@@ -79,10 +80,8 @@ async fn run_scenario(
 ) -> anyhow::Result<ScenarioResult> {
     scenario.validate()?;
     let settings = ServerSettings {
-        rate_hz: scenario.rate_hz,
         payload_bytes: scenario.payload_bytes,
-        workers: opts.workers,
-        ..ServerSettings::default()
+        ..ServerSettings::new(scenario.rate_hz, opts.workers)
     };
     let mut setup: Option<ServerSetup> = None;
     let mut wires = Vec::new();

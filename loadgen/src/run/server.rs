@@ -41,6 +41,15 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
+    /// A feed at `rate_hz` on `workers` threads, the rest the server's defaults.
+    pub fn new(rate_hz: f64, workers: Option<usize>) -> Self {
+        ServerSettings {
+            rate_hz,
+            workers,
+            ..ServerSettings::default()
+        }
+    }
+
     /// The config of a server in this process.
     pub fn config(&self) -> ServerConfig {
         let mut c = ServerConfig::ephemeral();

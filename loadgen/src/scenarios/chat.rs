@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::client::{
-    open_ws, ClientError, Dialer, Endpoint, H2Pool, HttpConn, NamedEvent, NamedEvents, SseStream,
-    Target, WsIncoming,
+    open_ws, within, ClientError, Dialer, Endpoint, H2Pool, HttpConn, NamedEvent, NamedEvents,
+    SseStream, Target, WsIncoming,
 };
 use crate::measure::Timing;
 use crate::result::{ChatResult, ChatSpec, ChatWire, Scenario, ScenarioResult, Section};
@@ -34,12 +34,7 @@ const ANSWER_SLACK: Duration = Duration::from_secs(10);
 
 pub async fn run(spec: &ChatSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
     spec.validate().map_err(anyhow::Error::msg)?;
-    let settings = ServerSettings {
-        rate_hz: 1.0,
-        workers: opts.workers,
-        ..ServerSettings::default()
-    };
-    let server = StartedServer::start(opts, &settings).await?;
+    let server = StartedServer::start(opts, &ServerSettings::new(1.0, opts.workers)).await?;
     let mut wires = Vec::new();
     for &wire in &spec.wires {
         wires.push(run_wire(spec, &server.target, wire).await);
@@ -262,20 +257,6 @@ fn prompt_json(spec: &ChatSpec, id: usize) -> String {
     )
 }
 
-/// Waits at most `timeout` for one answer.
-async fn answer_within<F>(timeout: Duration, url: &Arc<str>, answer: F) -> Result<(), ClientError>
-where
-    F: std::future::Future<Output = Result<(), ClientError>>,
-{
-    tokio::time::timeout(timeout, answer)
-        .await
-        .map_err(|_| ClientError::Timeout {
-            url: url.clone(),
-            what: "waiting for an answer",
-            secs: timeout.as_secs_f64(),
-        })?
-}
-
 /// What reading an answer came to: done, or why not.
 fn answered(ended: Ended, url: &Arc<str>) -> Result<(), ClientError> {
     match ended {
@@ -324,7 +305,7 @@ async fn sse_user(
                 _ => Ok(()),
             }
         };
-        answer_within(timeout, url, answer).await?;
+        within(timeout, url, "waiting for an answer", answer).await?;
     }
     Ok(())
 }
@@ -360,7 +341,7 @@ async fn ws_user(
             }
         };
         let answer = async { answered(read(&mut ws, &mut on_message, None, None).await, url) };
-        answer_within(timeout, url, answer).await?;
+        within(timeout, url, "waiting for an answer", answer).await?;
     }
     ws.close().await;
     Ok(())

@@ -29,12 +29,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn run(spec: &EchoSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
     spec.validate().map_err(anyhow::Error::msg)?;
-    let settings = ServerSettings {
-        rate_hz: 1.0,
-        workers: opts.workers,
-        ..ServerSettings::default()
-    };
-    let server = StartedServer::start(opts, &settings).await?;
+    let server = StartedServer::start(opts, &ServerSettings::new(1.0, opts.workers)).await?;
     let mut levels = Vec::new();
     for &wire in &spec.wires {
         for &clients in &spec.clients {

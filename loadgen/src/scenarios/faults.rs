@@ -37,11 +37,9 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn run(spec: &FaultSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
     spec.validate().map_err(anyhow::Error::msg)?;
     let settings = ServerSettings {
-        rate_hz: spec.rate_hz,
-        workers: opts.workers,
         replay: Some(spec.replay),
         retry_ms: Some(spec.retry_ms),
-        ..ServerSettings::default()
+        ..ServerSettings::new(spec.rate_hz, opts.workers)
     };
     let server = StartedServer::start(opts, &settings).await?;
     let target = Arc::new(server.target.clone());
@@ -202,6 +200,7 @@ async fn admin(target: &Target, path: &str) -> Result<(u16, serde_json::Value), 
         &target.plain(path),
         http::Method::POST,
         ADMIN_TIMEOUT,
+        "waiting for an admin answer",
     )
     .await?;
     Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
