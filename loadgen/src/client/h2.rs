@@ -38,10 +38,6 @@ impl H2Pool {
         }
     }
 
-    pub fn size(&self) -> usize {
-        self.slots.len()
-    }
-
     /// The endpoint the pool was made for (requests may use other paths).
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint

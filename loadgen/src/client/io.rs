@@ -20,16 +20,6 @@ pub enum Io {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-impl Io {
-    /// The ALPN protocol TLS negotiated (`None` on a plain socket).
-    pub fn alpn(&self) -> Option<&[u8]> {
-        match self {
-            Io::Plain(_) => None,
-            Io::Tls(tls) => tls.get_ref().1.alpn_protocol(),
-        }
-    }
-}
-
 impl AsyncRead for Io {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -77,10 +77,6 @@ impl OriginClient {
         }
     }
 
-    pub fn origin(&self) -> &str {
-        self.origin.url().trim_end_matches('/')
-    }
-
     /// TCP connections made so far (HTTP/2: the origin's one, remade if it died).
     pub fn connections(&self) -> usize {
         match self.opener.h2_connections() {
