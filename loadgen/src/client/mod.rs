@@ -13,9 +13,9 @@
 //! - [`HttpConn`] and [`call_once`] for requests; [`ServerProbe`], the typed
 //!   `/stats`.
 //!
-//! Inside, files depend one way: error, tls, event_stream, message, stream,
-//! endpoint, io, request at the bottom; dial, http, h2, sse, ws above them;
-//! feed, opener, stats, target on top.
+//! Inside, files depend one way: `error`, `tls`, `io`, `event_stream`,
+//! `message` at the bottom; then `endpoint`, `stream`, `request`; `dial`;
+//! `h2`, `http`, `ws`, `target`; `sse`, `stats`; `feed`; `opener` on top.
 
 mod dial;
 mod endpoint;

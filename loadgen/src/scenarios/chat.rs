@@ -32,6 +32,7 @@ use crate::wire::Wire;
 /// The longest one answer may take beyond its schedule.
 const ANSWER_SLACK: Duration = Duration::from_secs(10);
 
+/// Runs every wire's users against one server (embedded, or the external one).
 pub async fn run(spec: &ChatSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
     spec.validate().map_err(anyhow::Error::msg)?;
     let server = StartedServer::start(opts, &ServerSettings::new(1.0, opts.workers)).await?;

@@ -27,6 +27,7 @@ use crate::wire::Wire;
 /// How long one round trip may take before the client counts it lost.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Runs every wire at every client count against one server.
 pub async fn run(spec: &EchoSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
     spec.validate().map_err(anyhow::Error::msg)?;
     let server = StartedServer::start(opts, &ServerSettings::new(1.0, opts.workers)).await?;
