@@ -52,6 +52,9 @@ impl Endpoint {
         if !parsed.has_host() {
             return Err(bad("no host".into()));
         }
+        // What a request is built from must also be an HTTP URI, so building
+        // one never fails later.
+        http::Uri::try_from(parsed.as_str()).map_err(|e| bad(e.to_string()))?;
         let scheme = parsed.scheme().to_string();
         let secure = match scheme.as_str() {
             "https" | "wss" => true,
@@ -183,6 +186,7 @@ mod tests {
         assert!(e.to_string().contains("not http, https, ws or wss"), "{e}");
         let e = Endpoint::new("nope", addr(), None).unwrap_err();
         assert!(e.to_string().contains("not a valid URL"), "{e}");
+        assert!(Endpoint::new("http://h:1/a b?c=`d`|^", addr(), None).is_ok());
         let tls = TlsSettings::http1(&crate::client::tls::Trust::Insecure, "localhost").unwrap();
         let e = Endpoint::new("http://localhost:1/", addr(), Some(tls)).unwrap_err();
         assert!(e.to_string().contains("TLS settings given"), "{e}");

@@ -73,18 +73,18 @@ impl Target {
         trust: Trust,
         allow_remote: bool,
     ) -> Result<Target, TargetError> {
-        let (http_addr, _) = resolve(http_url, "http", allow_remote).await?;
-        let tls = match https_url {
+        let (http_addr, _, http_url) = resolve(http_url, "http", allow_remote).await?;
+        let (tls, https_url) = match https_url {
             Some(u) => {
-                let (addr, host) = resolve(u, "https", allow_remote).await?;
-                Some(tls_target(addr, &host, &trust)?)
+                let (addr, host, url) = resolve(u, "https", allow_remote).await?;
+                (Some(tls_target(addr, &host, &trust)?), Some(url))
             }
-            None => None,
+            None => (None, None),
         };
         Ok(Target {
             http_addr,
-            http_url: http_url.trim_end_matches('/').to_string(),
-            https_url: https_url.map(|u| u.trim_end_matches('/').to_string()),
+            http_url,
+            https_url,
             tls,
         })
     }
@@ -109,6 +109,7 @@ impl Target {
 
     /// `ws://` on the plain listener.
     pub fn ws(&self, path: &str) -> Endpoint {
+        // `http_url` is normalised: it starts with `http://`.
         let authority = self.http_url.trim_start_matches("http://");
         Endpoint::new(&format!("ws://{authority}{path}"), self.http_addr, None)
             .expect("a checked http:// URL and an absolute path make a URL")
@@ -156,11 +157,13 @@ fn tls_target(addr: SocketAddr, host: &str, trust: &Trust) -> Result<TlsTarget, 
     })
 }
 
+/// The address, host name and normalised URL (lower-case scheme, no
+/// trailing `/`) of a server's base URL.
 async fn resolve(
     raw: &str,
     scheme: &str,
     allow_remote: bool,
-) -> Result<(SocketAddr, String), TargetError> {
+) -> Result<(SocketAddr, String, String), TargetError> {
     let bad = |reason: String| TargetError::BadUrl {
         url: raw.to_string(),
         reason,
@@ -198,7 +201,8 @@ async fn resolve(
             addr,
         });
     }
-    Ok((addr, host))
+    let base = url.as_str().trim_end_matches('/').to_string();
+    Ok((addr, host, base))
 }
 
 #[cfg(test)]
@@ -225,6 +229,18 @@ mod tests {
         let t = Target::external("http://127.0.0.1:9/", None, Trust::Insecure, false)
             .await
             .unwrap();
+        assert_eq!(t.http_url, "http://127.0.0.1:9");
+        // Whatever the spelling, the endpoints are well formed.
+        let t2 = Target::external("HTTP://127.0.0.1:9/api/", None, Trust::Insecure, false)
+            .await
+            .unwrap();
+        assert_eq!(t2.ws("/ws").url(), "ws://127.0.0.1:9/api/ws");
+        assert_eq!(t2.plain("/sse").url(), "http://127.0.0.1:9/api/sse");
+        let e = Target::external("http://127.0.0.1:9/?x=1", None, Trust::Insecure, false)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("no query"), "{e}");
         assert_eq!(t.http_addr.port(), 9);
         assert!(t.sources(100).0.is_empty());
         assert_eq!(t.sources(45_000).0.len(), 3);
