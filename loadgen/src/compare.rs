@@ -38,7 +38,7 @@ pub struct Metric {
 }
 
 fn us(v: f64) -> String {
-    crate::printer::us(v as u64)
+    crate::report::us(v as u64)
 }
 
 /// The metrics compared, in the order printed.
@@ -77,7 +77,7 @@ pub const METRICS: [Metric; 8] = [
         name: "server mem/conn",
         better: Better::Lower,
         value: |w| w.server.as_ref().map(|s| s.rss_per_connection),
-        show: crate::printer::bytes,
+        show: crate::report::bytes,
     },
     Metric {
         name: "server CPU/event",

@@ -1,29 +1,40 @@
 //! The load generator: opens many SSE and WS connections to the feed server
 //! over HTTP/1.1, h2 (TLS) and h2c, and records what each receives.
+//!
+//! # Layout
+//!
+//! Layers run one way: a module uses only the ones listed above it (a test,
+//! `tests/layers.rs`, fails on any import cycle between modules or files).
+//!
+//! - [`wire`]: the wire names, shared with the server.
+//! - [`result`]: `result.json`'s schema and every scenario's settings (with
+//!   the ranges every number is checked against); nothing about connections.
+//! - [`client`]: the connection core: endpoints, the dialer (socket hook,
+//!   TLS, ALPN), the SSE reader, the WebSocket client, the HTTP/2 pool, the
+//!   opener, the typed `/stats` probe.
+//! - [`measure`]: what connections measure: the recorder, id tracking,
+//!   duration histograms.
+//! - [`run`]: the read and reconnect loops, the feed driver (one process or
+//!   several), the server starter, the scenario runner.
+//! - [`scenarios`] (chat, echo, faults) and [`limit`] (the browser model of
+//!   the six-connection limit): runs beyond the feed, on the same core.
+//! - [`report`]: report.md, report.html, charts and the terminal's tables,
+//!   from a result alone.
+//! - [`compare`], [`merge`]: two or more results into a comparison or one result.
+//! - [`monitor`]: the live progress view.
+//! - [`cli`]: the command line, parsed and checked into what to run.
+
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod client;
 pub mod compare;
-pub mod connection;
-pub mod driver;
-pub mod embedded;
-pub mod event_stream;
-pub mod h2_pool;
 pub mod limit;
+pub mod measure;
 pub mod merge;
 pub mod monitor;
-pub mod net;
-pub mod printer;
-pub mod probe;
-pub mod recorder;
 pub mod report;
 pub mod result;
-pub mod runner;
-pub mod scenario;
+pub mod run;
 pub mod scenarios;
-pub mod sse_client;
-pub mod target;
-pub mod tls_config;
 pub mod wire;
-pub mod workers;
-pub mod ws_client;

@@ -1,17 +1,20 @@
 //! `loadgen`: parse the CLI, run, print the summary, write result.json.
 
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser as _;
-use loadgen::cli::{default_out_dir, Cli, Command, CompareArgs, MergeArgs, ReportArgs};
+use loadgen::cli::{default_out_dir, CompareArgs, Invocation, Measure, MergeArgs, ReportArgs};
 use loadgen::monitor::{Monitor, Style};
 use loadgen::report::ReportOptions;
-use loadgen::runner::run_scenarios;
+use loadgen::run::run_scenarios;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    let stderr_is_terminal = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -21,9 +24,13 @@ fn main() -> ExitCode {
             }),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them, not in a log file.
+        .with_ansi(stderr_is_terminal)
         .init();
     server::tls::install_crypto_provider();
-    let cli = Cli::parse();
+    // Usage errors exit with status 2 (help and version with 0), before
+    // anything runs.
+    let invocation = loadgen::cli::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -31,7 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(invocation)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -40,97 +47,35 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // Scenarios beyond the feed (chat, echo, faults), run after the feed ones.
-    let mut extras = Vec::new();
-    // The browser model's limit runs (`limit`, and the suite's matrix).
-    let mut limits = Vec::new();
-    let (name, scenarios, server, out, quiet) = match cli.command {
-        Command::Chat(args) => {
-            extras.push(args.extra());
-            let c = args.common;
-            (
-                "chat".into(),
-                Vec::new(),
-                c.server.options()?,
-                c.out,
-                c.quiet,
-            )
+async fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
+    match invocation {
+        Invocation::Measure(m) => measure(m).await,
+        Invocation::Serve(config) => {
+            // The ready line is what the parent process waits for, on stdout.
+            loadgen::run::serve(config, |ready| println!("{ready}")).await?;
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Echo(args) => {
-            extras.push(args.extra());
-            let c = args.common;
-            (
-                "echo".into(),
-                Vec::new(),
-                c.server.options()?,
-                c.out,
-                c.quiet,
-            )
+        Invocation::Report(args) => report_command(&args),
+        Invocation::Compare(args) => compare_command(&args),
+        Invocation::Merge(args) => merge_command(&args),
+        Invocation::Worker => {
+            loadgen::run::serve_worker().await?;
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Faults(args) => {
-            extras.push(args.extra());
-            let c = args.common;
-            (
-                "faults".into(),
-                Vec::new(),
-                c.server.options()?,
-                c.out,
-                c.quiet,
-            )
-        }
-        Command::Limit(args) => {
-            limits.push(args.spec()?);
-            (
-                "limit".into(),
-                Vec::new(),
-                args.server.options()?,
-                args.out,
-                args.quiet,
-            )
-        }
-        Command::Serve(args) => {
-            loadgen::embedded::serve(args.config).await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Report(args) => return report_command(&args),
-        Command::Compare(args) => return compare_command(&args),
-        Command::Merge(args) => return merge_command(&args),
-        Command::Worker => {
-            loadgen::workers::serve_worker().await?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Command::Run(args) => {
-            let scenarios = args.scenarios()?;
-            let name = args.name.clone().unwrap_or_else(|| {
-                if scenarios.len() == 1 {
-                    scenarios[0].name.clone()
-                } else {
-                    "run".into()
-                }
-            });
-            (
-                name,
-                scenarios,
-                args.server.options()?,
-                args.out,
-                args.quiet,
-            )
-        }
-        Command::Suite(args) => (
-            {
-                if !args.feed_only {
-                    extras = loadgen::scenario::beyond_feed_suite(args.duration.as_secs_f64());
-                    limits.push(loadgen::limit::suite());
-                }
-                "suite".to_string()
-            },
-            loadgen::scenario::standard_suite(args.duration.as_secs_f64()),
-            args.server.options()?,
-            args.out,
-            args.quiet,
-        ),
-    };
+    }
+}
+
+async fn measure(m: Measure) -> anyhow::Result<ExitCode> {
+    let server = m.server.options()?;
+    let Measure {
+        name,
+        scenarios,
+        extras,
+        limits,
+        out,
+        quiet,
+        ..
+    } = m;
     let limit = server::nofile::raise_open_files_limit();
     let needed = scenarios
         .iter()
@@ -164,9 +109,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing the result into {}", out.display()))?;
     write_reports(&result, &out, &ReportOptions::default());
     if !quiet {
-        println!("{}", loadgen::printer::summary(&result));
-        print!("{}", loadgen::scenarios::summary(&result));
-        print!("{}", loadgen::limit::summary(&result));
+        println!("{}", loadgen::report::text::feed_summary(&result));
+        print!("{}", loadgen::report::text::extras_summary(&result));
+        print!("{}", loadgen::report::text::limit_summary(&result));
     }
     eprintln!("result: {}", path.display());
     Ok(if result.complete {

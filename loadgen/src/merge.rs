@@ -29,9 +29,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::driver::{LoadgenCost, ServerCost};
-use crate::recorder::{Recorder, RecorderError};
-use crate::result::{Environment, RunResult, ScenarioResult, WireResult, SCHEMA_VERSION};
+use crate::measure::Recorder;
+use crate::result::{
+    Environment, HistogramError, LoadgenCost, RunResult, ScenarioResult, ServerCost, WireResult,
+    SCHEMA_VERSION,
+};
 use crate::wire::Wire;
 
 /// Why results could not be merged.
@@ -55,7 +57,7 @@ pub enum MergeError {
         scenario: String,
         wire: Wire,
         source_label: String,
-        source: RecorderError,
+        source: HistogramError,
     },
 }
 
@@ -133,11 +135,10 @@ fn merge_scenario(parts: &[(&String, &ScenarioResult)]) -> Result<ScenarioResult
         w.iter().map(|w| w.name()).collect::<Vec<_>>().join(", ")
     };
     for (label, s) in parts {
-        let beyond = crate::report::sections_beyond_feed(s);
-        if !beyond.is_empty() {
+        if let Some(section) = s.section.name() {
             return Err(MergeError::NotFeed {
                 scenario: name.clone(),
-                sections: beyond.join(", "),
+                sections: section.to_string(),
             });
         }
         if wires(s) != wires(first) {
@@ -345,7 +346,7 @@ fn merge_environment(sources: &[(String, RunResult)]) -> Environment {
                     "{l}: {} ({} cores, {})",
                     env.cpu_model,
                     env.cores,
-                    crate::printer::bytes(env.memory_bytes as f64)
+                    crate::report::bytes(env.memory_bytes as f64)
                 )
             })
             .collect::<Vec<_>>()
@@ -366,12 +367,10 @@ fn merge_environment(sources: &[(String, RunResult)]) -> Environment {
 }
 
 /// The hold-only latency histograms added exactly; absent if any part lacks one.
-fn merge_hold_latency(
-    parts: &[(&String, &WireResult)],
-) -> Option<crate::recorder::HistogramSummary> {
-    let mut h = crate::recorder::new_histogram();
+fn merge_hold_latency(parts: &[(&String, &WireResult)]) -> Option<crate::result::HistogramSummary> {
+    let mut h = crate::result::new_histogram();
     for (_, w) in parts {
         h.add(w.latency_hold_us.as_ref()?.decode().ok()?).ok()?;
     }
-    crate::recorder::summarize(&h).ok()
+    crate::result::summarize(&h).ok()
 }

@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::Live;
-use crate::printer::us;
-use crate::result::{ServerSetup, WireResult};
-use crate::runner::Observer;
-use crate::scenario::Scenario;
+use crate::report::us;
+use crate::result::{Scenario, ServerSetup, WireResult};
+use crate::run::{Live, Observer};
 use crate::wire::Wire;
 
 /// How the view is drawn.

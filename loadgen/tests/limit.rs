@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use loadgen::limit::{self, LimitCase, LimitCaseResult, LimitSpec, Protocol};
-use loadgen::runner::{RunOptions, ServerChoice};
-use loadgen::tls_config::Trust;
+use loadgen::client::Trust;
+use loadgen::limit;
+use loadgen::result::{LimitCase, LimitCaseResult, LimitSpec, Protocol};
+use loadgen::run::{RunOptions, ServerChoice};
 
 fn in_process() -> RunOptions {
     server::tls::install_crypto_provider();
@@ -29,7 +30,7 @@ async fn model(cases: Vec<LimitCase>, opts: &RunOptions) -> Vec<LimitCaseResult>
     let r = limit::run(&spec, opts).await.expect("the model runs");
     let json = serde_json::to_value(&r).unwrap();
     assert!(json["limit"]["cases"].is_array(), "{json}");
-    let l = r.limit.expect("a limit section");
+    let l = r.limit().cloned().expect("a limit section");
     assert_eq!(l.h2_announced_max_streams, None, "actix announces none");
     assert_eq!(l.h2_streams_in_force, 100, "Chromium's default then");
     l.cases

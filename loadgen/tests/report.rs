@@ -15,7 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use loadgen::recorder::{HistogramSummary, Recorder};
+use loadgen::measure::{IdTracker, Recorder};
+use loadgen::result::HistogramSummary;
 use loadgen::result::RunResult;
 
 const FIXTURE: &str = "tests/fixtures/two-scenarios/result.json";
@@ -173,7 +174,7 @@ fn limit_html_holds_the_table_and_the_opened_chart() {
                 .collect()
         })
         .collect();
-    let cases = &result.scenarios[0].limit.as_ref().unwrap().cases;
+    let cases = &result.scenarios[0].limit().unwrap().cases;
     assert_eq!(rows.len(), cases.len());
     let row = rows
         .iter()
@@ -280,17 +281,20 @@ fn streams() -> (Recorder, Recorder, Recorder) {
     let mut a = Recorder::with_start_unix_ns(start);
     let mut b = Recorder::with_start_unix_ns(start);
     let mut both = Recorder::with_start_unix_ns(start);
+    // Each recorder here is one connection: one id tracker each.
+    let (mut ids_a, mut ids_b, mut ids_both) =
+        (IdTracker::new(), IdTracker::new(), IdTracker::new());
     for i in 0..5_000u64 {
         // Latencies from 50 µs to ~2 s, spread unevenly between the two.
         let lat_ns = 50_000 + (i * i * 7_919) % 2_000_000_000;
         let sent = start + i * 1_000_000;
-        let (one, id) = if i % 3 == 0 {
-            (&mut a, i / 3)
+        let (one, ids, id) = if i % 3 == 0 {
+            (&mut a, &mut ids_a, i / 3)
         } else {
-            (&mut b, i)
+            (&mut b, &mut ids_b, i)
         };
-        one.record_event(id, sent, sent + lat_ns, 100);
-        both.record_event(id, sent, sent + lat_ns, 100);
+        one.record_event(ids, id, sent, sent + lat_ns, 100);
+        both.record_event(&mut ids_both, id, sent, sent + lat_ns, 100);
         if i % 50 == 0 {
             let d = std::time::Duration::from_micros(300 + i);
             one.record_connect(d);

@@ -7,7 +7,7 @@ fn every_shipped_scenario_file_loads() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let scenarios = loadgen::scenario::Scenario::load(&path)
+            let scenarios = loadgen::result::Scenario::load(&path)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(!scenarios.is_empty(), "{}", path.display());
             seen += 1;

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use loadgen::runner::{RunOptions, ServerChoice};
-use loadgen::scenarios::chat::ChatSpec;
-use loadgen::scenarios::echo::EchoSpec;
-use loadgen::scenarios::faults::FaultSpec;
+use loadgen::result::{ChatSpec, EchoSpec, FaultSpec};
+use loadgen::run::{RunOptions, ServerChoice};
 use loadgen::scenarios::Extra;
 use loadgen::wire::Wire;
 
@@ -31,7 +29,7 @@ async fn faults_lose_nothing_within_the_window_and_report_the_true_gap_beyond() 
     let r = Extra::Faults(spec.clone()).run(&opts()).await.unwrap();
     let json = serde_json::to_value(&r).unwrap();
     assert!(json["faults"]["wires"].is_array(), "{json}");
-    let faults = r.faults.unwrap();
+    let faults = r.faults().unwrap();
     assert_eq!(faults.wires.len(), 2 * Wire::ALL.len());
     for w in &faults.wires {
         let what = format!("{} {}: {w:?}", w.wire, w.phase);
@@ -71,7 +69,7 @@ async fn echo_round_trips_on_every_wire() {
         ..Default::default()
     };
     let r = Extra::Echo(spec).run(&opts()).await.unwrap();
-    let echo = r.echo.unwrap();
+    let echo = r.echo().unwrap();
     assert_eq!(echo.levels.len(), 2 * Wire::ALL.len());
     for l in &echo.levels {
         let what = format!("{} x{}: {l:?}", l.wire, l.clients);
@@ -104,7 +102,7 @@ async fn chat_answers_every_question_with_every_token() {
         ..Default::default()
     };
     let r = Extra::Chat(spec.clone()).run(&opts()).await.unwrap();
-    let chat = r.chat.unwrap();
+    let chat = r.chat().unwrap();
     assert_eq!(chat.wires.len(), Wire::ALL.len());
     for w in &chat.wires {
         let what = format!("{}: {w:?}", w.wire);
@@ -132,7 +130,7 @@ async fn the_browser_pool_limit_queues_sse_h1_questions() {
         h1_pool_limit: Some(1),
     };
     let r = Extra::Chat(spec).run(&opts()).await.unwrap();
-    let w = &r.chat.unwrap().wires[0];
+    let w = &r.chat().unwrap().wires[0];
     assert_eq!(w.answers, 4);
     assert_eq!(w.pool_limit, Some(1));
     // One at a time: the last user waits for three answers (about 40 ms each).

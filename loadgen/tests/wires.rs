@@ -5,9 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadgen::driver::{run_wire, Live, WireSpec};
-use loadgen::probe::ServerProbe;
-use loadgen::target::Target;
+use loadgen::client::{ServerProbe, Target};
+use loadgen::run::{run_wire, Live, WireSpec};
 use loadgen::wire::Wire;
 use rstest::rstest;
 use tokio_util::sync::CancellationToken;

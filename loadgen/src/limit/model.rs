@@ -12,16 +12,25 @@ use tokio_util::sync::CancellationToken;
 
 use super::origin::OriginClient;
 use super::pool::{Pool, Ticket};
-use super::{GetProbe, LimitCase, LimitCaseResult, Protocol, PER_STREAM_KEPT};
-use crate::client::{FeedStream, Msg};
-use crate::scenarios::Timing;
-use crate::target::Target;
+use crate::client::{ClientError, Dialer, Msg, Opener, Target};
+use crate::measure::Timing;
+use crate::result::{GetProbe, LimitCase, LimitCaseResult, Protocol, PER_STREAM_KEPT};
+use crate::run::connection::{hold, ConnectionHook, Ended, Flow, OnMessage, Reconnect};
 
 /// WebSockets one page may hold: the 256th fails at once in Chromium.
 pub const WS_PER_PAGE: usize = 255;
 
 /// How long a closing stream or socket may take before its task is dropped.
 const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
+/// A page opens each stream once: no reconnect; closing the page closes
+/// its WebSockets politely.
+const ONCE: Reconnect = Reconnect {
+    reopen: false,
+    retry: Duration::ZERO,
+    backoff: false,
+    close_on_stop: true,
+};
 
 /// The per-group limits in force.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +133,8 @@ pub async fn run_case(
         index.insert((profile, host), groups.len() - 1);
         Some(groups.len() - 1)
     };
+    // WebSockets are outside the pools: each its own connection.
+    let ws = Arc::new(Opener::ws(target.ws("/ws"), Dialer::default()));
     let streams = Recs::default();
     let sockets = Recs::default();
     let mut tasks = JoinSet::new();
@@ -153,8 +164,7 @@ pub async fn run_case(
                     });
                     continue;
                 }
-                let addr = target.http_addr;
-                tasks.spawn(hold_socket(addr, sockets.clone(), idx, close));
+                tasks.spawn(hold_socket(ws.clone(), sockets.clone(), idx, close));
             }
         }
     }
@@ -361,78 +371,67 @@ async fn hold_stream(
         _ = close.cancelled() => return,
     };
     recs.update(idx, |r| r.granted = true);
-    let opened = tokio::select! {
-        r = client.open_stream() => r,
-        _ = close.cancelled() => return,
-    };
-    let mut stream = match opened {
-        Ok(s) => FeedStream::Sse(s),
-        Err(e) => {
-            recs.update(idx, |r| r.failed = Some(e.to_string()));
-            return;
-        }
-    };
-    read_until_closed(&mut stream, &recs, idx, &close).await;
-    // The connection closes before the slot passes on, as in the browser.
-    drop(stream);
+    let mut page = PageStream::new(&recs, idx);
+    hold(client.opener(), 0, &mut page, ONCE, &close, None).await;
+    // The connection closed (in `hold`) before the slot passes on, as in the browser.
     drop(slot);
 }
 
-/// Records the first event, and the protocol the server's hello names.
-fn first_event(recs: &Recs, idx: usize, msg: Msg) {
-    recs.update(idx, |r| {
-        r.first_event = Some(r.asked.elapsed());
-        if let Msg::Hello { protocol, .. } = msg {
-            r.protocol = Some(protocol);
-        }
-    });
+/// One WebSocket: outside every pool, its own connection.
+async fn hold_socket(opener: Arc<Opener>, recs: Recs, idx: usize, close: CancellationToken) {
+    let mut page = PageStream::new(&recs, idx);
+    hold(&opener, 0, &mut page, ONCE, &close, None).await;
 }
 
-/// One WebSocket: outside every pool, its own connection.
-async fn hold_socket(addr: std::net::SocketAddr, recs: Recs, idx: usize, close: CancellationToken) {
-    let url: Arc<str> = format!("ws://{addr}/ws").into();
-    let opened = tokio::select! {
-        r = crate::ws_client::open(addr, None, "/ws", None, &url) => r,
-        _ = close.cancelled() => return,
-    };
-    let mut ws = match opened {
-        Ok(ws) => FeedStream::Ws(ws),
-        Err(e) => {
-            recs.update(idx, |r| r.failed = Some(e.to_string()));
-            return;
+/// What the page sees of one stream or socket: the time of its first event
+/// (and the protocol the server's hello names), or why it failed.
+struct PageStream<'a> {
+    recs: &'a Recs,
+    idx: usize,
+    first: bool,
+}
+
+impl<'a> PageStream<'a> {
+    fn new(recs: &'a Recs, idx: usize) -> Self {
+        PageStream {
+            recs,
+            idx,
+            first: true,
         }
-    };
-    if read_until_closed(&mut ws, &recs, idx, &close).await {
-        ws.close().await;
+    }
+
+    fn failed(&self, e: &ClientError) {
+        self.recs
+            .update(self.idx, |r| r.failed = Some(e.to_string()));
     }
 }
 
-/// Reads a stream until the server ends it, it fails (recorded), or `close`
-/// fires (then returns true); records the time of its first event.
-async fn read_until_closed(
-    stream: &mut FeedStream,
-    recs: &Recs,
-    idx: usize,
-    close: &CancellationToken,
-) -> bool {
-    let mut first = true;
-    loop {
-        tokio::select! {
-            msg = stream.next() => match msg {
-                // The `retry:` field and keep-alives are not events.
-                Ok(Some(msg @ (Msg::Hello { .. } | Msg::Tick { .. } | Msg::Gap { .. }))) if first => {
-                    first = false;
-                    first_event(recs, idx, msg);
+impl OnMessage<Msg> for PageStream<'_> {
+    fn message(&mut self, msg: Msg) -> Flow {
+        // The `retry:` field and keep-alives are not events.
+        if self.first && matches!(msg, Msg::Hello { .. } | Msg::Tick { .. } | Msg::Gap { .. }) {
+            self.first = false;
+            self.recs.update(self.idx, |r| {
+                r.first_event = Some(r.asked.elapsed());
+                if let Msg::Hello { protocol, .. } = msg {
+                    r.protocol = Some(protocol);
                 }
-                Ok(Some(_)) => {}
-                Ok(None) => return false,
-                Err(e) => {
-                    recs.update(idx, |r| r.failed = Some(e.to_string()));
-                    return false;
-                }
-            },
-            _ = close.cancelled() => return true,
+            });
         }
+        Flow::Continue
+    }
+}
+
+impl ConnectionHook for PageStream<'_> {
+    fn open_failed(&mut self, error: ClientError) {
+        self.failed(&error);
+    }
+
+    fn ended(&mut self, how: Ended) -> Flow {
+        if let Ended::Failed(e) = &how {
+            self.failed(e);
+        }
+        Flow::Stop
     }
 }
 

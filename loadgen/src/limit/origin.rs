@@ -1,7 +1,7 @@
 //! One origin as a browser reaches it: HTTP/1.1 (a new connection per pool
 //! slot) or HTTP/2 (one TLS connection, made once, carrying every stream and
-//! request of the origin), plus the SETTINGS probe that reads the server's
-//! announced SETTINGS_MAX_CONCURRENT_STREAMS.
+//! request of the origin: an HTTP/2 pool of one), plus the SETTINGS probe
+//! that reads the server's announced SETTINGS_MAX_CONCURRENT_STREAMS.
 //!
 //! Host names are pool keys, not addresses: every name resolves to the
 //! server's listener, as several DNS names of one server would (`localhost`
@@ -13,161 +13,114 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::client::ClientError;
-use crate::h2_pool::H2Tls;
-use crate::net::{connect_tcp, connect_tls};
-use crate::sse_client::{http_error, open_h1, sse_request, SseStream};
+use crate::client::{
+    call_once, request, within, Body, ClientError, Dialer, Endpoint, Opener, SocketHook,
+    SourceAddresses, TlsSettings,
+};
 
-/// How an origin is reached.
-enum Reach {
-    H1,
-    H2 {
-        tls: H2Tls,
-        conn: tokio::sync::Mutex<Option<SendRequest<Empty<Bytes>>>>,
-    },
+/// How long a plain GET may take (the caller bounds the wait for a slot).
+const GET_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long reading the server's SETTINGS may take.
+const SETTINGS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Counts the sockets it makes: the TCP connections an HTTP/1.1 origin used.
+#[derive(Debug, Default)]
+struct CountedSockets(Arc<AtomicUsize>);
+
+impl SocketHook for CountedSockets {
+    fn socket(&self, peer: SocketAddr, index: usize) -> std::io::Result<tokio::net::TcpSocket> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        SourceAddresses::default().socket(peer, index)
+    }
 }
 
 /// One (scheme, host, port) of one browser profile.
 pub struct OriginClient {
-    reach: Reach,
-    addr: SocketAddr,
-    /// `http://localhost:8080`
-    origin: String,
-    sse_url: Arc<str>,
-    connections: AtomicUsize,
+    /// Opens the origin's `/sse`.
+    opener: Opener,
+    /// The origin itself (`http://localhost:8080/`).
+    origin: Endpoint,
+    dialer: Dialer,
+    /// Sockets made (HTTP/2 counts its pool's connections instead).
+    sockets: Arc<AtomicUsize>,
 }
 
 impl OriginClient {
     /// Plain HTTP/1.1 to `host` (a name for the pool; connects to `addr`).
     pub fn h1(addr: SocketAddr, host: &str) -> OriginClient {
-        OriginClient::new(Reach::H1, addr, format!("http://{host}:{}", addr.port()))
+        let origin = endpoint(&format!("http://{host}:{}/", addr.port()), addr, None);
+        OriginClient::new(origin, |origin, dialer| {
+            Opener::sse_h1(origin.at("/sse"), dialer)
+        })
     }
 
     /// HTTP/2 over TLS to `host`, which the certificate must name.
-    pub fn h2(addr: SocketAddr, host: &str, tls: &H2Tls) -> OriginClient {
-        let tls = H2Tls {
-            config: tls.config.clone(),
-            server_name: host.to_string(),
-        };
-        let origin = format!("https://{host}:{}", addr.port());
-        let reach = Reach::H2 {
-            tls,
-            conn: tokio::sync::Mutex::new(None),
-        };
-        OriginClient::new(reach, addr, origin)
+    pub fn h2(addr: SocketAddr, host: &str, tls: &TlsSettings) -> OriginClient {
+        let url = format!("https://{host}:{}/", addr.port());
+        let origin = endpoint(&url, addr, Some(tls.for_name(host)));
+        OriginClient::new(origin, |origin, dialer| {
+            Opener::sse_h2(origin.at("/sse"), dialer, 1)
+        })
     }
 
-    fn new(reach: Reach, addr: SocketAddr, origin: String) -> OriginClient {
+    fn new(origin: Endpoint, opener: impl FnOnce(&Endpoint, Dialer) -> Opener) -> OriginClient {
+        let sockets = Arc::new(AtomicUsize::new(0));
+        let dialer = Dialer::new(CountedSockets(sockets.clone()));
         OriginClient {
-            sse_url: format!("{origin}/sse").into(),
-            reach,
-            addr,
+            opener: opener(&origin, dialer.clone()),
             origin,
-            connections: AtomicUsize::new(0),
+            dialer,
+            sockets,
         }
-    }
-
-    pub fn origin(&self) -> &str {
-        &self.origin
     }
 
     /// TCP connections made so far (HTTP/2: the origin's one, remade if it died).
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        match self.opener.h2_connections() {
+            Some(n) => n as usize,
+            None => self.sockets.load(Ordering::Relaxed),
+        }
     }
 
-    /// Opens `/sse` (the caller holds the pool slot).
-    pub async fn open_stream(&self) -> Result<SseStream, ClientError> {
-        match &self.reach {
-            Reach::H1 => {
-                self.connections.fetch_add(1, Ordering::Relaxed);
-                open_h1(self.addr, None, "/sse", None, &self.sse_url).await
-            }
-            Reach::H2 { .. } => {
-                let mut send = self.h2_sender().await?;
-                let url = &self.sse_url;
-                send.ready().await.map_err(|e| http_error(url, e))?;
-                let res = send
-                    .send_request(sse_request(url, None, None))
-                    .await
-                    .map_err(|e| http_error(url, e))?;
-                SseStream::from_response(res, None, url.clone()).await
-            }
-        }
+    /// The opener of the origin's `/sse` (the caller holds the pool slot).
+    pub fn opener(&self) -> &Opener {
+        &self.opener
     }
 
     /// A plain `GET path`, body read to the end (the caller holds the slot).
     pub async fn get(&self, path: &str) -> Result<u16, ClientError> {
-        let url: Arc<str> = format!("{}{path}", self.origin).into();
-        let res = match &self.reach {
-            Reach::H1 => {
-                self.connections.fetch_add(1, Ordering::Relaxed);
-                let tcp = connect_tcp(self.addr, None, &url).await?;
-                let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        let at = self.origin.at(path);
+        match self.opener.h2_pool() {
+            None => {
+                let (status, _) = call_once(
+                    &self.dialer,
+                    &at,
+                    http::Method::GET,
+                    GET_TIMEOUT,
+                    "waiting for a GET",
+                )
+                .await?;
+                Ok(status)
+            }
+            Some(pool) => {
+                let req = request(http::Method::GET, &at, true, Body::default());
+                let res = pool.send(0, req).await?;
+                let status = res.status().as_u16();
+                res.into_body()
+                    .collect()
                     .await
-                    .map_err(|e| http_error(&url, e))?;
-                tokio::spawn(conn);
-                let req = http::Request::get(path)
-                    .header(http::header::HOST, self.addr.to_string())
-                    .body(Empty::<Bytes>::new())
-                    .expect("a request from valid parts always builds");
-                send.send_request(req).await
-            }
-            Reach::H2 { .. } => {
-                let mut send = self.h2_sender().await?;
-                send.ready().await.map_err(|e| http_error(&url, e))?;
-                let req = http::Request::get(&*url)
-                    .body(Empty::<Bytes>::new())
-                    .expect("a request from valid parts always builds");
-                send.send_request(req).await
+                    .map_err(|e| ClientError::http(at.shown(), e))?;
+                Ok(status)
             }
         }
-        .map_err(|e| http_error(&url, e))?;
-        let status = res.status().as_u16();
-        res.into_body()
-            .collect()
-            .await
-            .map_err(|e| http_error(&url, e))?;
-        Ok(status)
     }
+}
 
-    /// The origin's one HTTP/2 connection, made on first use.
-    async fn h2_sender(&self) -> Result<SendRequest<Empty<Bytes>>, ClientError> {
-        let Reach::H2 { tls, conn } = &self.reach else {
-            unreachable!("only called for HTTP/2 origins")
-        };
-        let mut guard = conn.lock().await;
-        if let Some(send) = guard.as_ref().filter(|s| !s.is_closed()) {
-            return Ok(send.clone());
-        }
-        let url = &self.sse_url;
-        let tcp = connect_tcp(self.addr, None, url).await?;
-        let (stream, alpn) = connect_tls(tcp, tls.config.clone(), &tls.server_name, url).await?;
-        if alpn.as_deref() != Some(b"h2") {
-            return Err(ClientError::protocol(
-                url,
-                "the server did not negotiate h2 over TLS",
-            ));
-        }
-        let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| http_error(url, e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "HTTP/2 connection ended");
-            }
-        });
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        *guard = Some(send.clone());
-        Ok(send)
-    }
+fn endpoint(url: &str, addr: SocketAddr, tls: Option<TlsSettings>) -> Endpoint {
+    Endpoint::new(url, addr, tls).expect("a host name from the model, a port and a path make a URL")
 }
 
 /// The server's SETTINGS_MAX_CONCURRENT_STREAMS over TLS h2, `None` when it
@@ -176,22 +129,15 @@ impl OriginClient {
 /// hyper keeps the peer's settings to itself, so this reads the server's
 /// first SETTINGS frame off a connection of its own: send the client
 /// preface and an empty SETTINGS, read frames until the server's SETTINGS.
-pub async fn announced_max_streams(
-    addr: SocketAddr,
-    tls: &H2Tls,
-) -> Result<Option<u32>, ClientError> {
+pub async fn announced_max_streams(origin: &Endpoint) -> Result<Option<u32>, ClientError> {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     const SETTINGS: u8 = 0x4;
     const ACK: u8 = 0x1;
     const MAX_CONCURRENT_STREAMS: u16 = 0x3;
-    let url: Arc<str> = format!("https://{}:{}", tls.server_name, addr.port()).into();
+    let url: Arc<str> = origin.shown().clone();
     let read = async {
-        let tcp = connect_tcp(addr, None, &url).await?;
-        let (mut stream, alpn) =
-            connect_tls(tcp, tls.config.clone(), &tls.server_name, &url).await?;
-        if alpn.as_deref() != Some(b"h2") {
-            return Err(ClientError::protocol(&url, "no h2 over TLS (ALPN)"));
-        }
+        // The dialer checks that the server negotiated h2.
+        let mut stream = Dialer::default().connect(origin, 0).await?;
         let io = |e: std::io::Error| ClientError::protocol(&url, format!("reading SETTINGS: {e}"));
         let mut hello = PREFACE.to_vec();
         hello.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
@@ -214,11 +160,11 @@ pub async fn announced_max_streams(
             }));
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .map_err(|_| ClientError::Timeout {
-            url: url.clone(),
-            what: "waiting for the server's HTTP/2 SETTINGS",
-            secs: 5.0,
-        })?
+    within(
+        SETTINGS_TIMEOUT,
+        &url,
+        "waiting for the server's HTTP/2 SETTINGS",
+        read,
+    )
+    .await
 }

@@ -18,8 +18,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::document::Chart;
+use super::error::ReportError;
 use super::format::{bytes, count, cpu_us, us};
-use super::ReportError;
+use super::latency::latency_of;
 use crate::result::{ScenarioResult, WireResult};
 use crate::wire::Wire;
 
@@ -46,7 +47,7 @@ pub fn for_scenario(s: &ScenarioResult, stem: &str) -> Result<Vec<Chart>, Report
     };
     let mut curves = Vec::new();
     for w in &s.wires {
-        let h = super::latency_of(w)
+        let h = latency_of(w)
             .decode()
             .map_err(|source| ReportError::Histogram {
                 scenario: s.scenario.name.clone(),
@@ -511,7 +512,7 @@ mod tests {
 
     #[test]
     fn curves_end_at_the_maximum() {
-        let mut h = crate::recorder::new_histogram();
+        let mut h = crate::result::new_histogram();
         for v in 1..=1000u64 {
             h.record(v).unwrap();
         }
@@ -528,7 +529,7 @@ mod tests {
         ))
         .unwrap();
         let mut s = r.scenarios[0].clone();
-        let empty = crate::recorder::summarize(&crate::recorder::new_histogram()).unwrap();
+        let empty = crate::result::summarize(&crate::result::new_histogram()).unwrap();
         for w in &mut s.wires {
             w.latency_us = empty.clone();
             w.connect_us = empty.clone();

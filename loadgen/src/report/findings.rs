@@ -23,7 +23,9 @@ pub fn findings(s: &ScenarioResult) -> Vec<String> {
         out.push(lowest(
             "p99 latency",
             "fastest at p99",
-            wires.iter().map(|w| (w, super::latency_of(w).p99 as f64)),
+            wires
+                .iter()
+                .map(|w| (w, super::latency::latency_of(w).p99 as f64)),
             |v| us(v as u64),
         ));
         let mem: Vec<(&WireResult, f64)> = wires

@@ -1,7 +1,25 @@
 //! Numbers as the reports print them: fixed precision (so regenerated
 //! reports are byte-identical) and short units.
 
-pub use crate::printer::{bytes, us};
+/// Microseconds as a short human figure: `850µs`, `12.3ms`, `1.20s`.
+pub fn us(v: u64) -> String {
+    match v {
+        0..=999 => format!("{v}µs"),
+        1_000..=999_999 => format!("{:.1}ms", v as f64 / 1e3),
+        _ => format!("{:.2}s", v as f64 / 1e6),
+    }
+}
+
+/// Bytes as KiB/MiB.
+pub fn bytes(v: f64) -> String {
+    if v.abs() >= 1024.0 * 1024.0 {
+        format!("{:.1}MiB", v / 1024.0 / 1024.0)
+    } else if v.abs() >= 1024.0 {
+        format!("{:.1}KiB", v / 1024.0)
+    } else {
+        format!("{v:.0}B")
+    }
+}
 
 /// A setting: `20`, `0.5`, `2000` (at most 3 decimals, no trailing zeros).
 pub fn num(v: f64) -> String {

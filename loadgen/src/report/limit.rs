@@ -12,16 +12,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::charts::{self, OpenedSeries};
 use super::document::{Align, Block, Chart, Table};
+use super::error::ReportError;
 use super::format::{num, us};
-use super::ReportError;
-use crate::limit::{GetProbe, LimitCaseResult, LimitResult, Protocol};
 use crate::result::ScenarioResult;
+use crate::result::{GetProbe, LimitCaseResult, LimitResult, Protocol};
 use crate::wire::Wire;
 
 /// The connection-limit blocks of a scenario (none without a `limit`
 /// section); its chart is `<stem>-opened.svg`.
 pub fn blocks(s: &ScenarioResult, stem: &str) -> Result<Vec<Block>, ReportError> {
-    let Some(l) = &s.limit else {
+    let Some(l) = s.limit() else {
         return Ok(Vec::new());
     };
     Ok(vec![
@@ -476,7 +476,7 @@ mod tests {
     fn limit() -> LimitResult {
         let r: RunResult =
             serde_json::from_str(include_str!("../../tests/fixtures/limit/result.json")).unwrap();
-        r.scenarios[0].limit.clone().unwrap()
+        r.scenarios[0].limit().cloned().unwrap()
     }
 
     #[test]

@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 use super::document::{Align, Block, Document, Table};
-use super::CHART_DIR;
+
+/// The folder, beside `report.md`, that holds its charts.
+pub const CHART_DIR: &str = "charts";
 
 /// The document as Markdown.
 pub fn render(doc: &Document) -> String {

@@ -3,7 +3,7 @@
 
 use super::document::Table;
 use super::format::{bytes, count, cpu_us, num, us, with_ratio};
-use super::latency_of;
+use super::latency::latency_of;
 use crate::result::{ScenarioResult, WireResult};
 use crate::wire::Wire;
 

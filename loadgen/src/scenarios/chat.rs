@@ -17,99 +17,28 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::Message;
 
-use super::http::{connect, expect_ok, Conn, EventReader};
-use super::{ScenarioServer, Timing};
-use crate::client::ClientError;
-use crate::net::connect_tcp;
-use crate::recorder::HistogramSummary;
-use crate::result::ScenarioResult;
-use crate::runner::RunOptions;
-use crate::scenario::Scenario;
-use crate::target::Target;
+use crate::client::{
+    open_ws, within, ClientError, Dialer, Endpoint, H2Pool, HttpConn, NamedEvent, NamedEvents,
+    SseStream, Target, WsIncoming,
+};
+use crate::measure::Timing;
+use crate::result::{ChatResult, ChatSpec, ChatWire, Scenario, ScenarioResult, Section};
+use crate::run::connection::{read, Ended, Flow};
+use crate::run::{RunOptions, ServerSettings, StartedServer, BROWSER_H2_STREAMS};
 use crate::wire::Wire;
 
 /// The longest one answer may take beyond its schedule.
 const ANSWER_SLACK: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ChatSpec {
-    pub wires: Vec<Wire>,
-    pub users: usize,
-    pub questions: usize,
-    /// Tokens per answer.
-    pub tokens: u32,
-    /// Tokens per second.
-    pub token_rate: f64,
-    /// SSE over HTTP/1.1 requests in flight at once (a browser's 6); none: no limit.
-    pub h1_pool_limit: Option<usize>,
-}
-
-impl Default for ChatSpec {
-    fn default() -> Self {
-        ChatSpec {
-            wires: Wire::ALL.to_vec(),
-            users: 20,
-            questions: 3,
-            tokens: 20,
-            token_rate: 100.0,
-            h1_pool_limit: None,
-        }
-    }
-}
-
-/// The `chat` section of a scenario result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChatResult {
-    pub spec: ChatSpec,
-    pub wires: Vec<ChatWire>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChatWire {
-    pub wire: Wire,
-    pub users: usize,
-    pub questions: usize,
-    /// Answers that reached `done` with every token.
-    pub answers: u64,
-    pub tokens_received: u64,
-    /// The SSE-over-HTTP/1.1 cap in force (browser model), if any.
-    pub pool_limit: Option<usize>,
-    /// SSE: request sent to response head, per question; WS: handshake, per user. µs.
-    pub setup_us: HistogramSummary,
-    /// Prompt sent to first token, µs.
-    pub ttft_us: HistogramSummary,
-    /// Between consecutive tokens of an answer, µs.
-    pub inter_token_us: HistogramSummary,
-    /// Prompt sent to `done`, µs.
-    pub total_us: HistogramSummary,
-    pub errors: BTreeMap<String, u64>,
-    pub problems: Vec<String>,
-}
-
+/// Runs every wire's users against one server (embedded, or the external one).
 pub async fn run(spec: &ChatSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
-    if spec.wires.is_empty() || spec.users == 0 || spec.questions == 0 {
-        anyhow::bail!("chat: at least one wire, one user and one question");
-    }
-    if !(spec.token_rate > 0.0 && spec.token_rate <= server::chat::MAX_RATE) {
-        anyhow::bail!(
-            "chat: token_rate must be above 0 and at most {}",
-            server::chat::MAX_RATE
-        );
-    }
-    if spec.tokens == 0 || spec.tokens > server::chat::MAX_TOKENS {
-        anyhow::bail!("chat: tokens must be 1 to {}", server::chat::MAX_TOKENS);
-    }
-    let server = ScenarioServer::start(opts, 1.0, &[]).await?;
-    let target = Arc::new(server.target.clone());
+    spec.validate().map_err(anyhow::Error::msg)?;
+    let server = StartedServer::start(opts, &ServerSettings::new(1.0, opts.workers)).await?;
     let mut wires = Vec::new();
     for &wire in &spec.wires {
-        wires.push(run_wire(spec, &target, wire).await);
+        wires.push(run_wire(spec, &server.target, wire).await);
     }
     let setup = server.setup.clone();
     server.stop().await;
@@ -124,13 +53,10 @@ pub async fn run(spec: &ChatSpec, opts: &RunOptions) -> anyhow::Result<ScenarioR
         ),
         server: setup,
         wires: Vec::new(),
-        chat: Some(ChatResult {
+        section: Section::Chat(ChatResult {
             spec: spec.clone(),
             wires,
         }),
-        echo: None,
-        faults: None,
-        limit: None,
     })
 }
 
@@ -198,38 +124,77 @@ impl AnswerClock {
     }
 }
 
-async fn run_wire(spec: &ChatSpec, target: &Arc<Target>, wire: Wire) -> ChatWire {
+/// How a wire's users reach the server.
+#[derive(Clone)]
+enum Route {
+    /// `POST /chat` on a connection of the user's own.
+    Sse(Endpoint),
+    /// `POST /chat` on a shared HTTP/2 connection (slot = user).
+    SseShared(Arc<H2Pool>),
+    /// One `/ws/chat` socket per user.
+    Ws(Endpoint),
+}
+
+/// The endpoint of `path` for a wire's SSE requests.
+fn sse_endpoint(target: &Target, wire: Wire, path: &str) -> Result<Endpoint, String> {
+    match wire {
+        Wire::SseH2 => target
+            .https_h2(path)
+            .ok_or_else(|| "sse-h2 needs the server's TLS listener".to_string()),
+        _ => Ok(target.plain(path)),
+    }
+}
+
+async fn run_wire(spec: &ChatSpec, target: &Target, wire: Wire) -> ChatWire {
     let mut problems = Vec::new();
-    let url: Arc<str> = match wire {
-        Wire::WsH1 => format!("ws://{}/ws/chat", target.http_addr).into(),
-        _ => format!("{}/chat", target.http_url).into(),
-    };
-    let mut shared = Vec::new();
-    if wire.is_h2() {
-        for _ in 0..spec.users.div_ceil(crate::driver::BROWSER_H2_STREAMS) {
-            match connect(wire, target, &url).await {
-                Ok(c) => shared.push(c),
-                Err(e) => problems.push(e.to_string()),
+    let route = match wire {
+        Wire::WsH1 => Ok(Route::Ws(target.ws("/ws/chat"))),
+        _ => sse_endpoint(target, wire, "/chat").map(|e| {
+            if wire.is_h2() {
+                // One connection per 100 users, as a browser would.
+                let size = spec.users.div_ceil(BROWSER_H2_STREAMS);
+                Route::SseShared(Arc::new(H2Pool::new(e, Dialer::default(), size)))
+            } else {
+                Route::Sse(e)
             }
+        }),
+    };
+    let route = match route {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(e);
+            return chat_wire(spec, wire, None, UserStats::default(), problems);
         }
+    };
+    if let Route::SseShared(pool) = &route {
+        problems.extend(pool.connect_all().await.iter().map(ToString::to_string));
     }
     let limit = (wire == Wire::SseH1)
         .then_some(spec.h1_pool_limit)
         .flatten()
         .map(|n| Arc::new(Semaphore::new(n.max(1))));
-    let answer = Duration::from_secs_f64(f64::from(spec.tokens) / spec.token_rate);
-    let bound = (answer + ANSWER_SLACK) * spec.questions as u32 + Duration::from_secs(10);
+    let bound = spec
+        .answer_time()
+        .saturating_add(ANSWER_SLACK)
+        .saturating_mul(u32::try_from(spec.questions).unwrap_or(u32::MAX))
+        .saturating_add(Duration::from_secs(10));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..spec.users {
-        let (target, url, spec) = (target.clone(), url.clone(), spec.clone());
-        let conn = (!shared.is_empty()).then(|| shared[i % shared.len()].clone());
-        let limit = limit.clone();
+        let (route, spec, limit) = (route.clone(), spec.clone(), limit.clone());
         tasks.spawn(async move {
             let mut s = UserStats::default();
             let user = async {
-                match wire {
-                    Wire::WsH1 => ws_user(&target, &url, &spec, &mut s).await,
-                    _ => sse_user(wire, &target, conn, limit, &url, &spec, &mut s).await,
+                match route {
+                    Route::Ws(endpoint) => ws_user(&endpoint, &spec, &mut s).await,
+                    Route::Sse(endpoint) => {
+                        let conn = HttpConn::h1(&Dialer::default(), &endpoint).await?;
+                        sse_user(conn, endpoint.shown(), limit, &spec, &mut s).await
+                    }
+                    Route::SseShared(pool) => {
+                        let url = pool.endpoint().shown().clone();
+                        let conn = HttpConn::H2 { pool, slot: i };
+                        sse_user(conn, &url, limit, &spec, &mut s).await
+                    }
                 }
             };
             if let Err(e) = user.await {
@@ -253,13 +218,23 @@ async fn run_wire(spec: &ChatSpec, target: &Arc<Target>, wire: Wire) -> ChatWire
         ));
         tasks.abort_all();
     }
-    let asked = (spec.users * spec.questions) as u64;
+    let asked = (spec.users as u64).saturating_mul(spec.questions as u64);
     if all.answers < asked {
         problems.push(format!(
             "{wire}: {} of {asked} answers complete",
             all.answers
         ));
     }
+    chat_wire(spec, wire, limit, all, problems)
+}
+
+fn chat_wire(
+    spec: &ChatSpec,
+    wire: Wire,
+    limit: Option<Arc<Semaphore>>,
+    all: UserStats,
+    problems: Vec<String>,
+) -> ChatWire {
     ChatWire {
         wire,
         users: spec.users,
@@ -283,20 +258,23 @@ fn prompt_json(spec: &ChatSpec, id: usize) -> String {
     )
 }
 
+/// What reading an answer came to: done, or why not.
+fn answered(ended: Ended, url: &Arc<str>) -> Result<(), ClientError> {
+    match ended {
+        Ended::Done => Ok(()),
+        Ended::Failed(e) => Err(e),
+        Ended::Closed | Ended::Stopped => Err(ClientError::Closed { url: url.clone() }),
+    }
+}
+
 async fn sse_user(
-    wire: Wire,
-    target: &Target,
-    shared: Option<Conn>,
-    limit: Option<Arc<Semaphore>>,
+    conn: HttpConn,
     url: &Arc<str>,
+    limit: Option<Arc<Semaphore>>,
     spec: &ChatSpec,
     s: &mut UserStats,
 ) -> Result<(), ClientError> {
-    let conn = match shared {
-        Some(c) => c,
-        None => connect(wire, target, url).await?,
-    };
-    let timeout = Duration::from_secs_f64(f64::from(spec.tokens) / spec.token_rate) + ANSWER_SLACK;
+    let timeout = spec.answer_time().saturating_add(ANSWER_SLACK);
     for q in 1..=spec.questions {
         let sent = Instant::now();
         let _slot = match &limit {
@@ -305,84 +283,67 @@ async fn sse_user(
         };
         let answer = async {
             let res = conn
-                .send(http::Method::POST, "/chat", Some(prompt_json(spec, q)), url)
+                .send(http::Method::POST, "/chat", Some(prompt_json(spec, q)))
                 .await?;
             s.setup.record(sent.elapsed());
-            let mut events = EventReader::new(expect_ok(res, url).await?, url.clone());
+            let mut events = SseStream::from_response(res, None, url.clone(), NamedEvents).await?;
             let mut clock = AnswerClock::new(sent);
-            while let Some(e) = events.next().await? {
-                match e.event.as_str() {
-                    "token" => clock.token(s),
-                    "done" => {
-                        clock.done(s, spec.tokens);
-                        // Read to the end so the connection can carry the next question.
-                        while events.next().await?.is_some() {}
-                        return Ok(());
-                    }
-                    _ => {}
+            let mut on_event = |e: NamedEvent| match e.event.as_str() {
+                "token" => {
+                    clock.token(s);
+                    Flow::Continue
                 }
+                "done" => {
+                    clock.done(s, spec.tokens);
+                    Flow::Stop
+                }
+                _ => Flow::Continue,
+            };
+            answered(read(&mut events, &mut on_event, None, None).await, url)?;
+            // Read to the end so the connection can carry the next question.
+            match read(&mut events, &mut |_: NamedEvent| Flow::Continue, None, None).await {
+                Ended::Failed(e) => Err(e),
+                _ => Ok(()),
             }
-            Err(ClientError::Closed { url: url.clone() })
         };
-        tokio::time::timeout(timeout, answer)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                url: url.clone(),
-                what: "waiting for an answer",
-                secs: timeout.as_secs_f64(),
-            })??;
+        within(timeout, url, "waiting for an answer", answer).await?;
     }
     Ok(())
 }
 
 async fn ws_user(
-    target: &Target,
-    url: &Arc<str>,
+    endpoint: &Endpoint,
     spec: &ChatSpec,
     s: &mut UserStats,
 ) -> Result<(), ClientError> {
+    let url = endpoint.shown();
     let t0 = Instant::now();
-    let tcp = connect_tcp(target.http_addr, None, url).await?;
-    let request = format!("ws://{}/ws/chat", target.http_addr);
-    let config = crate::ws_client::ws_config();
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
-        .await
-        .map_err(|e| ClientError::protocol(url, e.to_string()))?;
+    let mut ws = open_ws(&Dialer::default(), endpoint, 0, endpoint.url()).await?;
     s.setup.record(t0.elapsed());
-    let timeout = Duration::from_secs_f64(f64::from(spec.tokens) / spec.token_rate) + ANSWER_SLACK;
+    let timeout = spec.answer_time().saturating_add(ANSWER_SLACK);
     for q in 1..=spec.questions {
         let sent = Instant::now();
-        ws.send(Message::text(prompt_json(spec, q)))
+        ws.send_text(prompt_json(spec, q))
             .await
             .map_err(|_| ClientError::Closed { url: url.clone() })?;
         let mut clock = AnswerClock::new(sent);
-        let answer = async {
-            while let Some(m) = ws.next().await {
-                let Ok(Message::Text(t)) = m else {
-                    if m.is_err() {
-                        break;
-                    }
-                    continue;
-                };
-                if t.contains(r#""type":"token""#) {
-                    clock.token(s);
-                } else if t.contains(r#""type":"done""#) {
-                    clock.done(s, spec.tokens);
-                    return Ok(());
-                } else {
-                    return Err(ClientError::protocol(url, crate::client::snippet(&t)));
-                }
+        let mut on_message = |m: WsIncoming| match m {
+            WsIncoming::Ping => Flow::Continue,
+            WsIncoming::Text(t) if t.contains(r#""type":"token""#) => {
+                clock.token(s);
+                Flow::Continue
             }
-            Err(ClientError::Closed { url: url.clone() })
+            WsIncoming::Text(t) if t.contains(r#""type":"done""#) => {
+                clock.done(s, spec.tokens);
+                Flow::Stop
+            }
+            WsIncoming::Text(t) => {
+                Flow::Fail(ClientError::protocol(url, server::event::snippet(&t)))
+            }
         };
-        tokio::time::timeout(timeout, answer)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                url: url.clone(),
-                what: "waiting for an answer",
-                secs: timeout.as_secs_f64(),
-            })??;
+        let answer = async { answered(read(&mut ws, &mut on_message, None, None).await, url) };
+        within(timeout, url, "waiting for an answer", answer).await?;
     }
-    let _ = ws.close(None).await;
+    ws.close().await;
     Ok(())
 }

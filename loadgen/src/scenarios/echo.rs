@@ -12,84 +12,29 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
-use tokio_tungstenite::tungstenite::Message;
+use server::event::unix_now_ns;
 
-use super::http::{connect, expect_ok, Conn, EventReader};
-use super::{ScenarioServer, Timing};
-use crate::client::ClientError;
-use crate::net::connect_tcp;
-use crate::recorder::{unix_now_ns, HistogramSummary};
-use crate::result::ScenarioResult;
-use crate::runner::RunOptions;
-use crate::scenario::Scenario;
-use crate::target::Target;
+use crate::client::{
+    expect_ok, open_ws, ClientError, Dialer, Endpoint, H2Pool, HttpConn, NamedEvent, NamedEvents,
+    SseStream, Target, WsIncoming,
+};
+use crate::measure::Timing;
+use crate::result::{EchoLevel, EchoResult, EchoSpec, Scenario, ScenarioResult, Section};
+use crate::run::connection::{read, Ended, Flow};
+use crate::run::{RunOptions, ServerSettings, StartedServer, BROWSER_H2_STREAMS};
 use crate::wire::Wire;
 
 /// How long one round trip may take before the client counts it lost.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EchoSpec {
-    pub wires: Vec<Wire>,
-    /// Client counts to run, one after another.
-    pub clients: Vec<usize>,
-    /// How long each (wire, client count) runs.
-    pub duration_s: f64,
-}
-
-impl Default for EchoSpec {
-    fn default() -> Self {
-        EchoSpec {
-            wires: Wire::ALL.to_vec(),
-            clients: vec![1, 100, 1000],
-            duration_s: 3.0,
-        }
-    }
-}
-
-/// The `echo` section of a scenario result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EchoResult {
-    pub spec: EchoSpec,
-    pub levels: Vec<EchoLevel>,
-}
-
-/// One wire at one client count.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EchoLevel {
-    pub wire: Wire,
-    pub clients: usize,
-    /// Clients that got their stream or socket open.
-    pub connected: usize,
-    /// TCP connections the clients used (SSE over HTTP/1.1: two per client).
-    pub tcp_connections: usize,
-    pub duration_s: f64,
-    pub round_trips: u64,
-    pub round_trips_per_s: f64,
-    /// Send to reply received, µs.
-    pub rtt_us: HistogramSummary,
-    /// Round trips whose reply never came within 5 s.
-    pub unanswered: u64,
-    pub errors: BTreeMap<String, u64>,
-    pub problems: Vec<String>,
-}
-
+/// Runs every wire at every client count against one server.
 pub async fn run(spec: &EchoSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
-    if spec.wires.is_empty() || spec.clients.is_empty() || spec.clients.contains(&0) {
-        anyhow::bail!("echo: at least one wire and client counts of 1 or more");
-    }
-    if !(spec.duration_s > 0.0 && spec.duration_s <= 3600.0) {
-        anyhow::bail!("echo: duration_s must be above 0 and at most 3600");
-    }
-    let server = ScenarioServer::start(opts, 1.0, &[]).await?;
-    let target = Arc::new(server.target.clone());
+    spec.validate().map_err(anyhow::Error::msg)?;
+    let server = StartedServer::start(opts, &ServerSettings::new(1.0, opts.workers)).await?;
     let mut levels = Vec::new();
     for &wire in &spec.wires {
         for &clients in &spec.clients {
-            levels.push(run_level(&target, wire, clients, spec.duration_s).await);
+            levels.push(run_level(&server.target, wire, clients, spec.duration_s).await);
         }
     }
     let setup = server.setup.clone();
@@ -99,13 +44,10 @@ pub async fn run(spec: &EchoSpec, opts: &RunOptions) -> anyhow::Result<ScenarioR
         scenario: Scenario::extra("echo", spec.wires.clone(), most, 1.0, spec.duration_s),
         server: setup,
         wires: Vec::new(),
-        chat: None,
-        echo: Some(EchoResult {
+        section: Section::Echo(EchoResult {
             spec: spec.clone(),
             levels,
         }),
-        faults: None,
-        limit: None,
     })
 }
 
@@ -123,33 +65,59 @@ impl ClientStats {
     }
 }
 
-async fn run_level(target: &Arc<Target>, wire: Wire, clients: usize, duration_s: f64) -> EchoLevel {
+/// How a level's clients reach the server.
+#[derive(Clone)]
+enum Route {
+    /// The stream and the POSTs each on a connection of their own.
+    Sse(Endpoint),
+    /// Stream and POSTs on a shared HTTP/2 connection (slot = client).
+    SseShared(Arc<H2Pool>),
+    /// `/ws/echo`, one socket per client.
+    Ws(Endpoint),
+}
+
+async fn run_level(target: &Target, wire: Wire, clients: usize, duration_s: f64) -> EchoLevel {
     let mut problems = Vec::new();
-    let url: Arc<str> = match wire {
-        Wire::WsH1 => format!("ws://{}/ws/echo", target.http_addr).into(),
-        _ => format!("{}/sse/echo", target.http_url).into(),
+    let route = match wire {
+        Wire::WsH1 => Some(Route::Ws(target.ws("/ws/echo"))),
+        Wire::SseH2 => target.https_h2("/sse/echo").map(|e| shared(e, clients)),
+        Wire::SseH2c => Some(shared(target.plain("/sse/echo"), clients)),
+        _ => Some(Route::Sse(target.plain("/sse/echo"))),
     };
+    if route.is_none() {
+        problems.push("sse-h2 needs the server's TLS listener".into());
+    }
     // HTTP/2: one connection per 100 clients, shared by streams and POSTs.
-    let mut shared = Vec::new();
-    if wire.is_h2() {
-        for _ in 0..clients.div_ceil(crate::driver::BROWSER_H2_STREAMS) {
-            match connect(wire, target, &url).await {
-                Ok(c) => shared.push(c),
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
+    let mut h2_connections = 0;
+    if let Some(Route::SseShared(pool)) = &route {
+        problems.extend(pool.connect_all().await.iter().map(ToString::to_string));
+        h2_connections = pool.connections_made() as usize;
     }
     let start = Instant::now() + Duration::from_millis(200);
     let end = start + Duration::from_secs_f64(duration_s);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..clients {
-        let target = target.clone();
-        let url = url.clone();
-        let conn = (!shared.is_empty()).then(|| shared[i % shared.len()].clone());
+        let Some(route) = route.clone() else { break };
         tasks.spawn(async move {
-            match wire {
-                Wire::WsH1 => ws_client(&target, &url, start, end).await,
-                _ => sse_client(wire, &target, conn, &url, i as u64 + 1, start, end).await,
+            let client = i as u64 + 1;
+            match route {
+                Route::Ws(endpoint) => ws_client(&endpoint, start, end).await,
+                Route::Sse(endpoint) => {
+                    let dialer = Dialer::default();
+                    let conns = match (
+                        HttpConn::h1(&dialer, &endpoint).await,
+                        HttpConn::h1(&dialer, &endpoint).await,
+                    ) {
+                        (Ok(a), Ok(b)) => Ok((a, b)),
+                        (Err(e), _) | (_, Err(e)) => Err(e),
+                    };
+                    sse_client(conns, endpoint.shown(), client, start, end).await
+                }
+                Route::SseShared(pool) => {
+                    let url = pool.endpoint().shown().clone();
+                    let conn = HttpConn::H2 { pool, slot: i };
+                    sse_client(Ok((conn.clone(), conn)), &url, client, start, end).await
+                }
             }
         });
     }
@@ -161,7 +129,7 @@ async fn run_level(target: &Arc<Target>, wire: Wire, clients: usize, duration_s:
         tcp_connections: match wire {
             Wire::WsH1 => clients,
             Wire::SseH1 => 2 * clients,
-            _ => shared.len(),
+            _ => h2_connections,
         },
         duration_s,
         round_trips: 0,
@@ -203,22 +171,19 @@ async fn run_level(target: &Arc<Target>, wire: Wire, clients: usize, duration_s:
     level
 }
 
-async fn ws_client(target: &Target, url: &Arc<str>, start: Instant, end: Instant) -> ClientStats {
+/// One connection per 100 clients, shared by their streams and POSTs.
+fn shared(endpoint: Endpoint, clients: usize) -> Route {
+    let size = clients.div_ceil(BROWSER_H2_STREAMS);
+    Route::SseShared(Arc::new(H2Pool::new(endpoint, Dialer::default(), size)))
+}
+
+async fn ws_client(endpoint: &Endpoint, start: Instant, end: Instant) -> ClientStats {
     let mut s = ClientStats::default();
-    let tcp = match connect_tcp(target.http_addr, None, url).await {
-        Ok(t) => t,
+    let url = endpoint.shown();
+    let mut ws = match open_ws(&Dialer::default(), endpoint, 0, endpoint.url()).await {
+        Ok(ws) => ws,
         Err(e) => {
             s.error(&e);
-            return s;
-        }
-    };
-    let request = format!("ws://{}/ws/echo", target.http_addr);
-    let config = crate::ws_client::ws_config();
-    let mut ws = match tokio_tungstenite::client_async_with_config(request, tcp, Some(config)).await
-    {
-        Ok((ws, _)) => ws,
-        Err(e) => {
-            s.error(&ClientError::protocol(url, e.to_string()));
             return s;
         }
     };
@@ -229,61 +194,48 @@ async fn ws_client(target: &Target, url: &Arc<str>, start: Instant, end: Instant
         corr += 1;
         let t0 = Instant::now();
         let msg = format!(r#"{{"corr":{corr},"sent_unix_ns":{}}}"#, unix_now_ns());
-        if ws.send(Message::text(msg.clone())).await.is_err() {
+        if ws.send_text(msg.clone()).await.is_err() {
             s.error(&ClientError::Closed { url: url.clone() });
             return s;
         }
-        let reply = tokio::time::timeout(REPLY_TIMEOUT, async {
-            while let Some(m) = ws.next().await {
-                match m {
-                    Ok(Message::Text(t)) => return Some(t),
-                    Ok(Message::Close(_)) | Err(_) => return None,
-                    Ok(_) => continue,
-                }
+        let mut reply = None;
+        let mut on_message = |m: WsIncoming| match m {
+            WsIncoming::Text(t) => {
+                reply = Some(t);
+                Flow::Stop
             }
-            None
-        })
-        .await;
-        match reply {
-            Ok(Some(t)) if t.as_str() == msg => s.rtt.record(t0.elapsed()),
-            Ok(Some(_)) => s.error(&ClientError::protocol(
+            WsIncoming::Ping => Flow::Continue,
+        };
+        let ended =
+            tokio::time::timeout(REPLY_TIMEOUT, read(&mut ws, &mut on_message, None, None)).await;
+        match (ended, reply) {
+            (Ok(Ended::Done), Some(t)) if t.as_str() == msg => s.rtt.record(t0.elapsed()),
+            (Ok(Ended::Done), _) => s.error(&ClientError::protocol(
                 url,
                 "the echo differs from the message",
             )),
-            Ok(None) => {
+            (Ok(_), _) => {
                 s.error(&ClientError::Closed { url: url.clone() });
                 return s;
             }
-            Err(_) => {
+            (Err(_), _) => {
                 s.unanswered += 1;
                 return s;
             }
         }
     }
-    let _ = ws.close(None).await;
+    ws.close().await;
     s
 }
 
 async fn sse_client(
-    wire: Wire,
-    target: &Target,
-    shared: Option<Conn>,
+    conns: Result<(HttpConn, HttpConn), ClientError>,
     url: &Arc<str>,
     client: u64,
     start: Instant,
     end: Instant,
 ) -> ClientStats {
     let mut s = ClientStats::default();
-    let conns = match shared {
-        Some(c) => Ok((c.clone(), c)),
-        None => match (
-            connect(wire, target, url).await,
-            connect(wire, target, url).await,
-        ) {
-            (Ok(a), Ok(b)) => Ok((a, b)),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-    };
     let (stream_conn, post_conn) = match conns {
         Ok(c) => c,
         Err(e) => {
@@ -293,10 +245,8 @@ async fn sse_client(
     };
     let path = format!("/sse/echo?client={client}");
     let opened = async {
-        let res = stream_conn
-            .send(http::Method::GET, &path, None, url)
-            .await?;
-        let mut events = EventReader::new(expect_ok(res, url).await?, url.clone());
+        let res = stream_conn.send(http::Method::GET, &path, None).await?;
+        let mut events = SseStream::from_response(res, None, url.clone(), NamedEvents).await?;
         match events.next().await? {
             Some(e) if e.event == "hello" => Ok(events),
             other => Err(ClientError::protocol(
@@ -325,16 +275,18 @@ async fn sse_client(
         );
         let round_trip = async {
             let res = post_conn
-                .send(http::Method::POST, "/echo", Some(body), url)
+                .send(http::Method::POST, "/echo", Some(body))
                 .await?;
             drop(expect_ok(res, url).await?);
             let want = needle(corr);
-            loop {
-                match events.next().await? {
-                    Some(e) if e.event == "echo" && e.data.contains(&want) => return Ok(()),
-                    Some(_) => continue,
-                    None => return Err(ClientError::Closed { url: url.clone() }),
-                }
+            let mut is_reply = |e: NamedEvent| match e.event == "echo" && e.data.contains(&want) {
+                true => Flow::Stop,
+                false => Flow::Continue,
+            };
+            match read(&mut events, &mut is_reply, None, None).await {
+                Ended::Done => Ok(()),
+                Ended::Failed(e) => Err(e),
+                Ended::Closed | Ended::Stopped => Err(ClientError::Closed { url: url.clone() }),
             }
         };
         match tokio::time::timeout(REPLY_TIMEOUT, round_trip).await {

@@ -21,155 +21,27 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::http::call;
-use super::{ScenarioServer, Timing};
-use crate::client::{ClientError, FeedStream, Msg};
-use crate::h2_pool::H2Pool;
-use crate::recorder::{HistogramSummary, IdOutcome, IdTracker};
-use crate::result::ScenarioResult;
-use crate::runner::RunOptions;
-use crate::scenario::Scenario;
-use crate::target::Target;
+use crate::client::{call_once, ClientError, Dialer, Msg, Opener, ServerProbe, Target};
+use crate::measure::{IdOutcome, IdTracker, Timing};
+use crate::result::{FaultSpec, FaultWire, FaultsResult, Scenario, ScenarioResult, Section};
+use crate::run::connection::{hold, ConnectionHook, Ended, Flow, OnMessage, Reconnect};
+use crate::run::{RunOptions, ServerSettings, StartedServer, BROWSER_H2_STREAMS};
 use crate::wire::Wire;
-use crate::{sse_client, ws_client};
 
-/// What the faults scenario runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FaultSpec {
-    pub wires: Vec<Wire>,
-    /// Streams per wire.
-    pub connections: usize,
-    /// Feed rate (events/s).
-    pub rate_hz: f64,
-    /// The server's replay ring (events): the resume window.
-    pub replay: usize,
-    /// Reconnect delay (the SSE `retry:` the server sends, and the WS client's).
-    pub retry_ms: u64,
-    /// How long the `within` phase drops streams.
-    pub duration_s: f64,
-    pub drop_fraction: f64,
-    pub drop_every_s: f64,
-    /// The `beyond` phase's outage (default: twice the ring's span).
-    pub outage_ms: Option<u64>,
-    /// Run the `beyond` phase.
-    pub beyond: bool,
-    pub drain_timeout_s: f64,
-}
-
-impl Default for FaultSpec {
-    fn default() -> Self {
-        FaultSpec {
-            wires: Wire::ALL.to_vec(),
-            connections: 50,
-            rate_hz: 50.0,
-            replay: 32,
-            retry_ms: 100,
-            duration_s: 4.0,
-            drop_fraction: 0.5,
-            drop_every_s: 1.0,
-            outage_ms: None,
-            beyond: true,
-            drain_timeout_s: 5.0,
-        }
-    }
-}
-
-impl FaultSpec {
-    /// The outage of the `beyond` phase: given, or twice the ring's span.
-    pub fn outage(&self) -> Duration {
-        let ring_s = self.replay as f64 / self.rate_hz;
-        self.outage_ms
-            .map(Duration::from_millis)
-            .unwrap_or_else(|| Duration::from_secs_f64(2.0 * ring_s + 0.2))
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        if self.wires.is_empty() || self.connections == 0 {
-            return Err("faults: at least one wire and one connection".into());
-        }
-        if !(self.rate_hz > 0.0 && self.rate_hz <= 10_000.0) {
-            return Err("faults: rate_hz must be above 0 and at most 10000".into());
-        }
-        if !(0.0..=1.0).contains(&self.drop_fraction) {
-            return Err("faults: drop_fraction is between 0 and 1".into());
-        }
-        for (v, what) in [
-            (self.duration_s, "duration_s"),
-            (self.drop_every_s, "drop_every_s"),
-            (self.drain_timeout_s, "drain_timeout_s"),
-        ] {
-            if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
-                return Err(format!("faults: {what} must be above 0 and at most 3600"));
-            }
-        }
-        if self.outage() > server::chaos::MAX_PAUSE {
-            return Err("faults: the outage must be at most 60 s".into());
-        }
-        Ok(())
-    }
-}
-
-/// The `faults` section of a scenario result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FaultsResult {
-    pub spec: FaultSpec,
-    pub wires: Vec<FaultWire>,
-}
-
-/// One wire in one phase.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FaultWire {
-    pub wire: Wire,
-    /// `within` (resume inside the replay window) or `beyond` (past it).
-    pub phase: String,
-    pub connections: usize,
-    /// Drops (or restarts) the load generator asked the server for.
-    pub faults_requested: u64,
-    /// Streams that ended under a client.
-    pub breaks: u64,
-    /// Streams reopened after a break.
-    pub reconnects: u64,
-    /// Reopen attempts refused with 503 (the restart's outage).
-    pub refused: u64,
-    /// Break to the resumed stream's hello, µs.
-    pub reconnect_us: HistogramSummary,
-    /// Break to the first event after it, µs.
-    pub recovery_us: HistogramSummary,
-    /// Ids neither received nor announced by a gap event (holes plus ids
-    /// short of the final one at the end): must be 0.
-    pub lost: u64,
-    pub duplicates: u64,
-    pub gap_events: u64,
-    /// Ids announced lost by gap events: the loss beyond the window.
-    pub gap_ids: u64,
-    /// `lost + gap_ids`: everything the wire lost, as reported.
-    pub reported_loss: u64,
-    /// Ids not received across breaks, measured from the ids alone.
-    pub true_gap: u64,
-    /// The server's own count of ids announced lost (`/stats` gap_ids).
-    pub server_gap_ids: u64,
-    pub final_id: u64,
-    pub missing_at_end: u64,
-    pub errors: BTreeMap<String, u64>,
-    pub problems: Vec<String>,
-}
+/// How long one admin call may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs every wire in both phases against a server set for it.
 pub async fn run(spec: &FaultSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
     spec.validate().map_err(anyhow::Error::msg)?;
-    let server = ScenarioServer::start(
-        opts,
-        spec.rate_hz,
-        &[
-            ("--replay", spec.replay.to_string()),
-            ("--retry-ms", spec.retry_ms.to_string()),
-        ],
-    )
-    .await?;
+    let settings = ServerSettings {
+        replay: Some(spec.replay),
+        retry_ms: Some(spec.retry_ms),
+        ..ServerSettings::new(spec.rate_hz, opts.workers)
+    };
+    let server = StartedServer::start(opts, &settings).await?;
     let target = Arc::new(server.target.clone());
     let mut wires = Vec::new();
     for &wire in &spec.wires {
@@ -190,13 +62,10 @@ pub async fn run(spec: &FaultSpec, opts: &RunOptions) -> anyhow::Result<Scenario
         ),
         server: setup,
         wires: Vec::new(),
-        chat: None,
-        echo: None,
-        faults: Some(FaultsResult {
+        section: Section::Faults(FaultsResult {
             spec: spec.clone(),
             wires,
         }),
-        limit: None,
     })
 }
 
@@ -204,59 +73,6 @@ pub async fn run(spec: &FaultSpec, opts: &RunOptions) -> anyhow::Result<Scenario
 enum Phase {
     Within,
     Beyond,
-}
-
-/// Opens a feed stream on one wire (resuming after `last_id`).
-struct Opener {
-    wire: Wire,
-    target: Arc<Target>,
-    h2: Option<H2Pool>,
-    url: Arc<str>,
-}
-
-impl Opener {
-    fn new(wire: Wire, target: Arc<Target>, connections: usize) -> Result<Opener, String> {
-        let pool_size = connections
-            .div_ceil(crate::driver::BROWSER_H2_STREAMS)
-            .max(2);
-        let h2 = match wire {
-            Wire::SseH2c => Some(H2Pool::new(target.http_addr, None, "/sse", pool_size)),
-            Wire::SseH2 => {
-                let tls = target.tls.as_ref().ok_or("sse-h2 needs the TLS listener")?;
-                Some(H2Pool::new(
-                    tls.addr,
-                    Some(tls.h2.clone()),
-                    "/sse",
-                    pool_size,
-                ))
-            }
-            _ => None,
-        };
-        let url = match (&h2, wire) {
-            (Some(p), _) => p.url().clone(),
-            (None, Wire::WsH1) => format!("ws://{}/ws", target.http_addr).into(),
-            (None, _) => format!("{}/sse", target.http_url).into(),
-        };
-        Ok(Opener {
-            wire,
-            target,
-            h2,
-            url,
-        })
-    }
-
-    async fn open(&self, index: usize, last_id: Option<u64>) -> Result<FeedStream, ClientError> {
-        let addr = self.target.http_addr;
-        match (&self.h2, self.wire) {
-            (Some(pool), _) => pool.open(index, last_id).await.map(FeedStream::Sse),
-            (None, Wire::WsH1) => ws_client::open(addr, None, "/ws", last_id, &self.url)
-                .await
-                .map(FeedStream::Ws),
-            (None, _) => sse_client::open_h1(addr, None, "/sse", last_id, &self.url)
-                .await
-                .map(FeedStream::Sse),
-        }
-    }
 }
 
 /// Shared by one phase's connections.
@@ -286,98 +102,108 @@ struct ConnStats {
     errors: BTreeMap<String, u64>,
 }
 
+/// One connection's hook: ids, breaks, and the time each took to recover.
+struct Watch<'a> {
+    ctx: &'a PhaseCtx,
+    s: ConnStats,
+    /// The break being recovered from: when, and the last id before it.
+    broken: Option<(Instant, Option<u64>)>,
+    counted_ready: bool,
+}
+
+impl OnMessage<Msg> for Watch<'_> {
+    fn message(&mut self, msg: Msg) -> Flow {
+        let s = &mut self.s;
+        match msg {
+            Msg::Hello { .. } => {
+                if let Some((at, _)) = self.broken {
+                    s.reconnect.record(at.elapsed());
+                    s.reconnects += 1;
+                }
+            }
+            Msg::Tick { id, .. } => {
+                if let Some((at, before)) = self.broken.take() {
+                    s.recovery.record(at.elapsed());
+                    if let Some(last) = before {
+                        s.true_gap += id.saturating_sub(last + 1);
+                    }
+                }
+                if s.tracker.observe(id) == IdOutcome::Duplicate {
+                    s.duplicates += 1;
+                }
+                if !self.counted_ready {
+                    self.counted_ready = true;
+                    self.ctx.ready.fetch_add(1, Ordering::Relaxed);
+                }
+                let to = self.ctx.drain_to.load(Ordering::Acquire);
+                if to > 0 && id >= to {
+                    return Flow::Stop;
+                }
+            }
+            Msg::Gap { from, to } => {
+                s.gap_events += 1;
+                s.gap_ids += s.tracker.gap(from, to).announced;
+            }
+            Msg::KeepAlive | Msg::Retry(_) => {}
+        }
+        Flow::Continue
+    }
+}
+
+impl ConnectionHook for Watch<'_> {
+    fn resume_id(&self) -> Option<u64> {
+        self.s.tracker.last_seen()
+    }
+
+    fn open_failed(&mut self, error: ClientError) {
+        match error {
+            ClientError::Status { status: 503, .. } => self.s.refused += 1,
+            other => *self.s.errors.entry(other.kind().to_string()).or_default() += 1,
+        }
+    }
+
+    fn ended(&mut self, how: Ended) -> Flow {
+        match how {
+            Ended::Done | Ended::Stopped => Flow::Stop,
+            Ended::Closed | Ended::Failed(_) => {
+                self.s.breaks += 1;
+                if self.broken.is_none() {
+                    self.broken = Some((Instant::now(), self.s.tracker.last_seen()));
+                }
+                Flow::Continue
+            }
+        }
+    }
+}
+
 async fn connection(ctx: Arc<PhaseCtx>, index: usize) -> ConnStats {
-    let mut s = ConnStats::default();
-    // The break being recovered from: when, and the last id before it.
-    let mut broken: Option<(Instant, Option<u64>)> = None;
-    let mut counted_ready = false;
-    'reopen: loop {
-        if ctx.stop.is_cancelled() {
-            break;
-        }
-        let opened = tokio::select! {
-            biased;
-            _ = ctx.stop.cancelled() => break,
-            r = ctx.opener.open(index, s.tracker.last_seen()) => r,
-        };
-        let mut stream = match opened {
-            Ok(stream) => stream,
-            Err(e) => {
-                match e {
-                    ClientError::Status { status: 503, .. } => s.refused += 1,
-                    other => *s.errors.entry(other.kind().to_string()).or_default() += 1,
-                }
-                if !pause(&ctx.stop, ctx.retry).await {
-                    break;
-                }
-                continue;
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                biased;
-                _ = ctx.stop.cancelled() => break 'reopen,
-                m = stream.next() => m,
-            };
-            match next {
-                Ok(Some(Msg::Hello { .. })) => {
-                    if let Some((at, _)) = broken {
-                        s.reconnect.record(at.elapsed());
-                        s.reconnects += 1;
-                    }
-                }
-                Ok(Some(Msg::Tick { id, .. })) => {
-                    if let Some((at, before)) = broken.take() {
-                        s.recovery.record(at.elapsed());
-                        if let Some(last) = before {
-                            s.true_gap += id.saturating_sub(last + 1);
-                        }
-                    }
-                    if s.tracker.observe(id) == IdOutcome::Duplicate {
-                        s.duplicates += 1;
-                    }
-                    if !counted_ready {
-                        counted_ready = true;
-                        ctx.ready.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let to = ctx.drain_to.load(Ordering::Acquire);
-                    if to > 0 && id >= to {
-                        stream.close().await;
-                        break 'reopen;
-                    }
-                }
-                Ok(Some(Msg::Gap { from, to })) => {
-                    s.gap_events += 1;
-                    s.gap_ids += s.tracker.gap(from, to).announced;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => {
-                    s.breaks += 1;
-                    if broken.is_none() {
-                        broken = Some((Instant::now(), s.tracker.last_seen()));
-                    }
-                    if !pause(&ctx.stop, ctx.retry).await {
-                        break 'reopen;
-                    }
-                    continue 'reopen;
-                }
-            }
-        }
-    }
-    s
+    let mut watch = Watch {
+        ctx: &ctx,
+        s: ConnStats::default(),
+        broken: None,
+        counted_ready: false,
+    };
+    let policy = Reconnect {
+        reopen: true,
+        retry: ctx.retry,
+        backoff: false,
+        close_on_stop: false,
+    };
+    hold(&ctx.opener, index, &mut watch, policy, &ctx.stop, None).await;
+    watch.s
 }
 
-async fn pause(stop: &CancellationToken, d: Duration) -> bool {
-    tokio::select! {
-        _ = stop.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
-    }
-}
-
-async fn server_stats(target: &Target) -> Result<serde_json::Value, ClientError> {
-    call(target.http_addr, http::Method::GET, "/stats")
-        .await
-        .map(|(_, v)| v)
+/// `POST` an admin path: the status and the answer (JSON, or `null`).
+async fn admin(target: &Target, path: &str) -> Result<(u16, serde_json::Value), ClientError> {
+    let (status, body) = call_once(
+        &Dialer::default(),
+        &target.plain(path),
+        http::Method::POST,
+        ADMIN_TIMEOUT,
+        "waiting for an admin answer",
+    )
+    .await?;
+    Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
 }
 
 async fn run_phase(spec: &FaultSpec, target: &Arc<Target>, wire: Wire, phase: Phase) -> FaultWire {
@@ -407,17 +233,16 @@ async fn run_phase(spec: &FaultSpec, target: &Arc<Target>, wire: Wire, phase: Ph
         errors: BTreeMap::new(),
         problems: Vec::new(),
     };
-    let opener = match Opener::new(wire, target.clone(), spec.connections) {
+    let pool = spec.connections.div_ceil(BROWSER_H2_STREAMS).max(2);
+    let opener = match Opener::for_wire(wire, target, Dialer::default(), pool) {
         Ok(o) => o,
         Err(e) => {
             result.problems.push(e);
             return result;
         }
     };
-    let gaps_before = server_stats(target)
-        .await
-        .ok()
-        .map(|s| s["gap_ids"].as_u64().unwrap_or(0));
+    let probe = ServerProbe::new(target.http_addr);
+    let gaps_before = probe.snapshot().await.ok().map(|s| s.gap_ids);
     let ctx = Arc::new(PhaseCtx {
         opener,
         retry: Duration::from_millis(spec.retry_ms),
@@ -441,7 +266,6 @@ async fn run_phase(spec: &FaultSpec, target: &Arc<Target>, wire: Wire, phase: Ph
             result.phase, spec.connections
         ));
     }
-    let addr = target.http_addr;
     match phase {
         Phase::Within => {
             let end = Instant::now() + Duration::from_secs_f64(spec.duration_s);
@@ -449,7 +273,7 @@ async fn run_phase(spec: &FaultSpec, target: &Arc<Target>, wire: Wire, phase: Ph
             while Instant::now() + every <= end {
                 tokio::time::sleep(every).await;
                 let path = format!("/admin/drop?fraction={}", spec.drop_fraction);
-                match call(addr, http::Method::POST, &path).await {
+                match admin(target, &path).await {
                     Ok((200, _)) => result.faults_requested += 1,
                     Ok((status, body)) => problems.push(format!("{path}: {status} {body}")),
                     Err(e) => problems.push(format!("{path}: {e}")),
@@ -460,7 +284,7 @@ async fn run_phase(spec: &FaultSpec, target: &Arc<Target>, wire: Wire, phase: Ph
         Phase::Beyond => {
             let outage = spec.outage();
             let path = format!("/admin/restart?pause_ms={}", outage.as_millis());
-            match call(addr, http::Method::POST, &path).await {
+            match admin(target, &path).await {
                 Ok((200, _)) => result.faults_requested += 1,
                 Ok((status, body)) => problems.push(format!("{path}: {status} {body}")),
                 Err(e) => problems.push(format!("{path}: {e}")),
@@ -470,8 +294,8 @@ async fn run_phase(spec: &FaultSpec, target: &Arc<Target>, wire: Wire, phase: Ph
     }
     // Let the last reconnects land, then every connection reads to the newest id.
     tokio::time::sleep(ctx.retry * 3 + Duration::from_millis(200)).await;
-    let final_id = match server_stats(target).await {
-        Ok(s) => s["feed"]["last_id"].as_u64().unwrap_or(0),
+    let final_id = match probe.snapshot().await {
+        Ok(s) => s.last_id,
         Err(e) => {
             problems.push(format!("reading /stats for the final id: {e}"));
             0
@@ -530,10 +354,7 @@ async fn run_phase(spec: &FaultSpec, target: &Arc<Target>, wire: Wire, phase: Ph
             result.phase, result.missing_at_end, spec.drain_timeout_s
         ));
     }
-    let gaps_after = server_stats(target)
-        .await
-        .ok()
-        .map(|s| s["gap_ids"].as_u64().unwrap_or(0));
+    let gaps_after = probe.snapshot().await.ok().map(|s| s.gap_ids);
     if let (Some(b), Some(a)) = (gaps_before, gaps_after) {
         result.server_gap_ids = a.saturating_sub(b);
     }

@@ -3,34 +3,30 @@
 //! trips ([`echo`]) and reconnection under faults ([`faults`]).
 //!
 //! Each runs against the same embedded (or external) server as the feed
-//! scenarios and returns its own section of [`crate::result::ScenarioResult`].
-//! Latencies go to small per-scenario HDR histograms ([`Timing`]) with the
+//! scenarios (the one starter, `run::server`), opens and reads its
+//! connections with the connection core (`client`, `run::connection`), and
+//! returns its own section of [`crate::result::ScenarioResult`]. Latencies
+//! go to small per-scenario HDR histograms (`measure::Timing`) with the
 //! recorder's precision (µs, 3 significant figures), stored encoded so
 //! results merge exactly.
 
 pub mod chat;
 pub mod echo;
 pub mod faults;
-mod http;
-mod server;
-mod timing;
-
-pub use server::ScenarioServer;
-pub use timing::Timing;
 
 use serde::{Deserialize, Serialize};
 
-use crate::result::ScenarioResult;
-use crate::runner::RunOptions;
+use crate::result::{ChatSpec, EchoSpec, FaultSpec, RunResult, ScenarioResult, Section};
+use crate::run::RunOptions;
 
 /// One of the scenarios beyond the feed, as run by `loadgen suite` or its
 /// own subcommand.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Extra {
-    Chat(chat::ChatSpec),
-    Echo(echo::EchoSpec),
-    Faults(faults::FaultSpec),
+    Chat(ChatSpec),
+    Echo(EchoSpec),
+    Faults(FaultSpec),
 }
 
 impl Extra {
@@ -39,6 +35,15 @@ impl Extra {
             Extra::Chat(_) => "chat",
             Extra::Echo(_) => "echo",
             Extra::Faults(_) => "faults",
+        }
+    }
+
+    /// Checks its settings against their ranges.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Extra::Chat(spec) => spec.validate(),
+            Extra::Echo(spec) => spec.validate(),
+            Extra::Faults(spec) => spec.validate(),
         }
     }
 
@@ -56,15 +61,15 @@ impl Extra {
 /// whole takes about `duration_s` × 20 seconds.
 pub fn suite(duration_s: f64) -> Vec<Extra> {
     vec![
-        Extra::Faults(faults::FaultSpec {
+        Extra::Faults(FaultSpec {
             duration_s,
             ..Default::default()
         }),
-        Extra::Echo(echo::EchoSpec {
+        Extra::Echo(EchoSpec {
             duration_s: (duration_s / 2.0).max(1.0),
             ..Default::default()
         }),
-        Extra::Chat(chat::ChatSpec::default()),
+        Extra::Chat(ChatSpec::default()),
     ]
 }
 
@@ -73,7 +78,7 @@ pub fn suite(duration_s: f64) -> Vec<Extra> {
 pub async fn run_into(
     extras: &[Extra],
     opts: &RunOptions,
-    result: &mut crate::result::RunResult,
+    result: &mut RunResult,
     cancel: &tokio_util::sync::CancellationToken,
 ) {
     for extra in extras {
@@ -96,91 +101,14 @@ pub async fn run_into(
 
 fn problems_of(r: &ScenarioResult) -> Vec<String> {
     let name = &r.scenario.name;
-    let mut out = Vec::new();
-    if let Some(c) = &r.chat {
-        out.extend(c.wires.iter().flat_map(|w| w.problems.clone()));
-    }
-    if let Some(e) = &r.echo {
-        out.extend(e.levels.iter().flat_map(|l| l.problems.clone()));
-    }
-    if let Some(f) = &r.faults {
-        out.extend(f.wires.iter().flat_map(|w| w.problems.clone()));
-    }
-    out.into_iter().map(|p| format!("{name}: {p}")).collect()
-}
-
-/// A plain-text table of the chat, echo and faults sections, for the terminal.
-pub fn summary(result: &crate::result::RunResult) -> String {
-    use std::fmt::Write as _;
-    let ms = |us: u64| us as f64 / 1000.0;
-    let mut out = String::new();
-    for r in &result.scenarios {
-        if let Some(f) = &r.faults {
-            let _ = writeln!(
-                out,
-                "faults (replay {} events at {} ev/s)",
-                f.spec.replay, f.spec.rate_hz
-            );
-            let _ = writeln!(
-                out,
-                "  wire     phase   reconnect p50/p99 ms   lost  dup  gap ids  true gap"
-            );
-            for w in &f.wires {
-                let _ = writeln!(
-                    out,
-                    "  {:<8} {:<7} {:>9.1} / {:<9.1} {:>6} {:>4} {:>8} {:>9}",
-                    w.wire.name(),
-                    w.phase,
-                    ms(w.reconnect_us.p50),
-                    ms(w.reconnect_us.p99),
-                    w.lost,
-                    w.duplicates,
-                    w.gap_ids,
-                    w.true_gap
-                );
-            }
-        }
-        if let Some(e) = &r.echo {
-            let _ = writeln!(out, "echo (closed loop, {} s per level)", e.spec.duration_s);
-            let _ = writeln!(
-                out,
-                "  wire     clients   rtt p50/p99 ms        round trips/s"
-            );
-            for l in &e.levels {
-                let _ = writeln!(
-                    out,
-                    "  {:<8} {:>7} {:>9.3} / {:<9.3} {:>12.0}",
-                    l.wire.name(),
-                    l.clients,
-                    ms(l.rtt_us.p50),
-                    ms(l.rtt_us.p99),
-                    l.round_trips_per_s
-                );
-            }
-        }
-        if let Some(c) = &r.chat {
-            let _ = writeln!(
-                out,
-                "chat ({} users x {} questions, {} tokens at {}/s)",
-                c.spec.users, c.spec.questions, c.spec.tokens, c.spec.token_rate
-            );
-            let _ = writeln!(
-                out,
-                "  wire     setup p50 ms  ttft p50/p99 ms     inter-token p99 ms  total p50 ms"
-            );
-            for w in &c.wires {
-                let _ = writeln!(
-                    out,
-                    "  {:<8} {:>12.2} {:>7.2} / {:<9.2} {:>17.2} {:>13.1}",
-                    w.wire.name(),
-                    ms(w.setup_us.p50),
-                    ms(w.ttft_us.p50),
-                    ms(w.ttft_us.p99),
-                    ms(w.inter_token_us.p99),
-                    ms(w.total_us.p50)
-                );
-            }
-        }
-    }
-    out
+    let problems: Vec<String> = match &r.section {
+        Section::Chat(c) => c.wires.iter().flat_map(|w| w.problems.clone()).collect(),
+        Section::Echo(e) => e.levels.iter().flat_map(|l| l.problems.clone()).collect(),
+        Section::Faults(f) => f.wires.iter().flat_map(|w| w.problems.clone()).collect(),
+        Section::Feed | Section::Limit(_) => Vec::new(),
+    };
+    problems
+        .into_iter()
+        .map(|p| format!("{name}: {p}"))
+        .collect()
 }

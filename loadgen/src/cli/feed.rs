@@ -1,0 +1,127 @@
+//! `loadgen run` and `loadgen suite`: the feed scenarios, from flags or a
+//! scenario file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::numbers::{parse_ramp, ranged, seconds, Ramp};
+use super::server::ServerArgs;
+use crate::result::{check_ramp, FaultSpec, Figure, Scenario, ScenarioError};
+use crate::wire::Wire;
+
+/// A comma-separated list of wires, as one flag value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireList(pub Vec<Wire>);
+
+pub fn parse_wires(s: &str) -> Result<WireList, String> {
+    Wire::parse_list(s).map(WireList)
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Wires to run, comma-separated: sse-h1, sse-h2, sse-h2c, ws-h1, or all.
+    #[arg(long, default_value = "all", value_parser = parse_wires)]
+    pub wire: WireList,
+    /// Connections per wire.
+    #[arg(long, default_value_t = 100, value_parser = ranged(Scenario::CONNECTIONS))]
+    pub connections: usize,
+    /// Connections per second, or a duration to spread them over (0: at once).
+    #[arg(long, default_value = "2000", value_parser = parse_ramp)]
+    pub ramp: Ramp,
+    /// How long the connections are held and measured.
+    #[arg(long, default_value = "10s", value_parser = seconds(Scenario::SECONDS))]
+    pub duration: Duration,
+    /// Feed rate of the embedded server (events/s).
+    #[arg(long, default_value_t = 1.0, value_parser = ranged(Scenario::RATE_HZ))]
+    pub rate: f64,
+    /// Event payload size of the embedded server (bytes; 0 for the bare event).
+    #[arg(long, default_value_t = 0, value_parser = ranged(Scenario::PAYLOAD_BYTES))]
+    pub payload_bytes: usize,
+    /// HTTP/2 connections that carry the streams (default: 100 streams per
+    /// connection, as Chromium does when the server announces no limit; at least 2).
+    #[arg(long, value_parser = ranged(Scenario::CONNECTIONS))]
+    pub h2_conns: Option<usize>,
+    /// Load-generator processes sharing the connections (default: 1, or as
+    /// many as the open-file limit requires; each holds its share).
+    #[arg(long, value_parser = ranged(Scenario::PROCESSES))]
+    pub processes: Option<usize>,
+    /// Run the scenarios of a TOML file instead of the flags above.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Name of the run (default: the scenario's, or `run`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write result.json (default: results/<timestamp>-<name>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress view.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+impl RunArgs {
+    /// The scenarios this invocation asks for, checked; the error says
+    /// which flags (or which scenario file field) to change.
+    pub fn scenarios(&self) -> Result<Vec<Scenario>, String> {
+        if let Some(path) = &self.scenario {
+            return Scenario::load(path).map_err(|e| e.to_string());
+        }
+        let ramp_per_s = self.ramp.per_second(self.connections);
+        check_ramp(ramp_per_s).map_err(|e| {
+            format!(
+                "--ramp {} opens {} connections at {} per second: that {e}",
+                self.ramp,
+                self.connections,
+                ramp_per_s.show()
+            )
+        })?;
+        if let Some(n) = self.h2_conns.filter(|&n| n > self.connections) {
+            return Err(format!(
+                "--h2-conns {n} is more than --connections {}: at most one stream per HTTP/2 connection",
+                self.connections
+            ));
+        }
+        let s = Scenario {
+            name: self.name.clone().unwrap_or_else(|| "run".into()),
+            wires: self.wire.0.clone(),
+            connections: self.connections,
+            ramp_per_s,
+            duration_s: self.duration.as_secs_f64(),
+            rate_hz: self.rate,
+            payload_bytes: self.payload_bytes,
+            h2_conns: self.h2_conns,
+            settle_s: 1.0,
+            drain_timeout_s: 5.0,
+            connect_timeout_s: 10.0,
+            processes: self.processes,
+        };
+        s.validate().map_err(|e| match e {
+            ScenarioError::Invalid { reason, .. } => {
+                format!("{reason} (--connections, --ramp and the other flags)")
+            }
+            other => other.to_string(),
+        })?;
+        Ok(vec![s])
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// Run the feed matrix only, not the chat, echo and faults scenarios.
+    #[arg(long)]
+    pub feed_only: bool,
+    /// How long each wire is held at each size (and the faults scenario's drops last).
+    #[arg(long, default_value = "10s", value_parser = seconds(FaultSpec::SECONDS))]
+    pub duration: Duration,
+    /// Where to write result.json (default: results/<timestamp>-suite/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}

@@ -1,0 +1,225 @@
+//! The command line parsed and checked into what to do: `main` and the
+//! tests go through [`parse`], so whatever a user can type is checked the
+//! same way before anything runs.
+//!
+//! Every error here is a usage error: clap prints it naming the flag (or
+//! the scenario file and field) and exits with status 2.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
+use super::args::{Cli, Command};
+use super::files::{CompareArgs, MergeArgs, ReportArgs};
+use super::server::ServerArgs;
+use crate::result::{standard_suite, LimitSpec, Scenario};
+use crate::scenarios::Extra;
+
+/// What one invocation of `loadgen` does.
+#[derive(Debug)]
+pub enum Invocation {
+    /// `run`, `suite`, `chat`, `echo`, `faults`, `limit`: measure, write
+    /// result.json and the reports.
+    Measure(Measure),
+    /// `serve`: the feed server alone (what the embedded child runs).
+    Serve(server::ServerConfig),
+    Report(ReportArgs),
+    Compare(CompareArgs),
+    Merge(MergeArgs),
+    /// `worker`: one share of a wire, driven by a parent over stdin/stdout.
+    Worker,
+}
+
+/// A measuring run, checked.
+#[derive(Debug)]
+pub struct Measure {
+    /// The run's name (the result's, and its folder's).
+    pub name: String,
+    /// Feed scenarios.
+    pub scenarios: Vec<Scenario>,
+    /// Scenarios beyond the feed (chat, echo, faults), run after the feed ones.
+    pub extras: Vec<Extra>,
+    /// The browser model's runs.
+    pub limits: Vec<LimitSpec>,
+    pub server: ServerArgs,
+    /// Where result.json goes (default: results/<timestamp>-<name>/).
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// Parses and checks `args` (the program name first), as `main` does.
+/// `Err` is clap's: a usage error (status 2), or `--help`/`--version`
+/// (status 0); [`clap::Error::exit`] prints it and exits.
+pub fn parse<I, T>(args: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args)?;
+    invocation(cli).map_err(|msg| Cli::command().error(ErrorKind::ValueValidation, msg))
+}
+
+fn invocation(cli: Cli) -> Result<Invocation, String> {
+    let measure = match cli.command {
+        Command::Run(args) => {
+            let scenarios = args.scenarios()?;
+            let name = args.name.clone().unwrap_or_else(|| {
+                if scenarios.len() == 1 {
+                    scenarios[0].name.clone()
+                } else {
+                    "run".into()
+                }
+            });
+            Measure {
+                name,
+                scenarios,
+                extras: Vec::new(),
+                limits: Vec::new(),
+                server: args.server,
+                out: args.out,
+                quiet: args.quiet,
+            }
+        }
+        Command::Suite(args) => {
+            let duration_s = args.duration.as_secs_f64();
+            let (extras, limits) = if args.feed_only {
+                (Vec::new(), Vec::new())
+            } else {
+                (
+                    crate::scenarios::suite(duration_s),
+                    vec![crate::limit::suite()],
+                )
+            };
+            for extra in &extras {
+                extra.validate().map_err(|e| format!("{e} (--duration)"))?;
+            }
+            Measure {
+                name: "suite".into(),
+                scenarios: standard_suite(duration_s),
+                extras,
+                limits,
+                server: args.server,
+                out: args.out,
+                quiet: args.quiet,
+            }
+        }
+        Command::Chat(args) => extra("chat", args.extra()?, args.common),
+        Command::Echo(args) => extra("echo", args.extra()?, args.common),
+        Command::Faults(args) => extra("faults", args.extra()?, args.common),
+        Command::Limit(args) => Measure {
+            name: "limit".into(),
+            scenarios: Vec::new(),
+            extras: Vec::new(),
+            limits: vec![args.spec()?],
+            server: args.server,
+            out: args.out,
+            quiet: args.quiet,
+        },
+        Command::Serve(args) => return Ok(Invocation::Serve(args.config)),
+        Command::Report(args) => return Ok(Invocation::Report(args)),
+        Command::Compare(args) => return Ok(Invocation::Compare(args)),
+        Command::Merge(args) => return Ok(Invocation::Merge(args)),
+        Command::Worker => return Ok(Invocation::Worker),
+    };
+    measure.server.check()?;
+    Ok(Invocation::Measure(measure))
+}
+
+fn extra(name: &str, extra: Extra, common: super::extras::ExtraOut) -> Measure {
+    Measure {
+        name: name.into(),
+        scenarios: Vec::new(),
+        extras: vec![extra],
+        limits: Vec::new(),
+        server: common.server,
+        out: common.out,
+        quiet: common.quiet,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Wire;
+
+    fn measure(args: &[&str]) -> Measure {
+        match parse(args.iter().copied()) {
+            Ok(Invocation::Measure(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_flags_make_a_scenario() {
+        let m = measure(&[
+            "loadgen",
+            "run",
+            "--wire",
+            "sse-h1,ws-h1",
+            "--connections",
+            "10",
+            "--duration",
+            "2s",
+        ]);
+        let s = &m.scenarios;
+        assert_eq!(s[0].wires, vec![Wire::SseH1, Wire::WsH1]);
+        assert_eq!(s[0].duration_s, 2.0);
+        assert!(parse(["loadgen", "run", "--wire", "nope"]).is_err());
+        assert!(parse(["loadgen", "run", "--tls-target", "https://x"]).is_err());
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_usage_errors_naming_the_flag() {
+        for (args, flag) in [
+            (vec!["run", "--ramp", "1e-300"], "--ramp"),
+            (vec!["chat", "--token-rate", "1e-300"], "--token-rate"),
+            (vec!["run", "--connections", "0"], "--connections"),
+            (vec!["run", "--rate", "NaN"], "--rate"),
+            (
+                vec!["faults", "--retry-ms", "18446744073709551615"],
+                "--retry-ms",
+            ),
+            (vec!["compare", "a", "b", "--threshold=-5"], "--threshold"),
+        ] {
+            let e = parse(std::iter::once("loadgen").chain(args.iter().copied())).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let text = e.to_string();
+            assert!(
+                text.contains(flag) && text.contains("at least"),
+                "{args:?}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn combinations_out_of_range_are_usage_errors_too() {
+        for args in [
+            vec!["run", "--connections", "1000000", "--ramp", "0.01"],
+            vec!["run", "--connections", "10", "--h2-conns", "11"],
+            vec!["run", "--connections", "1000000", "--ramp", "1ns"],
+            vec![
+                "chat",
+                "--questions",
+                "10000",
+                "--tokens",
+                "100000",
+                "--token-rate",
+                "0.01",
+            ],
+            vec!["faults", "--replay", "1000000", "--rate", "0.01"],
+            vec!["limit", "--tabs", "1000", "--streams-per-tab", "10000"],
+            vec![
+                "run",
+                "--target",
+                "http://127.0.0.1:1",
+                "--tls-target",
+                "https://127.0.0.1:2",
+            ],
+        ] {
+            let e = parse(std::iter::once("loadgen").chain(args.iter().copied())).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+        }
+    }
+}

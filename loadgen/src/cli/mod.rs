@@ -1,0 +1,21 @@
+//! The command line: one clap struct per subcommand, every number checked
+//! against its range, converted into the library's scenarios and options by
+//! [`parse`], the one path `main` and the tests share.
+
+mod args;
+mod extras;
+mod feed;
+mod files;
+mod invocation;
+mod limit;
+mod numbers;
+mod server;
+
+pub use args::{Cli, Command};
+pub use extras::{ChatArgs, EchoArgs, ExtraOut, FaultArgs};
+pub use feed::{RunArgs, SuiteArgs, WireList};
+pub use files::{default_out_dir, CompareArgs, MergeArgs, ReportArgs, ServeArgs};
+pub use invocation::{parse, Invocation, Measure};
+pub use limit::LimitArgs;
+pub use numbers::{parse_percent, parse_ramp, Ramp};
+pub use server::ServerArgs;

@@ -1,0 +1,61 @@
+//! [`FeedStream`]: one open feed stream over whichever wire, yielding
+//! decoded messages.
+
+use std::sync::Arc;
+
+use server::event::unix_now_ns;
+
+use super::error::ClientError;
+use super::message::{MessageDecoder, Msg, RawEvent};
+use super::sse::{FeedEvents, SseStream};
+use super::stream::MessageStream;
+use super::ws::{WsIncoming, WsStream};
+
+/// One open feed stream.
+pub enum FeedStream {
+    Sse(SseStream<FeedEvents>),
+    Ws {
+        ws: WsStream,
+        decoder: Arc<dyn MessageDecoder>,
+    },
+}
+
+impl FeedStream {
+    /// The next message; `Ok(None)` when the server ended the stream.
+    pub async fn next(&mut self) -> Result<Option<Msg>, ClientError> {
+        match self {
+            FeedStream::Sse(s) => s.next().await,
+            FeedStream::Ws { ws, decoder } => loop {
+                let text = match ws.next().await? {
+                    None => return Ok(None),
+                    Some(WsIncoming::Ping) => return Ok(Some(Msg::KeepAlive)),
+                    Some(WsIncoming::Text(text)) => text,
+                };
+                match decoder.decode(RawEvent::text(text.as_str()), unix_now_ns()) {
+                    Ok(Some(msg)) => return Ok(Some(msg)),
+                    Ok(None) => continue,
+                    Err(detail) => return Err(ClientError::protocol(ws.url(), detail)),
+                }
+            },
+        }
+    }
+
+    /// Closes politely where the wire has a way (WS close frame).
+    pub async fn close(self) {
+        if let FeedStream::Ws { ws, .. } = self {
+            ws.close().await;
+        }
+    }
+}
+
+impl MessageStream for FeedStream {
+    type Message = Msg;
+
+    async fn next_message(&mut self) -> Result<Option<Msg>, ClientError> {
+        self.next().await
+    }
+
+    async fn close(self) {
+        FeedStream::close(self).await
+    }
+}

@@ -1,0 +1,107 @@
+//! HTTP/2 to one origin, TLS (ALPN h2) or cleartext prior knowledge (h2c):
+//! a fixed set of connections, each carrying many streams and requests.
+//!
+//! One HTTP/2 connection is served by one server worker, so putting every
+//! stream on one connection would measure one core: streams are spread over
+//! the pool round-robin, and the result reports how many connections there
+//! were. A browser's one connection per origin is a pool of one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::Mutex;
+
+use super::dial::Dialer;
+use super::endpoint::Endpoint;
+use super::error::ClientError;
+use super::request::Body;
+
+/// A pool of HTTP/2 connections to one origin.
+pub struct H2Pool {
+    slots: Vec<Mutex<Option<SendRequest<Body>>>>,
+    /// The origin (its TLS settings say h2 or h2c) and the streams' path.
+    endpoint: Endpoint,
+    dialer: Dialer,
+    connections_made: AtomicU64,
+}
+
+impl H2Pool {
+    /// A pool of `size` connections (made lazily, remade when they die).
+    pub fn new(endpoint: Endpoint, dialer: Dialer, size: usize) -> H2Pool {
+        H2Pool {
+            slots: (0..size.max(1)).map(|_| Mutex::new(None)).collect(),
+            endpoint,
+            dialer,
+            connections_made: AtomicU64::new(0),
+        }
+    }
+
+    /// The endpoint the pool was made for (requests may use other paths).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// HTTP/2 connections opened so far (remade ones included).
+    pub fn connections_made(&self) -> u64 {
+        self.connections_made.load(Ordering::Relaxed)
+    }
+
+    /// Connects every slot now, so the first requests do not pay for the
+    /// handshake; the errors, if any.
+    pub async fn connect_all(&self) -> Vec<ClientError> {
+        let mut errors = Vec::new();
+        for slot in 0..self.slots.len() {
+            if let Err(e) = self.sender(slot).await {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    /// Sends a request on connection `index % size`, connecting first if
+    /// that connection is not up; the response head.
+    pub async fn send(
+        &self,
+        index: usize,
+        req: http::Request<Body>,
+    ) -> Result<http::Response<Incoming>, ClientError> {
+        let url = self.endpoint.shown();
+        let mut send = self.sender(index % self.slots.len()).await?;
+        send.ready().await.map_err(|e| ClientError::http(url, e))?;
+        send.send_request(req)
+            .await
+            .map_err(|e| ClientError::http(url, e))
+    }
+
+    /// The slot's live connection, connecting first if it has none.
+    async fn sender(&self, slot: usize) -> Result<SendRequest<Body>, ClientError> {
+        let mut guard = self.slots[slot].lock().await;
+        if let Some(s) = guard.as_ref() {
+            if !s.is_closed() {
+                return Ok(s.clone());
+            }
+        }
+        let send = self.connect(slot).await?;
+        *guard = Some(send.clone());
+        Ok(send)
+    }
+
+    async fn connect(&self, slot: usize) -> Result<SendRequest<Body>, ClientError> {
+        // The dialer checks ALPN h2 over TLS; h2c has no negotiation.
+        let io = self.dialer.connect(&self.endpoint, slot).await?;
+        let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| ClientError::http(self.endpoint.shown(), e))?;
+        tokio::spawn(async move {
+            // Its streams see the error; this is only for the log.
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "HTTP/2 connection ended");
+            }
+        });
+        self.connections_made.fetch_add(1, Ordering::Relaxed);
+        Ok(send)
+    }
+}

@@ -1,0 +1,53 @@
+//! The connection core: everything that makes and reads one connection,
+//! and nothing about runs, scenarios or results.
+//!
+//! - [`Endpoint`]: a full URL, the address to reach, extra headers, TLS
+//!   settings ([`TlsSettings`]); [`Target`] gives the feed server's.
+//! - [`Dialer`]: the one place sockets are made (through a per-connection
+//!   [`SocketHook`]), TLS is set up and ALPN is checked ([`Io`]: plain or TLS).
+//! - Readers: [`SseStream`] (the one event-stream reader, with a decode step),
+//!   [`WsStream`], [`FeedStream`] (either, as feed [`Msg`]s); [`MessageStream`]
+//!   is what they share.
+//! - [`Opener`]: the one way a feed stream is opened (SSE over HTTP/1.1 or an
+//!   [`H2Pool`], WebSocket); [`MessageDecoder`] turns events into messages.
+//! - [`HttpConn`] and [`call_once`] for requests; [`ServerProbe`], the typed
+//!   `/stats`.
+//!
+//! Inside, files depend one way: `error`, `tls`, `io`, `event_stream`,
+//! `message` at the bottom; then `endpoint`, `stream`, `request`; `dial`;
+//! `h2`, `http`, `ws`, `target`; `sse`, `stats`; `feed`; `opener` on top.
+
+mod dial;
+mod endpoint;
+mod error;
+pub mod event_stream;
+mod feed;
+mod h2;
+mod http;
+mod io;
+mod message;
+mod opener;
+mod request;
+mod sse;
+mod stats;
+mod stream;
+mod target;
+mod tls;
+mod ws;
+
+pub use dial::{check_alpn, Dialer, SocketHook, SourceAddresses};
+pub use endpoint::{Endpoint, EndpointError};
+pub use error::{within, ClientError, ErrorKind};
+pub use feed::FeedStream;
+pub use h2::H2Pool;
+pub use http::{call_once, error_body, expect_ok, h1_handshake, HttpConn};
+pub use io::Io;
+pub use message::{decode, FeedJson, MessageDecoder, Msg, RawEvent};
+pub use opener::{Opener, WS_RESUME_QUERY};
+pub use request::{request, sse_request, Body};
+pub use sse::{open_h1, FeedEvents, NamedEvent, NamedEvents, SseDecode, SseStream};
+pub use stats::{ServerProbe, ServerSnapshot};
+pub use stream::MessageStream;
+pub use target::{Target, TargetError, TlsTarget, CONNECTIONS_PER_SOURCE};
+pub use tls::{client_config, TlsConfigError, TlsSettings, Trust, ALPN_H2, ALPN_HTTP1};
+pub use ws::{open as open_ws, ws_config, WsIncoming, WsStream};

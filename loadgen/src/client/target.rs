@@ -1,0 +1,248 @@
+//! Where the feed server is: its plain and TLS listeners, how to trust its
+//! certificate, which source addresses to connect from, and the endpoints
+//! of its routes.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::dial::SourceAddresses;
+use super::endpoint::Endpoint;
+use super::tls::{TlsConfigError, TlsSettings, Trust};
+
+/// Connections one source address can hold to one destination, with margin
+/// (the ephemeral port range here is about 28,000 ports).
+pub const CONNECTIONS_PER_SOURCE: usize = 20_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("`{url}` is not a valid URL: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("`{url}`: cannot resolve the host: {reason}")]
+    Resolve { url: String, reason: String },
+    #[error("`{url}` resolves to {addr}, which is not a loopback address: the load generator only loads loopback servers unless you pass --allow-remote")]
+    NotLoopback { url: String, addr: SocketAddr },
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+}
+
+/// The TLS side of a target.
+#[derive(Debug, Clone)]
+pub struct TlsTarget {
+    pub addr: SocketAddr,
+    /// The host name the certificate must carry (`localhost` for the generated one).
+    pub host: String,
+    /// Browser-like: offers h2 and http/1.1, requires h2.
+    pub h2: TlsSettings,
+    /// HTTP/1.1 alone (WebSocket over TLS).
+    pub http1: TlsSettings,
+}
+
+/// A server to load.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub http_addr: SocketAddr,
+    pub http_url: String,
+    pub tls: Option<TlsTarget>,
+    pub https_url: Option<String>,
+}
+
+impl Target {
+    /// The embedded server: its certificate file is trusted.
+    pub fn embedded(
+        http_addr: SocketAddr,
+        https_addr: Option<SocketAddr>,
+        cert: Option<std::path::PathBuf>,
+    ) -> Result<Target, TargetError> {
+        let tls = match (https_addr, cert) {
+            (Some(addr), Some(cert)) => Some(tls_target(addr, "localhost", &Trust::CaFile(cert))?),
+            _ => None,
+        };
+        Ok(Target {
+            http_addr,
+            http_url: format!("http://{http_addr}"),
+            https_url: tls
+                .as_ref()
+                .map(|t| format!("https://localhost:{}", t.addr.port())),
+            tls,
+        })
+    }
+
+    /// An external server given by URLs.
+    pub async fn external(
+        http_url: &str,
+        https_url: Option<&str>,
+        trust: Trust,
+        allow_remote: bool,
+    ) -> Result<Target, TargetError> {
+        let (http_addr, _, http_url) = resolve(http_url, "http", allow_remote).await?;
+        let (tls, https_url) = match https_url {
+            Some(u) => {
+                let (addr, host, url) = resolve(u, "https", allow_remote).await?;
+                (Some(tls_target(addr, &host, &trust)?), Some(url))
+            }
+            None => (None, None),
+        };
+        Ok(Target {
+            http_addr,
+            http_url,
+            https_url,
+            tls,
+        })
+    }
+
+    /// Source addresses for `connections` streams: one unless a loopback
+    /// target needs more ports than one address has.
+    pub fn sources(&self, connections: usize) -> SourceAddresses {
+        let needed = connections.div_ceil(CONNECTIONS_PER_SOURCE);
+        SourceAddresses(match self.http_addr.ip() {
+            IpAddr::V4(ip) if ip.is_loopback() && needed > 1 => (1..=needed.min(250) as u8)
+                .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// `http://` on the plain listener (HTTP/1.1, or h2c by prior knowledge).
+    pub fn plain(&self, path: &str) -> Endpoint {
+        Endpoint::new(&format!("{}{path}", self.http_url), self.http_addr, None)
+            .expect("a checked http:// URL and an absolute path make a URL")
+    }
+
+    /// `ws://` on the plain listener.
+    pub fn ws(&self, path: &str) -> Endpoint {
+        // `http_url` is normalised: it starts with `http://`.
+        let authority = self.http_url.trim_start_matches("http://");
+        Endpoint::new(&format!("ws://{authority}{path}"), self.http_addr, None)
+            .expect("a checked http:// URL and an absolute path make a URL")
+    }
+
+    /// `https://` on the TLS listener, offering h2 like a browser and
+    /// requiring it (`None` without a TLS listener).
+    pub fn https_h2(&self, path: &str) -> Option<Endpoint> {
+        let tls = self.tls.as_ref()?;
+        Some(tls_endpoint("https", tls, path, tls.h2.clone()))
+    }
+
+    /// `https://` or `wss://` on the TLS listener, offering HTTP/1.1 alone.
+    pub fn tls_http1(&self, scheme: &str, path: &str) -> Option<Endpoint> {
+        let tls = self.tls.as_ref()?;
+        Some(tls_endpoint(scheme, tls, path, tls.http1.clone()))
+    }
+}
+
+fn tls_endpoint(scheme: &str, tls: &TlsTarget, path: &str, settings: TlsSettings) -> Endpoint {
+    let url = format!(
+        "{scheme}://{}:{}{path}",
+        host_in_url(&tls.host),
+        tls.addr.port()
+    );
+    Endpoint::new(&url, tls.addr, Some(settings))
+        .expect("a resolved host, a port and an absolute path make a URL")
+}
+
+/// An IPv6 address in a URL goes in brackets.
+fn host_in_url(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+fn tls_target(addr: SocketAddr, host: &str, trust: &Trust) -> Result<TlsTarget, TargetError> {
+    Ok(TlsTarget {
+        addr,
+        host: host.to_string(),
+        h2: TlsSettings::h2(trust, host)?,
+        http1: TlsSettings::http1(trust, host)?,
+    })
+}
+
+/// The address, host name and normalised URL (lower-case scheme, no
+/// trailing `/`) of a server's base URL.
+async fn resolve(
+    raw: &str,
+    scheme: &str,
+    allow_remote: bool,
+) -> Result<(SocketAddr, String, String), TargetError> {
+    let bad = |reason: String| TargetError::BadUrl {
+        url: raw.to_string(),
+        reason,
+    };
+    let url = url::Url::parse(raw).map_err(|e| bad(e.to_string()))?;
+    if url.scheme() != scheme {
+        return Err(bad(format!("expected an {scheme}:// URL")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("a server's base URL has no query or fragment".into()));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad("no host".into()))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| bad("no port".into()))?;
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| TargetError::Resolve {
+            url: raw.to_string(),
+            reason: e.to_string(),
+        })?
+        .next()
+        .ok_or_else(|| TargetError::Resolve {
+            url: raw.to_string(),
+            reason: "no address".into(),
+        })?;
+    if !allow_remote && !addr.ip().is_loopback() {
+        return Err(TargetError::NotLoopback {
+            url: raw.to_string(),
+            addr,
+        });
+    }
+    let base = url.as_str().trim_end_matches('/').to_string();
+    Ok((addr, host, base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls_are_checked() {
+        let e = Target::external("nope", None, Trust::Insecure, false)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not a valid URL"), "{e}");
+        let e = Target::external("https://127.0.0.1:1", None, Trust::Insecure, false)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("http://"), "{e}");
+        let e = Target::external("http://10.1.2.3:80", None, Trust::Insecure, false)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("--allow-remote"), "{e}");
+        let t = Target::external("http://127.0.0.1:9/", None, Trust::Insecure, false)
+            .await
+            .unwrap();
+        assert_eq!(t.http_url, "http://127.0.0.1:9");
+        // Whatever the spelling, the endpoints are well formed.
+        let t2 = Target::external("HTTP://127.0.0.1:9/api/", None, Trust::Insecure, false)
+            .await
+            .unwrap();
+        assert_eq!(t2.ws("/ws").url(), "ws://127.0.0.1:9/api/ws");
+        assert_eq!(t2.plain("/sse").url(), "http://127.0.0.1:9/api/sse");
+        let e = Target::external("http://127.0.0.1:9/?x=1", None, Trust::Insecure, false)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("no query"), "{e}");
+        assert_eq!(t.http_addr.port(), 9);
+        assert!(t.sources(100).0.is_empty());
+        assert_eq!(t.sources(45_000).0.len(), 3);
+    }
+}

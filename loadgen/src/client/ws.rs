@@ -1,0 +1,156 @@
+//! WebSocket over HTTP/1.1 (the Upgrade handshake) with tokio-tungstenite,
+//! over a plain or TLS socket (`ws://`, `wss://`; over TLS the endpoint
+//! must offer ALPN `http/1.1` alone).
+//!
+//! tungstenite's default buffers are 128 KiB each way per connection, which
+//! costs gigabytes at 10,000 connections: they are shrunk to what a feed needs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use super::dial::Dialer;
+use super::endpoint::Endpoint;
+use super::error::ClientError;
+use super::io::Io;
+use super::stream::MessageStream;
+
+/// How long a polite close waits for the server's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Per-connection buffer limits.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
+}
+
+/// What the server sent that a reader sees.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WsIncoming {
+    Text(Utf8Bytes),
+    /// A ping (tungstenite queues the pong itself; it goes out on the next read).
+    Ping,
+}
+
+/// An open WebSocket.
+pub struct WsStream {
+    ws: WebSocketStream<Io>,
+    url: Arc<str>,
+}
+
+/// Opens the endpoint's WebSocket on connection `index`; `url` is the
+/// request URL (the endpoint's, or it with a resume query added).
+pub async fn open(
+    dialer: &Dialer,
+    endpoint: &Endpoint,
+    index: usize,
+    url: &str,
+) -> Result<WsStream, ClientError> {
+    let shown = endpoint.shown();
+    let mut request = url.into_client_request().map_err(|e| ws_error(shown, e))?;
+    for (name, value) in endpoint.headers() {
+        request.headers_mut().append(name, value.clone());
+    }
+    let io = dialer.connect(endpoint, index).await?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, io, Some(ws_config()))
+        .await
+        .map_err(|e| ws_error(shown, e))?;
+    Ok(WsStream {
+        ws,
+        url: shown.clone(),
+    })
+}
+
+fn ws_error(url: &Arc<str>, e: WsError) -> ClientError {
+    match e {
+        WsError::Http(res) => {
+            let body = res
+                .body()
+                .as_deref()
+                .map(|b| server::event::snippet(String::from_utf8_lossy(b).trim()))
+                .unwrap_or_default();
+            ClientError::Status {
+                url: url.clone(),
+                status: res.status().as_u16(),
+                body,
+            }
+        }
+        WsError::Io(source) => ClientError::Connect {
+            url: url.clone(),
+            source,
+        },
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            ClientError::Closed { url: url.clone() }
+        }
+        other => ClientError::protocol(url, other.to_string()),
+    }
+}
+
+impl WsStream {
+    /// The URL, for messages.
+    pub fn url(&self) -> &Arc<str> {
+        &self.url
+    }
+
+    /// The next text or ping; `Ok(None)` when the server closed the socket.
+    pub async fn next(&mut self) -> Result<Option<WsIncoming>, ClientError> {
+        loop {
+            let msg = match self.ws.next().await {
+                None => return Ok(None),
+                Some(Err(WsError::ConnectionClosed)) => return Ok(None),
+                Some(Err(e)) => return Err(ws_error(&self.url, e)),
+                Some(Ok(m)) => m,
+            };
+            match msg {
+                Message::Text(text) => return Ok(Some(WsIncoming::Text(text))),
+                Message::Ping(_) => return Ok(Some(WsIncoming::Ping)),
+                Message::Close(_) => return Ok(None),
+                Message::Pong(_) | Message::Frame(_) => continue,
+                Message::Binary(b) => {
+                    return Err(ClientError::protocol(
+                        &self.url,
+                        format!("unexpected binary message of {} bytes", b.len()),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Sends one text message.
+    pub async fn send_text(&mut self, text: String) -> Result<(), ClientError> {
+        self.ws
+            .send(Message::text(text))
+            .await
+            .map_err(|e| ws_error(&self.url, e))
+    }
+
+    /// Sends a close frame and waits briefly for the server's.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            let _ = self.ws.send(Message::Close(None)).await;
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}
+
+impl MessageStream for WsStream {
+    type Message = WsIncoming;
+
+    async fn next_message(&mut self) -> Result<Option<WsIncoming>, ClientError> {
+        self.next().await
+    }
+
+    async fn close(self) {
+        WsStream::close(self).await
+    }
+}

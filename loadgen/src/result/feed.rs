@@ -1,0 +1,93 @@
+//! A feed scenario's figures: where the server ran, and per wire what the
+//! connections received, what the server cost and what the load generator
+//! itself spent.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::histogram::HistogramSummary;
+use super::recording::RecorderSnapshot;
+use crate::wire::Wire;
+
+/// Where the server ran and how it was set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSetup {
+    /// `child-process` (the embedded server in its own process: clean
+    /// server figures), `in-process` (server and load generator share one
+    /// process: memory and CPU figures are of both) or `external`.
+    pub mode: String,
+    pub http_url: String,
+    pub https_url: Option<String>,
+    pub rate_hz: f64,
+    pub payload_bytes: usize,
+    pub workers: Option<usize>,
+}
+
+/// Everything measured on one wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireResult {
+    pub wire: Wire,
+    pub connections: usize,
+    /// The most connections open at once.
+    pub opened: usize,
+    /// HTTP/2 connections that carried the streams (h2 and h2c only).
+    pub h2_connections: Option<u64>,
+    /// Protocols the server said it negotiated, with stream counts.
+    pub protocols_seen: BTreeMap<String, u64>,
+    pub hold_s: f64,
+    pub events_in_hold: u64,
+    pub events_per_s: f64,
+    pub bytes_per_s: f64,
+    /// The newest id when the hold ended: every connection should reach it.
+    pub final_id: u64,
+    /// Ids never received: holes plus ids short of `final_id` at the end.
+    pub lost: u64,
+    pub missing_at_end: u64,
+    pub duplicates: u64,
+    pub gap_events: u64,
+    pub gap_missing: u64,
+    pub reconnects: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub first_errors: BTreeMap<String, String>,
+    pub latency_us: HistogramSummary,
+    /// Latency of the events received during the hold only: `latency_us`
+    /// also holds the ramp, when thousands of connections open at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_hold_us: Option<HistogramSummary>,
+    pub connect_us: HistogramSummary,
+    pub first_event_us: HistogramSummary,
+    pub server: Option<ServerCost>,
+    pub loadgen: LoadgenCost,
+    pub problems: Vec<String>,
+    /// Load-generator processes that shared the connections.
+    #[serde(default = "one")]
+    pub processes: usize,
+    /// The raw recorder: exact histograms and per-second counts, for merging.
+    pub recorder: RecorderSnapshot,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// What the server cost while the connections were held.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServerCost {
+    pub rss_before: u64,
+    pub rss_held: u64,
+    pub rss_after: u64,
+    /// (held - before) / connections: idle memory per connection (process RSS;
+    /// kernel socket buffers are outside RSS).
+    pub rss_per_connection: f64,
+    pub cpu_us_hold: u64,
+    pub cpu_us_per_event: f64,
+}
+
+/// What the load generator itself spent during the hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LoadgenCost {
+    pub cpu_us_hold: u64,
+    pub cpu_us_per_event: f64,
+    pub rss_bytes: u64,
+}

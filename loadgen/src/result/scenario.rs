@@ -1,0 +1,292 @@
+//! What to run: one feed scenario from the CLI or a TOML file, or the
+//! standard suite; every number checked against its range.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::bounds::{Bounds, DAY_S};
+use crate::wire::Wire;
+
+/// One run: some wires, a connection count, a feed, how long to hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default = "all_wires")]
+    pub wires: Vec<Wire>,
+    pub connections: usize,
+    /// New connections per second (0: all at once).
+    #[serde(default = "default_ramp")]
+    pub ramp_per_s: f64,
+    /// How long the connections are held and measured, in seconds.
+    #[serde(default = "default_duration")]
+    pub duration_s: f64,
+    /// The feed's rate (embedded server; an external server's is read from /stats).
+    #[serde(default = "default_rate")]
+    pub rate_hz: f64,
+    #[serde(default)]
+    pub payload_bytes: usize,
+    /// HTTP/2 connections carrying the streams (default: browser-like).
+    #[serde(default)]
+    pub h2_conns: Option<usize>,
+    #[serde(default = "default_settle")]
+    pub settle_s: f64,
+    #[serde(default = "default_drain")]
+    pub drain_timeout_s: f64,
+    #[serde(default = "default_connect")]
+    pub connect_timeout_s: f64,
+    /// Load-generator processes sharing the connections (default: one, or
+    /// as many as the open-file limit requires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<usize>,
+}
+
+fn all_wires() -> Vec<Wire> {
+    Wire::ALL.to_vec()
+}
+fn default_ramp() -> f64 {
+    2000.0
+}
+fn default_duration() -> f64 {
+    10.0
+}
+fn default_rate() -> f64 {
+    1.0
+}
+fn default_settle() -> f64 {
+    1.0
+}
+fn default_drain() -> f64 {
+    5.0
+}
+fn default_connect() -> f64 {
+    10.0
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("reading the scenario file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the scenario file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("scenario `{name}`: {reason}")]
+    Invalid { name: String, reason: String },
+}
+
+/// A TOML file: one `[[scenario]]` table per scenario.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    scenario: Vec<Scenario>,
+}
+
+impl Scenario {
+    /// Reads every scenario of a TOML file.
+    pub fn load(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let file: ScenarioFile = toml::from_str(&text).map_err(|source| ScenarioError::Parse {
+            path: shown,
+            source: Box::new(source),
+        })?;
+        for s in &file.scenario {
+            s.validate()?;
+        }
+        Ok(file.scenario)
+    }
+
+    /// Checks every number against its range (the same ranges as the
+    /// command line's flags), and that the ramp ends within a day.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |reason: String| ScenarioError::Invalid {
+            name: self.name.clone(),
+            reason,
+        };
+        if self.wires.is_empty() {
+            return Err(bad("no wires".into()));
+        }
+        Self::CONNECTIONS
+            .check_named("connections", self.connections)
+            .map_err(bad)?;
+        check_ramp(self.ramp_per_s).map_err(|e| bad(format!("ramp_per_s {e}")))?;
+        Self::RATE_HZ
+            .check_named("rate_hz", self.rate_hz)
+            .map_err(bad)?;
+        Self::PAYLOAD_BYTES
+            .check_named("payload_bytes", self.payload_bytes)
+            .map_err(bad)?;
+        for (v, what) in [
+            (self.duration_s, "duration_s"),
+            (self.settle_s, "settle_s"),
+            (self.drain_timeout_s, "drain_timeout_s"),
+            (self.connect_timeout_s, "connect_timeout_s"),
+        ] {
+            Self::SECONDS.check_named(what, v).map_err(bad)?;
+        }
+        if let Some(n) = self.h2_conns {
+            Bounds::new(1, self.connections, " (the connections)")
+                .check_named("h2_conns", n)
+                .map_err(bad)?;
+        }
+        if let Some(p) = self.processes {
+            Self::PROCESSES.check_named("processes", p).map_err(bad)?;
+        }
+        let ramp_s = self.ramp_seconds();
+        if ramp_s > DAY_S {
+            return Err(bad(format!(
+                "{} connections at {} per second would take {ramp_s:.0} s to open: at most {DAY_S} s",
+                self.connections, self.ramp_per_s
+            )));
+        }
+        Ok(())
+    }
+
+    /// How long opening every connection takes (0 when all open at once).
+    pub fn ramp_seconds(&self) -> f64 {
+        if self.ramp_per_s > 0.0 {
+            self.connections as f64 / self.ramp_per_s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// New connections per second: 0 (all at once) or within
+/// [`Scenario::RAMP_PER_S`].
+pub fn check_ramp(per_s: f64) -> Result<f64, String> {
+    if per_s == 0.0 {
+        return Ok(0.0);
+    }
+    Scenario::RAMP_PER_S
+        .check(per_s)
+        .map_err(|e| format!("{e}, or 0 for all at once"))
+}
+
+impl Scenario {
+    /// Connections per wire.
+    pub const CONNECTIONS: Bounds<usize> = Bounds::new(1, 1_000_000, "");
+    /// New connections per second when not 0 (all at once).
+    pub const RAMP_PER_S: Bounds<f64> = Bounds::new(0.01, 1_000_000.0, " per second");
+    /// The feed's rate: the embedded server's own range, with a floor that
+    /// keeps one period under two minutes.
+    pub const RATE_HZ: Bounds<f64> = Bounds::new(0.01, 1_000_000.0, " events/s");
+    /// Padding of each event: under the clients' 1 MiB message limit.
+    pub const PAYLOAD_BYTES: Bounds<usize> = Bounds::new(0, 1_000_000, " bytes");
+    /// The hold, settle, drain and connect phases.
+    pub const SECONDS: Bounds<f64> = Bounds::new(0.0, DAY_S, " s");
+    /// Load-generator processes per wire.
+    pub const PROCESSES: Bounds<usize> = Bounds::new(1, 256, "");
+}
+
+impl Scenario {
+    /// The header of a scenario beyond the feed (`chat`, `echo`, `faults`):
+    /// its settings live in its own section of the result.
+    pub fn extra(
+        name: &str,
+        wires: Vec<Wire>,
+        connections: usize,
+        rate_hz: f64,
+        duration_s: f64,
+    ) -> Scenario {
+        Scenario {
+            name: name.to_string(),
+            wires,
+            connections,
+            ramp_per_s: 0.0,
+            duration_s,
+            rate_hz,
+            payload_bytes: 0,
+            h2_conns: None,
+            settle_s: 0.0,
+            drain_timeout_s: default_drain(),
+            connect_timeout_s: default_connect(),
+            processes: None,
+        }
+    }
+}
+
+/// The standard matrix: every wire at 100, 1,000 and 10,000 connections.
+///
+/// The rate keeps the total near 100,000 events/s at the two larger sizes,
+/// so they compare the cost of connections rather than of events.
+pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
+    [(100, 100.0), (1_000, 100.0), (10_000, 10.0)]
+        .into_iter()
+        .map(|(connections, rate_hz)| Scenario {
+            name: format!("feed-{connections}"),
+            wires: all_wires(),
+            connections,
+            ramp_per_s: default_ramp(),
+            duration_s,
+            rate_hz,
+            payload_bytes: 0,
+            h2_conns: None,
+            settle_s: default_settle(),
+            drain_timeout_s: default_drain(),
+            connect_timeout_s: default_connect(),
+            processes: None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_files_load_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            "[[scenario]]\nname = \"small\"\nconnections = 10\nwires = [\"sse-h1\", \"ws-h1\"]\n",
+        )
+        .unwrap();
+        let s = Scenario::load(&path).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].wires, vec![Wire::SseH1, Wire::WsH1]);
+        assert_eq!(s[0].duration_s, 10.0);
+    }
+
+    #[test]
+    fn bad_files_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            "[[scenario]]\nname = \"x\"\nconnections = 1\nwires = [\"sse-h3\"]\n",
+        )
+        .unwrap();
+        let e = Scenario::load(&path).unwrap_err().to_string();
+        assert!(e.contains("sse-h3"), "{e}");
+        std::fs::write(&path, "[[scenario]]\nname = \"x\"\nconnections = 0\n").unwrap();
+        let e = Scenario::load(&path).unwrap_err().to_string();
+        assert!(e.contains("at least 1"), "{e}");
+        std::fs::write(&path, "[[scenario]]\nname = \"x\"\nconections = 5\n").unwrap();
+        assert!(Scenario::load(&path).is_err());
+        let e = Scenario::load(Path::new("/nonexistent.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent.toml"), "{e}");
+    }
+
+    #[test]
+    fn the_suite_covers_every_wire_at_three_sizes() {
+        let s = standard_suite(10.0);
+        assert_eq!(
+            s.iter().map(|s| s.connections).collect::<Vec<_>>(),
+            [100, 1000, 10000]
+        );
+        assert!(s.iter().all(|s| s.wires.len() == 4 && s.validate().is_ok()));
+    }
+}

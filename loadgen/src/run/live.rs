@@ -1,0 +1,68 @@
+//! Live figures of a running wire, for a progress view: read by the
+//! monitor while the connection tasks (or worker processes) update them.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::measure::Recorder;
+use crate::result::new_histogram;
+
+/// The recorder shards of one wire run.
+pub type Shards = Arc<Vec<Mutex<Recorder>>>;
+
+/// Locks a mutex whose data stays valid even if a holder panicked:
+/// recorders hold plain counters, so a panic elsewhere leaves them usable.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Live figures for a progress view.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub target: AtomicUsize,
+    pub connected: AtomicUsize,
+    pub errors: AtomicU64,
+    /// Events and p99 reported by worker processes (when there are no shards here).
+    pub remote_events: AtomicU64,
+    pub remote_p99_us: AtomicU64,
+    shards: Mutex<Option<Shards>>,
+}
+
+/// A moment of [`Live`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LiveSnapshot {
+    pub target: usize,
+    pub connected: usize,
+    pub errors: u64,
+    pub events: u64,
+    pub p99_us: u64,
+}
+
+impl Live {
+    /// Shows these shards' figures from now on (`None`: stop showing them).
+    pub fn watch(&self, shards: Option<Shards>) {
+        *lock(&self.shards) = shards;
+    }
+
+    pub fn snapshot(&self) -> LiveSnapshot {
+        let mut s = LiveSnapshot {
+            target: self.target.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            events: self.remote_events.load(Ordering::Relaxed),
+            p99_us: self.remote_p99_us.load(Ordering::Relaxed),
+        };
+        let shards = lock(&self.shards).clone();
+        if let Some(shards) = shards {
+            let mut h = new_histogram();
+            for shard in shards.iter() {
+                let r = lock(shard);
+                s.events += r.counters().events;
+                // Same bounds everywhere, so adding cannot fail.
+                let _ = h.add(r.latency_us());
+            }
+            s.p99_us = h.value_at_quantile(0.99);
+        }
+        s
+    }
+}

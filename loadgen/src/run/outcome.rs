@@ -1,0 +1,216 @@
+//! What one wire run measured: [`WireOutcome`] (put together from one
+//! process or several), the parts it is made of ([`Finished`], [`Held`]),
+//! and its entry in `result.json`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::spec::WireSpec;
+use crate::client::ServerSnapshot;
+use crate::measure::Recorder;
+use crate::result::{
+    summarize, HistogramError, LoadgenCost, RecorderSnapshot, ServerCost, WireResult,
+};
+
+/// Everything measured on one wire.
+#[derive(Debug)]
+pub struct WireOutcome {
+    pub spec: WireSpec,
+    pub recorder: Recorder,
+    pub opened_peak: usize,
+    pub h2_connections: Option<u64>,
+    pub protocols_seen: BTreeMap<String, u64>,
+    pub hold_s: f64,
+    pub events_in_hold: u64,
+    pub bytes_in_hold: u64,
+    /// Ids up to the final one that some connection never received.
+    pub missing_at_end: u64,
+    pub final_id: u64,
+    pub server: Option<ServerCost>,
+    pub loadgen: LoadgenCost,
+    /// The first message of each kind of error, for the user.
+    pub first_errors: BTreeMap<String, String>,
+    /// Why the run did not do all that was asked (empty when it did).
+    pub problems: Vec<String>,
+    /// Load-generator processes that shared the connections.
+    pub processes: usize,
+    /// Latency of the events received during the hold only.
+    pub hold_latency: Option<Histogram<u64>>,
+}
+
+/// What one process measured on one wire, ready to merge with others'.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finished {
+    pub recorder: RecorderSnapshot,
+    pub opened: usize,
+    pub missing_at_end: u64,
+    pub first_errors: BTreeMap<String, String>,
+    pub protocols_seen: BTreeMap<String, u64>,
+    pub h2_connections: Option<u64>,
+    pub problems: Vec<String>,
+}
+
+/// What was read while the connections were held.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub held: Option<ServerSnapshot>,
+    pub end: Option<ServerSnapshot>,
+    pub hold_s: f64,
+    pub events: u64,
+    pub bytes: u64,
+    pub own_cpu_us: u64,
+    pub own_rss: u64,
+    /// Latencies of the events received during the hold only (the ramp's
+    /// connection storm is left out).
+    pub latency: Option<Histogram<u64>>,
+}
+
+/// `end` minus `start`: what was recorded in between.
+pub fn hold_only(mut end: Histogram<u64>, start: &Histogram<u64>) -> Option<Histogram<u64>> {
+    end.subtract(start).ok()?;
+    Some(end)
+}
+
+impl WireOutcome {
+    /// A wire that could not start: only its problems.
+    pub fn empty(spec: WireSpec, problems: Vec<String>) -> WireOutcome {
+        WireOutcome {
+            spec,
+            recorder: Recorder::new(Instant::now()),
+            opened_peak: 0,
+            h2_connections: None,
+            protocols_seen: BTreeMap::new(),
+            hold_s: 0.0,
+            events_in_hold: 0,
+            bytes_in_hold: 0,
+            missing_at_end: 0,
+            final_id: 0,
+            server: None,
+            loadgen: LoadgenCost::default(),
+            first_errors: BTreeMap::new(),
+            problems,
+            processes: 1,
+            hold_latency: None,
+        }
+    }
+
+    /// Puts the pieces of a wire run together (one process or several).
+    pub fn assemble(
+        spec: WireSpec,
+        finished: Finished,
+        measured: Held,
+        before: Option<ServerSnapshot>,
+        after: Option<ServerSnapshot>,
+        final_id: u64,
+        mut problems: Vec<String>,
+    ) -> WireOutcome {
+        problems.extend(finished.problems);
+        let recorder = match Recorder::from_snapshot(&finished.recorder) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("{}: reading back the histograms: {e}", spec.wire));
+                Recorder::new(Instant::now())
+            }
+        };
+        if finished.opened > 0 && measured.hold_s > 0.0 && measured.events == 0 {
+            problems.push(format!(
+                "{}: no event arrived while {} connections were held",
+                spec.wire, finished.opened
+            ));
+        }
+        let server = match (&before, &measured.held, &after, &measured.end) {
+            (Some(b), Some(h), Some(a), Some(e)) => Some(ServerCost {
+                rss_before: b.rss_bytes,
+                rss_held: h.rss_bytes,
+                rss_after: a.rss_bytes,
+                rss_per_connection: h.rss_bytes.saturating_sub(b.rss_bytes) as f64
+                    / finished.opened.max(1) as f64,
+                cpu_us_hold: e.cpu_us.saturating_sub(h.cpu_us),
+                cpu_us_per_event: per(e.cpu_us.saturating_sub(h.cpu_us), measured.events),
+            }),
+            _ => None,
+        };
+        WireOutcome {
+            recorder,
+            opened_peak: finished.opened,
+            h2_connections: finished.h2_connections,
+            protocols_seen: finished.protocols_seen,
+            hold_s: measured.hold_s,
+            events_in_hold: measured.events,
+            bytes_in_hold: measured.bytes,
+            missing_at_end: finished.missing_at_end,
+            final_id,
+            server,
+            loadgen: LoadgenCost {
+                cpu_us_hold: measured.own_cpu_us,
+                cpu_us_per_event: per(measured.own_cpu_us, measured.events),
+                rss_bytes: measured.own_rss,
+            },
+            first_errors: finished.first_errors,
+            problems,
+            processes: 1,
+            hold_latency: measured.latency,
+            spec,
+        }
+    }
+
+    /// The wire's entry in `result.json`.
+    pub fn to_result(&self) -> Result<WireResult, HistogramError> {
+        let snap = self.recorder.snapshot()?;
+        let c = &snap.counters;
+        Ok(WireResult {
+            wire: self.spec.wire,
+            connections: self.spec.connections,
+            opened: self.opened_peak,
+            h2_connections: self.h2_connections,
+            protocols_seen: self.protocols_seen.clone(),
+            hold_s: self.hold_s,
+            events_in_hold: self.events_in_hold,
+            events_per_s: rate(self.events_in_hold, self.hold_s),
+            bytes_per_s: rate(self.bytes_in_hold, self.hold_s),
+            final_id: self.final_id,
+            lost: c.lost + self.missing_at_end,
+            missing_at_end: self.missing_at_end,
+            duplicates: c.duplicates,
+            gap_events: c.gap_events,
+            gap_missing: c.gap_missing,
+            reconnects: c.reconnects,
+            errors: c.errors.clone(),
+            first_errors: self.first_errors.clone(),
+            latency_us: snap.latency_us.clone(),
+            latency_hold_us: self.hold_latency.as_ref().and_then(|h| summarize(h).ok()),
+            connect_us: snap.connect_us.clone(),
+            first_event_us: snap.first_event_us.clone(),
+            server: self.server.clone(),
+            loadgen: self.loadgen.clone(),
+            problems: self.problems.clone(),
+            processes: self.processes,
+            recorder: snap,
+        })
+    }
+}
+
+fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+fn per(total: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        total as f64 / n as f64
+    }
+}
+
+/// This process's CPU time (µs) and RSS (bytes) now.
+pub fn own_usage() -> (u64, u64) {
+    let own = server::stats::ProcessStats::now();
+    (own.cpu_us(), own.rss_bytes)
+}

@@ -1,0 +1,350 @@
+//! The one server starter: the feed server the load generator starts itself
+//! (so one command works on a fresh machine), or the external one it was
+//! pointed at, with what a scenario needs set.
+//!
+//! The embedded server runs in this process, or (the default for the
+//! binary) in a child process running this same executable's `serve`
+//! subcommand, so that the server's memory and CPU are measured apart from
+//! the load generator's and its sockets do not count against this
+//! process's open-file limit. Both are given the same [`ServerSettings`]:
+//! as a config in this process, as flags to the child.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use server::{RunningServer, ServerConfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::options::{RunOptions, ServerChoice};
+use crate::client::Target;
+use crate::result::ServerSetup;
+
+/// How long an embedded server may take to shut down (its streams never
+/// end by themselves).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a scenario needs of the embedded server; everything else is the
+/// server's default, on ephemeral loopback ports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerSettings {
+    pub rate_hz: f64,
+    pub payload_bytes: usize,
+    pub workers: Option<usize>,
+    /// The replay ring (the resume window), if not the default.
+    pub replay: Option<usize>,
+    /// The SSE `retry:` it sends, if not the default.
+    pub retry_ms: Option<u64>,
+}
+
+impl ServerSettings {
+    /// A feed at `rate_hz` on `workers` threads, the rest the server's defaults.
+    pub fn new(rate_hz: f64, workers: Option<usize>) -> Self {
+        ServerSettings {
+            rate_hz,
+            workers,
+            ..ServerSettings::default()
+        }
+    }
+
+    /// The config of a server in this process.
+    pub fn config(&self) -> ServerConfig {
+        let mut c = ServerConfig::ephemeral();
+        c.rate = self.rate_hz;
+        c.payload_bytes = self.payload_bytes;
+        c.workers = self.workers;
+        c.shutdown_timeout = SHUTDOWN_TIMEOUT;
+        if let Some(r) = self.replay {
+            c.replay = r;
+        }
+        if let Some(ms) = self.retry_ms {
+            c.retry_ms = ms;
+        }
+        c
+    }
+
+    /// The `serve` flags that give a child server the same config.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = vec![
+            "--http".into(),
+            "127.0.0.1:0".into(),
+            "--https".into(),
+            "127.0.0.1:0".into(),
+            "--rate".into(),
+            self.rate_hz.to_string(),
+            "--payload-bytes".into(),
+            self.payload_bytes.to_string(),
+            "--shutdown-timeout".into(),
+            SHUTDOWN_TIMEOUT.as_secs().to_string(),
+        ];
+        if let Some(w) = self.workers {
+            flags.extend(["--workers".into(), w.to_string()]);
+        }
+        if let Some(r) = self.replay {
+            flags.extend(["--replay".into(), r.to_string()]);
+        }
+        if let Some(ms) = self.retry_ms {
+            flags.extend(["--retry-ms".into(), ms.to_string()]);
+        }
+        flags
+    }
+}
+
+/// A started (or found) server and how to reach it.
+pub struct StartedServer {
+    embedded: Option<EmbeddedServer>,
+    pub target: Target,
+    /// Where it runs and how it was set, for the result.
+    pub setup: ServerSetup,
+}
+
+impl StartedServer {
+    /// Starts the embedded server with `settings` (in this process or a
+    /// child, as `opts` say), or checks the external target.
+    pub async fn start(opts: &RunOptions, settings: &ServerSettings) -> anyhow::Result<Self> {
+        let (embedded, target) = match &opts.server {
+            ServerChoice::InProcess => {
+                let e = EmbeddedServer::in_process(settings.config())?;
+                let target = e.target()?;
+                (Some(e), target)
+            }
+            ServerChoice::Child { exe } => {
+                let e = EmbeddedServer::child(exe.clone(), settings.flags()).await?;
+                let target = e.target()?;
+                (Some(e), target)
+            }
+            ServerChoice::External {
+                http_url,
+                https_url,
+                trust,
+                allow_remote,
+            } => {
+                let t =
+                    Target::external(http_url, https_url.as_deref(), trust.clone(), *allow_remote)
+                        .await
+                        .context("checking the target")?;
+                (None, t)
+            }
+        };
+        let setup = ServerSetup {
+            mode: embedded
+                .as_ref()
+                .map_or("external", EmbeddedServer::mode)
+                .to_string(),
+            http_url: target.http_url.clone(),
+            https_url: target.https_url.clone(),
+            rate_hz: settings.rate_hz,
+            payload_bytes: settings.payload_bytes,
+            workers: opts.workers,
+        };
+        Ok(StartedServer {
+            embedded,
+            target,
+            setup,
+        })
+    }
+
+    /// The certificate a worker process must trust: the embedded server's,
+    /// or the one given for an external server.
+    pub fn ca_cert(&self, opts: &RunOptions) -> Option<PathBuf> {
+        match (&self.embedded, &opts.server) {
+            (Some(e), _) => e.ready().cert_path,
+            (
+                None,
+                ServerChoice::External {
+                    trust: crate::client::Trust::CaFile(p),
+                    ..
+                },
+            ) => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    /// Stops the embedded server (an external one is left alone).
+    pub async fn stop(self) {
+        if let Some(e) = self.embedded {
+            e.stop().await;
+        }
+    }
+}
+
+/// What a started server tells its parent (one JSON line on stdout).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ready {
+    pub http_addr: SocketAddr,
+    pub https_addr: Option<SocketAddr>,
+    pub cert_path: Option<PathBuf>,
+    pub pid: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("starting the embedded server: {0}")]
+    Start(#[from] server::ServerError),
+    #[error("starting the server process {exe}: {source}")]
+    Spawn { exe: String, source: std::io::Error },
+    #[error("the server process did not say it was ready within 20 s: {0}")]
+    NotReady(String),
+}
+
+/// A server started by the load generator.
+pub enum EmbeddedServer {
+    InProcess(RunningServer),
+    Child {
+        child: tokio::process::Child,
+        ready: Ready,
+    },
+}
+
+impl EmbeddedServer {
+    /// Starts the server library in this process.
+    pub fn in_process(config: ServerConfig) -> Result<Self, EmbeddedError> {
+        Ok(EmbeddedServer::InProcess(server::run(config)?))
+    }
+
+    /// Starts `exe serve <flags>` and waits for its ready line.
+    pub async fn child(exe: PathBuf, flags: Vec<String>) -> Result<Self, EmbeddedError> {
+        let mut child = tokio::process::Command::new(&exe)
+            .arg("serve")
+            .args(&flags)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| EmbeddedError::Spawn {
+                exe: exe.display().to_string(),
+                source,
+            })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+                if let Ok(ready) = serde_json::from_str::<Ready>(&line) {
+                    return Ok(ready);
+                }
+            }
+            Err("it exited first (see its messages above)".to_string())
+        })
+        .await
+        .map_err(|_| EmbeddedError::NotReady("timed out".into()))?
+        .map_err(EmbeddedError::NotReady)?;
+        // Keep reading (and discarding) its stdout so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(EmbeddedServer::Child { child, ready })
+    }
+
+    /// How to reach it: its certificate file is trusted.
+    fn target(&self) -> Result<Target, crate::client::TargetError> {
+        let r = self.ready();
+        Target::embedded(r.http_addr, r.https_addr, r.cert_path)
+    }
+
+    pub fn ready(&self) -> Ready {
+        match self {
+            EmbeddedServer::InProcess(r) => Ready {
+                http_addr: r.http_addr,
+                https_addr: r.https_addr,
+                cert_path: r.cert_path(),
+                pid: std::process::id(),
+            },
+            EmbeddedServer::Child { ready, .. } => ready.clone(),
+        }
+    }
+
+    pub fn mode(&self) -> &'static str {
+        match self {
+            EmbeddedServer::InProcess(_) => "in-process",
+            EmbeddedServer::Child { .. } => "child-process",
+        }
+    }
+
+    /// Stops the server: gracefully, then by force after a few seconds.
+    pub async fn stop(self) {
+        match self {
+            EmbeddedServer::InProcess(r) => {
+                if let Err(e) = r.shutdown().await {
+                    tracing::warn!(error = %e, "embedded server shutdown");
+                }
+            }
+            EmbeddedServer::Child { mut child, .. } => {
+                // Closing its stdin is the child's signal to shut down.
+                drop(child.stdin.take());
+                if tokio::time::timeout(Duration::from_secs(8), child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.kill().await;
+                }
+            }
+        }
+    }
+}
+
+/// The `serve` subcommand: runs the server until stdin closes (the parent
+/// went away or asked) or a signal arrives; `announce` gets the ready line
+/// first (the binary prints it on stdout, where the parent reads it).
+pub async fn serve(config: ServerConfig, announce: impl FnOnce(&str)) -> anyhow::Result<()> {
+    server::nofile::raise_open_files_limit();
+    let running = server::run(config).context("starting the server")?;
+    let ready = Ready {
+        http_addr: running.http_addr,
+        https_addr: running.https_addr,
+        cert_path: running.cert_path(),
+        pid: std::process::id(),
+    };
+    announce(&serde_json::to_string(&ready).expect("Ready serializes"));
+    let mut stdin = tokio::io::stdin();
+    let mut sink = tokio::io::sink();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        _ = tokio::io::copy(&mut stdin, &mut sink) => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    running.shutdown().await.context("stopping the server")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The child gets by flags what a server in this process gets by config.
+    #[test]
+    fn flags_and_config_agree() {
+        let settings = ServerSettings {
+            rate_hz: 12.5,
+            payload_bytes: 100,
+            workers: Some(3),
+            replay: Some(32),
+            retry_ms: Some(150),
+        };
+        let mut args = vec!["server".to_string()];
+        args.extend(settings.flags());
+        let parsed = <ServerConfig as clap::Parser>::try_parse_from(&args).unwrap();
+        let config = settings.config();
+        assert_eq!(
+            (
+                parsed.rate,
+                parsed.payload_bytes,
+                parsed.workers,
+                parsed.replay,
+                parsed.retry_ms
+            ),
+            (
+                config.rate,
+                config.payload_bytes,
+                config.workers,
+                config.replay,
+                config.retry_ms
+            )
+        );
+        assert_eq!(parsed.shutdown_timeout, config.shutdown_timeout);
+        assert_eq!((parsed.http, parsed.https), (config.http, config.https));
+    }
+}

@@ -1,0 +1,161 @@
+//! The `worker` subcommand: one share of one wire, in a process of its own,
+//! stepped by a parent `loadgen` through the phases of a wire run over JSON
+//! lines on stdin/stdout (see `workers` for the parent's side).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use super::driver::WireRun;
+use super::live::Live;
+use super::outcome::{own_usage, Finished};
+use super::spec::WireSpec;
+use crate::client::{Target, Trust};
+use crate::result::{summarize, HistogramSummary};
+
+/// How a worker finds the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetSpec {
+    pub http_url: String,
+    pub https_url: Option<String>,
+    /// A CA file to trust, or none for no verification.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl TargetSpec {
+    pub async fn target(&self) -> anyhow::Result<Target> {
+        let trust = match &self.ca_cert {
+            Some(p) => Trust::CaFile(p.clone()),
+            None => Trust::Insecure,
+        };
+        Ok(Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?)
+    }
+}
+
+/// Parent to worker.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToWorker {
+    Job {
+        target: TargetSpec,
+        spec: WireSpec,
+        first_index: usize,
+    },
+    Mark,
+    Finish {
+        final_id: u64,
+    },
+}
+
+/// Worker to parent.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FromWorker {
+    Progress {
+        connected: usize,
+        events: u64,
+        errors: u64,
+        p99_us: u64,
+    },
+    Connected {
+        opened: usize,
+    },
+    Mark {
+        events: u64,
+        bytes: u64,
+        cpu_us: u64,
+        rss_bytes: u64,
+        /// Every latency so far, encoded (the parent subtracts the marks).
+        latency: HistogramSummary,
+    },
+    Finished(Box<Finished>),
+}
+
+/// The `worker` subcommand: one share of one wire, driven over stdin/stdout.
+pub async fn serve_worker() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    server::nofile::raise_open_files_limit();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let first = lines.next_line().await?.context("no job on stdin")?;
+    let ToWorker::Job {
+        target,
+        spec,
+        first_index,
+    } = serde_json::from_str(&first).context("reading the job")?
+    else {
+        anyhow::bail!("the first message must be a job");
+    };
+    let target = Arc::new(target.target().await?);
+    let live = Arc::new(Live::default());
+    let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
+    let mut run = WireRun::start(
+        target,
+        spec,
+        live.clone(),
+        CancellationToken::new(),
+        first_index,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let progress = tokio::spawn(report_progress(live.clone(), out.clone()));
+    let opened = run.wait_connected().await;
+    send(&out, &FromWorker::Connected { opened }).await?;
+    loop {
+        let cmd = match lines.next_line().await? {
+            Some(l) => serde_json::from_str::<ToWorker>(&l).context("reading a command")?,
+            // The parent went away: stop without waiting.
+            None => ToWorker::Finish { final_id: 0 },
+        };
+        match cmd {
+            ToWorker::Mark => {
+                let (events, bytes) = run.counters();
+                let (cpu_us, rss_bytes) = own_usage();
+                let reply = FromWorker::Mark {
+                    events,
+                    bytes,
+                    cpu_us,
+                    rss_bytes,
+                    latency: summarize(&run.latency())?,
+                };
+                send(&out, &reply).await?;
+            }
+            ToWorker::Finish { final_id } => {
+                let finished = run.finish(final_id).await;
+                progress.abort();
+                send(&out, &FromWorker::Finished(Box::new(finished))).await?;
+                return Ok(());
+            }
+            ToWorker::Job { .. } => anyhow::bail!("a worker takes one job"),
+        }
+    }
+}
+
+async fn report_progress(live: Arc<Live>, out: Arc<tokio::sync::Mutex<tokio::io::Stdout>>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let s = live.snapshot();
+        let msg = FromWorker::Progress {
+            connected: s.connected,
+            events: s.events,
+            errors: s.errors,
+            p99_us: s.p99_us,
+        };
+        if send(&out, &msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn send(
+    out: &tokio::sync::Mutex<tokio::io::Stdout>,
+    msg: &FromWorker,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(msg).expect("worker messages serialize");
+    line.push('\n');
+    let mut out = out.lock().await;
+    out.write_all(line.as_bytes()).await?;
+    out.flush().await
+}
