@@ -15,7 +15,7 @@
 //!
 //! Inside, files depend one way: `error`, `tls`, `io`, `event_stream`,
 //! `message` at the bottom; then `endpoint`, `stream`, `request`; `dial`;
-//! `h2`, `http`, `ws`, `target`; `sse`, `stats`; `feed`; `opener` on top.
+//! `h2`, `http`, `ws`; `sse`, `stats`; `target`; `feed`; `opener` on top.
 
 mod dial;
 mod endpoint;

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use netlab::LinkSpec;
+
 use super::bounds::{Bounds, DAY_S};
 use crate::wire::Wire;
 
@@ -40,6 +42,12 @@ pub struct Scenario {
     /// as many as the open-file limit requires).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<usize>,
+    /// Run over an emulated link (needs root): the embedded server in one
+    /// network namespace, the connections in another, joined by the link
+    /// emulator. A `link` table with the fields of `--link`
+    /// (`delay = "25ms"`, `loss = "1%"`, `outages = ["2s@5s"]`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkSpec>,
 }
 
 fn all_wires() -> Vec<Wire> {
@@ -141,6 +149,20 @@ impl Scenario {
         if let Some(p) = self.processes {
             Self::PROCESSES.check_named("processes", p).map_err(bad)?;
         }
+        if let Some(link) = &self.link {
+            link.validate().map_err(|e| bad(e.to_string()))?;
+            if let Some(o) = link
+                .outages
+                .iter()
+                .find(|o| o.end().as_secs_f64() > self.duration_s)
+            {
+                return Err(bad(format!(
+                    "the outage {o} ends {} s into the hold, after the {} s hold: hold at least that long, and some seconds more to see the streams recover",
+                    o.end().as_secs_f64(),
+                    self.duration_s
+                )));
+            }
+        }
         let ramp_s = self.ramp_seconds();
         if ramp_s > DAY_S {
             return Err(bad(format!(
@@ -211,6 +233,27 @@ impl Scenario {
             drain_timeout_s: default_drain(),
             connect_timeout_s: default_connect(),
             processes: None,
+            link: None,
+        }
+    }
+
+    /// A network scenario's settings, before its link: every wire at 100
+    /// connections and 10 events/s, held `duration_s`.
+    pub fn network(name: &str, duration_s: f64) -> Scenario {
+        Scenario {
+            name: name.to_string(),
+            wires: all_wires(),
+            connections: 100,
+            ramp_per_s: default_ramp(),
+            duration_s,
+            rate_hz: 10.0,
+            payload_bytes: 0,
+            h2_conns: None,
+            settle_s: default_settle(),
+            drain_timeout_s: default_drain(),
+            connect_timeout_s: default_connect(),
+            processes: None,
+            link: None,
         }
     }
 }
@@ -235,6 +278,7 @@ pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
             drain_timeout_s: default_drain(),
             connect_timeout_s: default_connect(),
             processes: None,
+            link: None,
         })
         .collect()
 }
@@ -278,6 +322,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_link_table_is_read_and_its_outages_must_fit_the_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        let head = "[[scenario]]\nname = \"l\"\nconnections = 10\nduration_s = 10\n";
+        std::fs::write(
+            &path,
+            format!(
+                "{head}[scenario.link]\ndelay = \"25ms\"\nloss = \"1%\"\noutages = [\"2s@5s\"]\n"
+            ),
+        )
+        .unwrap();
+        let s = Scenario::load(&path).unwrap();
+        let link = s[0].link.as_ref().unwrap();
+        assert_eq!(link.rtt().as_millis(), 50);
+        assert_eq!(link.outages.len(), 1);
+        std::fs::write(
+            &path,
+            format!("{head}[scenario.link]\noutages = [\"20s@5s\"]\n"),
+        )
+        .unwrap();
+        let e = Scenario::load(&path).unwrap_err().to_string();
+        assert!(e.contains("ends 25 s into the hold"), "{e}");
+        std::fs::write(&path, format!("{head}[scenario.link]\nloss = \"200%\"\n")).unwrap();
+        let e = Scenario::load(&path).unwrap_err().to_string();
+        assert!(e.contains("loss"), "{e}");
+        std::fs::write(&path, format!("{head}[scenario.link]\nlos = \"2%\"\n")).unwrap();
+        assert!(Scenario::load(&path).is_err(), "unknown fields are refused");
     }
 
     #[test]

@@ -20,11 +20,12 @@ use server::event::unix_now_ns;
 use tokio_util::sync::CancellationToken;
 
 use super::feed::{connection, FeedCtx};
+use super::link::{HoldHooks, NoHooks};
 use super::live::{lock, Live, Shards};
 use super::outcome::{hold_only, own_usage, Finished, Held, WireOutcome};
 use super::spec::WireSpec;
-use crate::client::{Dialer, Opener, ServerProbe, ServerSnapshot, Target};
-use crate::measure::Recorder;
+use crate::client::{Opener, ServerProbe, ServerSnapshot, Target};
+use crate::measure::{LinkRecorder, Recorder};
 use crate::result::new_histogram;
 
 /// Shards of recorders per wire run.
@@ -67,8 +68,14 @@ impl WireRun {
         live.connected.store(0, Ordering::Relaxed);
         live.errors.store(0, Ordering::Relaxed);
         live.watch(Some(shards.clone()));
-        let dialer = Dialer::new(target.sources(spec.connections));
+        let dialer = target.dialer(spec.connections);
         let opener = Opener::for_wire(spec.wire, &target, dialer, spec.h2_pool_size())?;
+        let link_shards = match &spec.link {
+            Some(timing) => (0..SHARDS)
+                .map(|_| Mutex::new(LinkRecorder::new(timing)))
+                .collect(),
+            None => Vec::new(),
+        };
         let ctx = Arc::new(FeedCtx {
             wire: spec.wire,
             opener,
@@ -81,6 +88,11 @@ impl WireRun {
             first_errors: Mutex::new(BTreeMap::new()),
             protocols: Mutex::new(BTreeMap::new()),
             running: AtomicUsize::new(0),
+            link: spec.link.clone(),
+            link_shards,
+            hold_start_ns: AtomicU64::new(0),
+            carrier_base: (first_index as u64) << 32,
+            next_carrier: AtomicU64::new(1),
         });
         let start = tokio::time::Instant::now();
         let ramp = tokio::spawn(ramp(ctx.clone(), spec.clone(), first_index));
@@ -130,6 +142,12 @@ impl WireRun {
             let _ = h.add(lock(shard).latency_us());
         }
         h
+    }
+
+    /// The hold starts now (`unix_ns`): over a link, events are judged
+    /// for stalls and outage recovery from here on.
+    pub fn hold_started(&self, unix_ns: u64) {
+        self.ctx.hold_start_ns.store(unix_ns, Ordering::Relaxed);
     }
 
     /// Sleeps, or returns false if the run is cancelled meanwhile.
@@ -219,6 +237,13 @@ impl WireRun {
         };
         let protocols_seen = lock(&ctx.protocols).clone();
         let h2_connections = ctx.opener.h2_connections();
+        let network = ctx.link.as_ref().map(|timing| {
+            let mut all = LinkRecorder::new(timing);
+            for shard in &ctx.link_shards {
+                all.merge(std::mem::take(&mut *lock(shard)));
+            }
+            all.result(timing)
+        });
         Finished {
             recorder,
             opened,
@@ -227,6 +252,7 @@ impl WireRun {
             protocols_seen,
             h2_connections,
             problems: self.problems,
+            network,
         }
     }
 }
@@ -265,6 +291,19 @@ pub async fn run_wire(
     live: Arc<Live>,
     cancel: CancellationToken,
 ) -> WireOutcome {
+    run_wire_with(target, spec, probe, live, cancel, &NoHooks).await
+}
+
+/// [`run_wire`], with `hooks` called when the hold starts and ends (over
+/// an emulated link: the outage schedule, the emulator's figures).
+pub async fn run_wire_with(
+    target: Arc<Target>,
+    spec: WireSpec,
+    probe: &ServerProbe,
+    live: Arc<Live>,
+    cancel: CancellationToken,
+    hooks: &dyn HoldHooks,
+) -> WireOutcome {
     let mut problems = Vec::new();
     let before = snapshot(probe, &mut problems, "before connecting").await;
     let mut run = match WireRun::start(target, spec.clone(), live, cancel, 0) {
@@ -283,7 +322,10 @@ pub async fn run_wire(
         let lat0 = run.latency();
         let (cpu0, _) = own_usage();
         let t0 = Instant::now();
+        run.hold_started(unix_now_ns());
+        hooks.hold_started();
         let _ = run.pause(spec.hold).await;
+        hooks.hold_ended();
         measured.hold_s = t0.elapsed().as_secs_f64();
         let (cpu1, rss1) = own_usage();
         let (e1, b1) = run.counters();

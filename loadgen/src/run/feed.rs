@@ -1,6 +1,8 @@
 //! A feed connection of a wire run: the connection core's reconnect loop
 //! with a hook that records every message into a shared recorder shard,
-//! and stops once the connection has read up to the final id.
+//! and stops once the connection has read up to the final id. Over an
+//! emulated link the hook also judges each event for stalls and outage
+//! recovery (`measure::LinkWatch`), handing findings to a link shard.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,9 +12,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{hold, ConnectionHook, Ended, Flow, OnMessage, Reconnect};
+use server::event::unix_now_ns;
+
 use super::live::{lock, Live, Shards};
 use crate::client::{ClientError, Msg, Opener};
-use crate::measure::{IdTracker, Recorder};
+use crate::measure::{IdTracker, LinkRecorder, LinkWatch, Recorder};
+use crate::result::LinkTiming;
 use crate::wire::Wire;
 
 /// Shared by the connection tasks of one wire run.
@@ -30,6 +35,17 @@ pub struct FeedCtx {
     pub protocols: Mutex<BTreeMap<String, u64>>,
     /// Connection tasks not yet finished, between streams included.
     pub running: AtomicUsize,
+    /// Over an emulated link: its timing, and one link recorder per shard.
+    pub link: Option<LinkTiming>,
+    pub link_shards: Vec<Mutex<LinkRecorder>>,
+    /// When the hold started (Unix ns; 0 before): events count for stalls
+    /// and outages from then on.
+    pub hold_start_ns: AtomicU64,
+    /// Numbers the TCP connections that carry streams: this process's base
+    /// (connection numbers of several processes never collide), and the
+    /// next number for a connection of its own (every wire but HTTP/2).
+    pub carrier_base: u64,
+    pub next_carrier: AtomicU64,
 }
 
 impl FeedCtx {
@@ -40,6 +56,23 @@ impl FeedCtx {
         lock(&self.first_errors)
             .entry(kind.to_string())
             .or_insert_with(|| format!("{}: {e}", self.wire));
+    }
+
+    fn link_shard(&self, index: usize) -> Option<&Mutex<LinkRecorder>> {
+        match self.link_shards.len() {
+            0 => None,
+            n => Some(&self.link_shards[index % n]),
+        }
+    }
+
+    /// The number of the TCP connection that carries stream `index`, just
+    /// opened: the HTTP/2 pool's connection, or a new one of its own.
+    fn carrier_of(&self, index: usize) -> u64 {
+        let local = self
+            .opener
+            .h2_connection_of(index)
+            .unwrap_or_else(|| self.next_carrier.fetch_add(1, Ordering::Relaxed));
+        self.carrier_base + local
     }
 
     fn caught_up(&self, ids: &IdTracker) -> bool {
@@ -55,6 +88,8 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
     let mut hook = Recording {
         ctx: &ctx,
         shard,
+        index,
+        link: ctx.link.as_ref().map(|t| LinkWatch::new(t, index as u64)),
         ids: IdTracker::new(),
         started: Instant::now(),
         first_tick: true,
@@ -76,6 +111,9 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
         Some(&ctx.drain),
     )
     .await;
+    if let (Some(watch), Some(link_shard)) = (&mut hook.link, ctx.link_shard(index)) {
+        watch.finish(unix_now_ns(), &mut lock(link_shard));
+    }
     ctx.running.fetch_sub(1, Ordering::AcqRel);
     let to = ctx.drain_to.load(Ordering::Acquire);
     match hook.ids.last_seen() {
@@ -89,6 +127,9 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
 struct Recording<'a> {
     ctx: &'a FeedCtx,
     shard: &'a Mutex<Recorder>,
+    index: usize,
+    /// Over an emulated link: this stream's judge of stalls and outages.
+    link: Option<LinkWatch>,
     ids: IdTracker,
     /// When the current stream's open attempt started.
     started: Instant,
@@ -113,11 +154,21 @@ impl OnMessage<Msg> for Recording<'_> {
                 recv_unix_ns,
                 bytes,
             } => {
-                let mut r = lock(self.shard);
-                r.record_event(&mut self.ids, id, sent_unix_ns, recv_unix_ns, bytes);
-                if self.first_tick {
-                    self.first_tick = false;
-                    r.record_first_event(self.started.elapsed());
+                {
+                    let mut r = lock(self.shard);
+                    r.record_event(&mut self.ids, id, sent_unix_ns, recv_unix_ns, bytes);
+                    if self.first_tick {
+                        self.first_tick = false;
+                        r.record_first_event(self.started.elapsed());
+                    }
+                }
+                if let Some(watch) = &mut self.link {
+                    let hold_start = self.ctx.hold_start_ns.load(Ordering::Relaxed);
+                    if watch.event(hold_start, sent_unix_ns, recv_unix_ns) {
+                        if let Some(link_shard) = self.ctx.link_shard(self.index) {
+                            watch.hand_over(&mut lock(link_shard));
+                        }
+                    }
                 }
             }
             Msg::Gap { from, to } => lock(self.shard).record_gap(&mut self.ids, from, to),
@@ -172,6 +223,10 @@ impl ConnectionHook for Recording<'_> {
             }
         }
         self.connected_before = true;
+        if let (Some(watch), Some(link_shard)) = (&mut self.link, self.ctx.link_shard(self.index)) {
+            let carrier = self.ctx.carrier_of(self.index);
+            watch.opened(carrier, unix_now_ns(), &mut lock(link_shard));
+        }
         self.started = attempt_started;
         self.first_tick = true;
         self.draining = false;
@@ -184,6 +239,9 @@ impl ConnectionHook for Recording<'_> {
 
     fn ended(&mut self, how: Ended) -> Flow {
         self.ctx.live.connected.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(watch), Some(link_shard)) = (&mut self.link, self.ctx.link_shard(self.index)) {
+            watch.stream_ended(&mut lock(link_shard));
+        }
         match how {
             Ended::Done | Ended::Stopped => Flow::Stop,
             Ended::Closed if self.done_draining() => Flow::Stop,

@@ -10,11 +10,14 @@
 //! - [`spec`], [`live`], [`outcome`]: what a wire runs, shows while
 //!   running, and measured.
 //! - [`server`]: the one server starter; [`options`]: which server.
+//! - [`link`]: a scenario over an emulated link (the lab, the server's
+//!   place in it, the client side's socket hook, the hold's hooks).
 //! - [`runner`]: scenarios end to end into a `result::RunResult`.
 
 pub mod connection;
 pub mod driver;
 pub mod feed;
+pub mod link;
 pub mod live;
 pub mod options;
 pub mod outcome;
@@ -24,7 +27,8 @@ pub mod spec;
 pub mod worker;
 pub mod workers;
 
-pub use driver::{run_wire, settle_after, WireRun};
+pub use driver::{run_wire, run_wire_with, settle_after, WireRun};
+pub use link::{link_support, HoldHooks, LinkError, LinkRun, NoHooks};
 pub use live::{Live, LiveSnapshot};
 pub use options::{RunOptions, ServerChoice};
 pub use outcome::{Finished, Held, WireOutcome};

@@ -12,7 +12,7 @@ use super::spec::WireSpec;
 use crate::client::ServerSnapshot;
 use crate::measure::Recorder;
 use crate::result::{
-    summarize, HistogramError, LoadgenCost, RecorderSnapshot, ServerCost, WireResult,
+    summarize, HistogramError, LoadgenCost, NetworkResult, RecorderSnapshot, ServerCost, WireResult,
 };
 
 /// Everything measured on one wire.
@@ -39,6 +39,9 @@ pub struct WireOutcome {
     pub processes: usize,
     /// Latency of the events received during the hold only.
     pub hold_latency: Option<Histogram<u64>>,
+    /// Over an emulated link: stalls, outages, keep-alive figures (the
+    /// emulator's are added by the runner, which owns the link).
+    pub network: Option<NetworkResult>,
 }
 
 /// What one process measured on one wire, ready to merge with others'.
@@ -51,6 +54,9 @@ pub struct Finished {
     pub protocols_seen: BTreeMap<String, u64>,
     pub h2_connections: Option<u64>,
     pub problems: Vec<String>,
+    /// Over an emulated link: what the streams found (`measure::LinkRecorder`).
+    #[serde(default)]
+    pub network: Option<NetworkResult>,
 }
 
 /// What was read while the connections were held.
@@ -94,6 +100,7 @@ impl WireOutcome {
             problems,
             processes: 1,
             hold_latency: None,
+            network: None,
         }
     }
 
@@ -133,7 +140,18 @@ impl WireOutcome {
             }),
             _ => None,
         };
+        let network = finished.network.map(|mut n| {
+            if let (Some(h), Some(e)) = (&measured.held, &measured.end) {
+                n.keepalive.server_ws_timeouts = e.ws_timeouts.saturating_sub(h.ws_timeouts);
+                n.keepalive.server_resumes = e.resumes.saturating_sub(h.resumes);
+            }
+            n.keepalive.h2_reopened = finished
+                .h2_connections
+                .map(|made| made.saturating_sub(spec.h2_pool_size() as u64));
+            n
+        });
         WireOutcome {
+            network,
             recorder,
             opened_peak: finished.opened,
             h2_connections: finished.h2_connections,
@@ -189,6 +207,7 @@ impl WireOutcome {
             problems: self.problems.clone(),
             processes: self.processes,
             recorder: snap,
+            network: self.network.clone(),
         })
     }
 }

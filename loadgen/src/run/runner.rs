@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::driver::run_wire;
+use super::driver::run_wire_with;
+use super::link::{HoldHooks, LinkRun, NoHooks};
 use super::live::Live;
 use super::options::RunOptions;
 use super::server::{ServerSettings, StartedServer};
 use super::spec::WireSpec;
 use super::worker::TargetSpec;
-use super::workers::run_wire_in_processes;
-use crate::client::ServerProbe;
+use super::workers::{run_wire_in_processes, WorkerSetup};
 use crate::result::{
     Environment, RunResult, Scenario, ScenarioResult, Section, ServerSetup, WireResult,
     SCHEMA_VERSION,
@@ -67,6 +67,7 @@ pub async fn run_scenarios(
         finished_at: server::event::rfc3339(std::time::SystemTime::now()),
         complete: problems.is_empty(),
         problems,
+        skipped: Vec::new(),
         environment: Environment::detect(),
         scenarios: results,
     }
@@ -83,6 +84,9 @@ async fn run_scenario(
         payload_bytes: scenario.payload_bytes,
         ..ServerSettings::new(scenario.rate_hz, opts.workers)
     };
+    // One lab for the scenario: every wire's server and connections run
+    // over it; dropping it (also on an error below) removes it.
+    let link = scenario.link.as_ref().map(LinkRun::start).transpose()?;
     let mut setup: Option<ServerSetup> = None;
     let mut wires = Vec::new();
     for &wire in &scenario.wires {
@@ -91,8 +95,12 @@ async fn run_scenario(
         }
         // A fresh embedded server per wire: memory figures then never inherit
         // a heap another wire grew (the allocator keeps freed memory).
-        let server = StartedServer::start(opts, &settings).await?;
-        let result = run_on(&server, scenario, wire, opts, &mut setup, observer, &cancel).await;
+        let server = StartedServer::start_over(opts, &settings, link.as_ref()).await?;
+        let place = Place {
+            server: &server,
+            link: link.as_ref(),
+        };
+        let result = run_on(place, scenario, wire, opts, &mut setup, observer, &cancel).await;
         server.stop().await;
         let result = result?;
         observer.wire_finished(&result);
@@ -103,13 +111,21 @@ async fn run_scenario(
         scenario: scenario.clone(),
         server,
         wires,
+        link: link.as_ref().map(LinkRun::report),
         section: Section::Feed,
     })
 }
 
+/// Where a wire runs: its server, and the link in between if any.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    server: &'a StartedServer,
+    link: Option<&'a LinkRun>,
+}
+
 /// Runs one wire of a scenario against a started server.
 async fn run_on(
-    server: &StartedServer,
+    place: Place<'_>,
     scenario: &Scenario,
     wire: Wire,
     opts: &RunOptions,
@@ -117,8 +133,9 @@ async fn run_on(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> anyhow::Result<WireResult> {
+    let server = place.server;
     let target = &server.target;
-    let probe = ServerProbe::new(target.http_addr);
+    let probe = target.probe();
     let stats = probe.snapshot().await.map_err(|e| {
         anyhow::Error::new(e).context(format!(
             "asking {} for /stats (is it the feed server?)",
@@ -139,22 +156,42 @@ async fn run_on(
     observer.wire_started(scenario, wire, live.clone());
     let spec = WireSpec::for_scenario(scenario, wire, opts.retry).map_err(anyhow::Error::msg)?;
     let processes = processes_for(scenario, opts);
+    let hooks: &dyn HoldHooks = match place.link {
+        Some(link) => link,
+        None => &NoHooks,
+    };
     let outcome = match (&opts.worker_exe, processes) {
         (Some(exe), p) if p > 1 => {
-            let spec_target = TargetSpec {
-                http_url: target.http_url.clone(),
-                https_url: target.https_url.clone(),
-                ca_cert: server.ca_cert(opts),
+            let workers = WorkerSetup {
+                exe: exe.clone(),
+                target: TargetSpec {
+                    http_url: target.http_url.clone(),
+                    https_url: target.https_url.clone(),
+                    ca_cert: server.ca_cert(opts),
+                    sources: place.link.map(LinkRun::client_addrs).unwrap_or_default(),
+                },
+                processes: p,
+                netns: place.link.map(|l| l.client_netns().clone()),
             };
-            let mut o = run_wire_in_processes(exe.clone(), spec_target, spec, p, &probe, live)
+            let mut o = run_wire_in_processes(workers, spec, &probe, live, hooks)
                 .await
                 .map_err(|e| e.context(format!("{wire} over {processes} processes")))?;
             o.processes = p;
             o
         }
-        _ => run_wire(Arc::new(target.clone()), spec, &probe, live, cancel.clone()).await,
+        _ => {
+            let target = Arc::new(target.clone());
+            run_wire_with(target, spec, &probe, live, cancel.clone(), hooks).await
+        }
     };
-    Ok(outcome.to_result()?)
+    let mut result = outcome.to_result()?;
+    if let Some(link) = place.link {
+        if let Some(network) = &mut result.network {
+            network.emulator = link.last_hold();
+        }
+        result.problems.extend(link.problems());
+    }
+    Ok(result)
 }
 
 /// Processes for a wire: as asked, or as many as the open-file limit needs

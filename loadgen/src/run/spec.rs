@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::result::{Bounds, Scenario};
+use crate::result::{Bounds, LinkTiming, Scenario};
 use crate::wire::Wire;
 
 /// Streams Chromium puts on one HTTP/2 connection when the server announces
@@ -31,6 +31,10 @@ pub struct WireSpec {
     pub connect_timeout: Duration,
     /// Reconnect delay until the server sends `retry:`.
     pub retry: Duration,
+    /// Over an emulated link: its timing, by which connections judge
+    /// stalls and recovery from outages.
+    #[serde(default)]
+    pub link: Option<LinkTiming>,
 }
 
 /// Longest any phase of a wire run may be, as a duration.
@@ -53,6 +57,7 @@ impl WireSpec {
             drain_timeout: secs(s.drain_timeout_s)?,
             connect_timeout: secs(s.connect_timeout_s)?,
             retry,
+            link: s.link.as_ref().map(LinkTiming::of),
         })
     }
 

@@ -2,6 +2,7 @@
 //! stepped by a parent `loadgen` through the phases of a wire run over JSON
 //! lines on stdin/stdout (see `workers` for the parent's side).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use super::driver::WireRun;
 use super::live::Live;
 use super::outcome::{own_usage, Finished};
 use super::spec::WireSpec;
-use crate::client::{Target, Trust};
+use crate::client::{SourceAddresses, Target, Trust};
 use crate::result::{summarize, HistogramSummary};
 
 /// How a worker finds the server.
@@ -24,6 +25,10 @@ pub struct TargetSpec {
     pub https_url: Option<String>,
     /// A CA file to trust, or none for no verification.
     pub ca_cert: Option<PathBuf>,
+    /// Source addresses to bind round-robin (a worker inside an emulated
+    /// link's client namespace uses the lab's); none: the default.
+    #[serde(default)]
+    pub sources: Vec<IpAddr>,
 }
 
 impl TargetSpec {
@@ -32,7 +37,13 @@ impl TargetSpec {
             Some(p) => Trust::CaFile(p.clone()),
             None => Trust::Insecure,
         };
-        Ok(Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?)
+        let target =
+            Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?;
+        Ok(if self.sources.is_empty() {
+            target
+        } else {
+            target.with_socket_hook(Arc::new(SourceAddresses(self.sources.clone())))
+        })
     }
 }
 
@@ -42,10 +53,15 @@ impl TargetSpec {
 pub enum ToWorker {
     Job {
         target: TargetSpec,
-        spec: WireSpec,
+        spec: Box<WireSpec>,
         first_index: usize,
     },
-    Mark,
+    /// Report the counters; `hold_start_unix_ns` when the hold starts with
+    /// this mark (over a link, events are judged from then on).
+    Mark {
+        #[serde(default)]
+        hold_start_unix_ns: Option<u64>,
+    },
     Finish {
         final_id: u64,
     },
@@ -94,7 +110,7 @@ pub async fn serve_worker() -> anyhow::Result<()> {
     let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
     let mut run = WireRun::start(
         target,
-        spec,
+        *spec,
         live.clone(),
         CancellationToken::new(),
         first_index,
@@ -110,7 +126,10 @@ pub async fn serve_worker() -> anyhow::Result<()> {
             None => ToWorker::Finish { final_id: 0 },
         };
         match cmd {
-            ToWorker::Mark => {
+            ToWorker::Mark { hold_start_unix_ns } => {
+                if let Some(at) = hold_start_unix_ns {
+                    run.hold_started(at);
+                }
                 let (events, bytes) = run.counters();
                 let (cpu_us, rss_bytes) = own_usage();
                 let reply = FromWorker::Mark {
