@@ -25,7 +25,7 @@ use crate::result::{ScenarioResult, WireResult};
 use crate::wire::Wire;
 
 const SIZE: (u32, u32) = (620, 340);
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 /// Bar colours: first series dark, second light.
 const SERIES: [RGBColor; 2] = [RGBColor(52, 84, 140), RGBColor(150, 182, 222)];
 
@@ -287,7 +287,7 @@ fn events(wires: &[WireResult]) -> Result<String, String> {
 
 /// Grouped bars: one group per wire, one bar per series, the value written
 /// above each bar (`n/a` where it is missing).
-fn bars(
+pub(super) fn bars(
     series: &[&str],
     y_desc: &str,
     groups: &[(Wire, Vec<Option<f64>>)],
@@ -464,7 +464,7 @@ fn opened_styles(s: &OpenedSeries) -> (ShapeStyle, ShapeStyle) {
     )
 }
 
-fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+pub(super) fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
     at: SeriesLabelPosition,
 ) -> Drawn
@@ -482,7 +482,9 @@ where
 }
 
 /// Runs `draw` on a white SVG canvas and returns the document.
-fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Drawn) -> Result<String, String> {
+pub(super) fn svg(
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Drawn,
+) -> Result<String, String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();

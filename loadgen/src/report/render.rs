@@ -7,7 +7,7 @@ use super::document::{Block, Chart, Document};
 use super::error::{write, ReportError};
 use super::findings::findings;
 use super::markdown::CHART_DIR;
-use super::{charts, environment, extras, format, html, limit, markdown, tables};
+use super::{charts, environment, extras, format, html, limit, markdown, network, tables};
 use crate::result::{RunResult, ScenarioResult};
 use crate::wire::Wire;
 
@@ -94,6 +94,10 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
         doc.push(Block::Heading(2, "Problems".into()));
         doc.push(Block::List(result.problems.clone()));
     }
+    if !result.skipped.is_empty() {
+        doc.push(Block::Heading(2, "Skipped".into()));
+        doc.push(Block::List(result.skipped.clone()));
+    }
     let feed: Vec<&ScenarioResult> = result
         .scenarios
         .iter()
@@ -131,6 +135,9 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
         for block in limit::blocks(s, &stem)? {
             doc.push(block);
         }
+    }
+    for block in network::blocks(result)? {
+        doc.push(block);
     }
     extras::push(&mut doc, result);
     environment::push(&mut doc, result);

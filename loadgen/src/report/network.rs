@@ -1,0 +1,289 @@
+//! The report's section on emulated links: per wire under each link, the
+//! latency and delivery, the stalls (head-of-line blocking), the recovery
+//! from outages and what the emulator itself cost; charts of p99 and of
+//! the stall fraction against loss, and of the recovery time per outage.
+//!
+//! Every scenario that ran over a link also has its own feed section; this
+//! one puts the links side by side.
+
+use std::fmt::Write as _;
+
+use super::document::{Block, Chart, Table};
+use super::error::ReportError;
+use super::format::{count, num, us};
+use super::latency::latency_of;
+use super::markdown::table as markdown_table;
+use super::network_charts;
+use crate::result::{NetworkResult, RunResult, ScenarioResult, WireResult};
+
+/// The scenarios that ran over a link, in order.
+fn over_links(r: &RunResult) -> Vec<&ScenarioResult> {
+    r.scenarios.iter().filter(|s| s.link.is_some()).collect()
+}
+
+/// A link as the tables name it: `lossy-1% (RTT 50ms, loss 1 %)`.
+pub fn link_label(s: &ScenarioResult) -> String {
+    let Some(l) = &s.link else {
+        return s.scenario.name.clone();
+    };
+    let mut parts = vec![format!("RTT {}", us((l.delay_ms * 2_000.0) as u64))];
+    if l.jitter_ms > 0.0 {
+        parts.push(format!("jitter ±{}", us((l.jitter_ms * 1_000.0) as u64)));
+    }
+    if l.loss > 0.0 {
+        parts.push(format!("loss {} %", num(l.loss * 100.0)));
+    }
+    if let Some(bps) = l.rate_bps {
+        parts.push(format!("{} Mbit/s", num(bps as f64 / 1e6)));
+    }
+    for o in &l.outages {
+        parts.push(format!(
+            "outage {} s at {} s",
+            num(o.duration_s),
+            num(o.start_s)
+        ));
+    }
+    format!("{} ({})", s.scenario.name, parts.join(", "))
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2} %", v * 100.0)
+}
+
+/// Each wire of each scenario over a link, with its network figures.
+fn rows(r: &RunResult) -> Vec<(&ScenarioResult, &WireResult, &NetworkResult)> {
+    over_links(r)
+        .into_iter()
+        .flat_map(|s| {
+            s.wires
+                .iter()
+                .filter_map(move |w| w.network.as_ref().map(|n| (s, w, n)))
+        })
+        .collect()
+}
+
+/// Latency and delivery per wire and link.
+pub fn delivery_table(r: &RunResult) -> Table {
+    let mut t = Table::numeric(&[
+        "link",
+        "wire",
+        "events/s",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "reconnects",
+        "lost",
+        "dups",
+        "gaps",
+    ]);
+    for (s, w, _) in rows(r) {
+        let lat = latency_of(w);
+        t.rows.push(vec![
+            s.scenario.name.clone(),
+            w.wire.to_string(),
+            count(w.events_per_s),
+            us(lat.p50),
+            us(lat.p99),
+            us(lat.p999),
+            us(lat.max),
+            count(w.reconnects as f64),
+            count(w.lost as f64),
+            count(w.duplicates as f64),
+            count(w.gap_events as f64),
+        ]);
+    }
+    t
+}
+
+/// Stalls per wire and link: how often, how long, how many streams at once.
+pub fn stall_table(r: &RunResult) -> Table {
+    let mut t = Table::numeric(&[
+        "link",
+        "wire",
+        "stall after",
+        "late events",
+        "stalls",
+        "streams/TCP conn",
+        "streams stalled together",
+        "hit every stream",
+        "hit one stream",
+        "stall p50",
+        "stall max",
+    ]);
+    for (s, w, n) in rows(r) {
+        let st = &n.stalls;
+        t.rows.push(vec![
+            s.scenario.name.clone(),
+            w.wire.to_string(),
+            us(n.stall_after_us),
+            pct(st.stall_fraction),
+            count(st.stalls as f64),
+            num(st.streams_per_connection),
+            num(st.streams_hit_mean),
+            pct(st.hit_all_fraction),
+            pct(st.hit_one_fraction),
+            us(st.duration_us.p50),
+            us(st.duration_us.max),
+        ]);
+    }
+    t
+}
+
+/// Recovery per outage and wire, and what the keep-alive timeouts did.
+pub fn outage_table(r: &RunResult) -> Table {
+    let mut t = Table::numeric(&[
+        "link",
+        "outage",
+        "wire",
+        "streams",
+        "recovered",
+        "same TCP conn",
+        "re-opened",
+        "not recovered",
+        "recovery p50",
+        "recovery p99",
+        "recovery max",
+        "server WS timeouts",
+        "h2 conns re-made",
+    ]);
+    for (s, w, n) in rows(r) {
+        for o in &n.outages {
+            t.rows.push(vec![
+                s.scenario.name.clone(),
+                format!("{} s at {} s", num(o.duration_s), num(o.start_s)),
+                w.wire.to_string(),
+                count(o.streams as f64),
+                count(o.recovered as f64),
+                count(o.survived as f64),
+                count(o.reopened as f64),
+                count(o.not_recovered as f64),
+                us(o.recovery_us.p50),
+                us(o.recovery_us.p99),
+                us(o.recovery_us.max),
+                count(n.keepalive.server_ws_timeouts as f64),
+                n.keepalive
+                    .h2_reopened
+                    .map_or_else(|| "–".into(), |v| count(v as f64)),
+            ]);
+        }
+    }
+    t
+}
+
+/// The emulator's own figures over each link's holds.
+pub fn emulator_table(r: &RunResult) -> Table {
+    let mut t = Table::numeric(&[
+        "link",
+        "packets/s",
+        "CPU/packet",
+        "CPU (of one core)",
+        "forwarded",
+        "lost (loss)",
+        "lost (outage)",
+        "lost (queue)",
+        "kernel drops",
+    ]);
+    for s in over_links(r) {
+        let Some(l) = &s.link else { continue };
+        let e = &l.emulator;
+        let core = if e.elapsed_s > 0.0 {
+            e.total.cpu_us as f64 / 1e6 / e.elapsed_s
+        } else {
+            0.0
+        };
+        t.rows.push(vec![
+            link_label(s),
+            count(e.packets_per_s),
+            format!("{:.1}µs", e.cpu_us_per_packet),
+            pct(core),
+            count(e.total.packets_forwarded as f64),
+            count(e.total.dropped_loss as f64),
+            count(e.total.dropped_outage as f64),
+            count(e.total.dropped_queue as f64),
+            count(e.total.dropped_overflow as f64),
+        ]);
+    }
+    t
+}
+
+/// The section, or nothing when no scenario ran over a link.
+pub fn blocks(r: &RunResult) -> Result<Vec<Block>, ReportError> {
+    let links = over_links(r);
+    if links.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = vec![
+        Block::Heading(2, "Emulated links".into()),
+        Block::Paragraph(
+            "Each scenario below ran over an emulated link between two network namespaces: \
+             the server's kernel and the load generator's each run their own TCP (real \
+             retransmissions, congestion control, RTO); delay, loss, rate and outages apply \
+             per direction. Latency is of the events received during the hold."
+                .into(),
+        ),
+        Block::List(links.iter().map(|s| link_label(s)).collect()),
+        Block::Heading(3, "Latency and delivery".into()),
+        Block::Table(delivery_table(r)),
+        Block::Heading(3, "Stalls: head-of-line blocking".into()),
+        Block::Paragraph(
+            "A stall is a run of events of one stream that arrived later than the link's \
+             one-way delay plus three round trips (`stall after`); its duration is its worst \
+             event's lateness. For each stall, the other streams of the same TCP connection \
+             that stalled at the same time are counted: over HTTP/2 every stream of a \
+             connection waits behind one lost packet, over HTTP/1.1 and WebSocket a \
+             connection carries one stream, so there every stall both hits every stream \
+             of its connection and only one."
+                .into(),
+        ),
+        Block::Table(stall_table(r)),
+    ];
+    let outages = outage_table(r);
+    if !outages.rows.is_empty() {
+        out.push(Block::Heading(3, "Outages".into()));
+        out.push(Block::Paragraph(
+            "Recovery is the time from the link coming back to each stream's next event. \
+             `same TCP conn`: the stream kept its connection (TCP retransmitted what the \
+             outage dropped, after its backed-off retransmission timer fired); `re-opened`: \
+             the stream was opened again and resumed from its last id. Keep-alive timeouts \
+             at play: the server pings each HTTP/2 connection every 5 s and closes it when \
+             the pong is not back by the next ping; it pings each WebSocket every \
+             keep-alive period (15 s) and closes it after twice that without a pong; SSE \
+             over HTTP/1.1 has no timeout. The load generator, like EventSource, has none."
+                .into(),
+        ));
+        out.push(Block::Table(outages));
+    }
+    out.push(Block::Heading(3, "The emulator".into()));
+    out.push(Block::Paragraph(
+        "The forwarder's own figures over the holds: `kernel drops` (packets the kernel \
+         dropped before the emulator read them) must stay 0, or the emulator, not the \
+         emulated link, limited the run."
+            .into(),
+    ));
+    out.push(Block::Table(emulator_table(r)));
+    let charts: Vec<Chart> = network_charts::charts(&links)?;
+    if !charts.is_empty() {
+        out.push(Block::Heading(3, "Charts".into()));
+        out.extend(charts.into_iter().map(Block::Chart));
+    }
+    Ok(out)
+}
+
+/// The stall and outage tables as text, for the terminal.
+pub fn summary(r: &RunResult) -> String {
+    if over_links(r).is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "\nstalls over the emulated links:");
+    out.push_str(&markdown_table(&stall_table(r)));
+    let outages = outage_table(r);
+    if !outages.rows.is_empty() {
+        let _ = writeln!(out, "\nrecovery from the links' outages:");
+        out.push_str(&markdown_table(&outages));
+    }
+    let _ = writeln!(out, "\nthe link emulator:");
+    out.push_str(&markdown_table(&emulator_table(r)));
+    out
+}
