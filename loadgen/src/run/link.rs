@@ -99,6 +99,11 @@ impl LinkRun {
         self.lab.client().netns()
     }
 
+    /// Cut and restore the link by hand (a browser test cuts it mid-run).
+    pub fn control(&self) -> &netlab::LinkControl {
+        self.lab.control()
+    }
+
     /// The client side's source addresses (198.18.0.1, ...).
     pub fn client_addrs(&self) -> Vec<IpAddr> {
         self.lab
