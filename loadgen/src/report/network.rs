@@ -223,6 +223,8 @@ pub fn blocks(r: &RunResult) -> Result<Vec<Block>, ReportError> {
                 .into(),
         ),
         Block::List(links.iter().map(|s| link_label(s)).collect()),
+        Block::Heading(3, "What the links did".into()),
+        Block::List(findings(&links)),
         Block::Heading(3, "Latency and delivery".into()),
         Block::Table(delivery_table(r)),
         Block::Heading(3, "Stalls: head-of-line blocking".into()),
@@ -270,6 +272,83 @@ pub fn blocks(r: &RunResult) -> Result<Vec<Block>, ReportError> {
     Ok(out)
 }
 
+/// Plain sentences from the numbers: per link, the spread of p99 across
+/// the wires and how many streams a stall held at once; per outage, how
+/// each wire came back.
+pub fn findings(links: &[&ScenarioResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in links {
+        let nets: Vec<(&WireResult, &NetworkResult)> = s
+            .wires
+            .iter()
+            .filter_map(|w| w.network.as_ref().map(|n| (w, n)))
+            .collect();
+        let p99 = |w: &WireResult| latency_of(w).p99;
+        let (Some(worst), Some(best)) = (
+            nets.iter().max_by_key(|(w, _)| p99(w)),
+            nets.iter().min_by_key(|(w, _)| p99(w)),
+        ) else {
+            continue;
+        };
+        let stalled: Vec<String> = nets
+            .iter()
+            .filter(|(_, n)| n.stalls.stalls > 0)
+            .map(|(w, n)| {
+                format!(
+                    "{} {} of {}",
+                    w.wire,
+                    num(n.stalls.streams_hit_mean),
+                    num(n.stalls.streams_per_connection)
+                )
+            })
+            .collect();
+        let mut line = format!(
+            "{}: p99 from {} ({}) to {} ({});",
+            s.scenario.name,
+            us(p99(best.0)),
+            best.0.wire,
+            us(p99(worst.0)),
+            worst.0.wire
+        );
+        if stalled.is_empty() {
+            line.push_str(" no stream stalled.");
+        } else {
+            let _ = write!(
+                line,
+                " streams stalled together per stall, of those on the TCP connection: {}.",
+                stalled.join(", ")
+            );
+        }
+        out.push(line);
+        let outages = nets.first().map_or(0, |(_, n)| n.outages.len());
+        for i in 0..outages {
+            let each: Vec<String> = nets
+                .iter()
+                .filter_map(|(w, n)| n.outages.get(i).map(|o| (w, o)))
+                .map(|(w, o)| {
+                    format!(
+                        "{} after {} median ({} kept their connection, {} re-opened, {} not back)",
+                        w.wire,
+                        us(o.recovery_us.p50),
+                        o.survived,
+                        o.reopened,
+                        o.not_recovered
+                    )
+                })
+                .collect();
+            if let Some(o) = nets.first().and_then(|(_, n)| n.outages.get(i)) {
+                out.push(format!(
+                    "{}: after the {} s outage: {}.",
+                    s.scenario.name,
+                    num(o.duration_s),
+                    each.join("; ")
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The stall and outage tables as text, for the terminal.
 pub fn summary(r: &RunResult) -> String {
     if over_links(r).is_empty() {
@@ -286,4 +365,111 @@ pub fn summary(r: &RunResult) -> String {
     let _ = writeln!(out, "\nthe link emulator:");
     out.push_str(&markdown_table(&emulator_table(r)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::{LinkRecorder, LinkWatch};
+    use crate::result::LinkTiming;
+
+    const MS: u64 = 1_000_000;
+
+    /// The two-scenario fixture, its scenarios turned into runs over a
+    /// lossy link and an interrupted one, with figures made by the real
+    /// recorders.
+    fn over_links() -> RunResult {
+        let mut r: RunResult = serde_json::from_str(include_str!(
+            "../../tests/fixtures/two-scenarios/result.json"
+        ))
+        .unwrap();
+        for (s, link) in r
+            .scenarios
+            .iter_mut()
+            .zip(["delay=25ms,loss=1%", "delay=25ms,outage=2s@3s"])
+        {
+            let spec: netlab::LinkSpec = link.parse().unwrap();
+            let timing = LinkTiming::of(&spec);
+            let stats = netlab::EmulatorStats {
+                taken_at: std::time::Instant::now(),
+                elapsed: std::time::Duration::from_secs(10),
+                client_to_server: netlab::DirectionStats {
+                    packets_forwarded: 1_000,
+                    cpu_us: 20_000,
+                    ..Default::default()
+                },
+                server_to_client: netlab::DirectionStats {
+                    packets_forwarded: 3_000,
+                    dropped_loss: 30,
+                    cpu_us: 60_000,
+                    ..Default::default()
+                },
+            };
+            s.link = Some(netlab::LinkReport::new(&spec, stats.report()));
+            for w in &mut s.wires {
+                let mut rec = LinkRecorder::new(&timing);
+                let hold = 1_000 * MS;
+                for stream in 0..4u64 {
+                    let mut watch = LinkWatch::new(&timing, stream);
+                    // HTTP/1.1 and WebSocket: a connection per stream.
+                    watch.opened(stream, hold - MS, &mut rec);
+                    watch.event(hold, hold, hold + 25 * MS);
+                    watch.hand_over(&mut rec);
+                    if stream < 2 {
+                        watch.event(hold, hold + 100 * MS, hold + 5_500 * MS);
+                        watch.event(hold, hold + 5_600 * MS, hold + 5_625 * MS);
+                        watch.hand_over(&mut rec);
+                    }
+                    watch.finish(hold + 10_000 * MS, &mut rec);
+                }
+                w.network = Some(rec.result(&timing));
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn the_section_shows_every_link_wire_and_outage() {
+        let r = over_links();
+        let report = super::super::render(&r, &Default::default()).unwrap();
+        let md = &report.markdown;
+        assert!(md.contains("## Emulated links"), "{md}");
+        assert!(md.contains("- feed-20 (RTT 50.0ms, loss 1 %)"), "{md}");
+        assert!(md.contains("outage 2 s at 3 s"), "{md}");
+        assert!(md.contains("### Stalls: head-of-line blocking"));
+        assert!(md.contains("| feed-50 | 2 s at 3 s |"), "{md}");
+        assert!(
+            md.contains("feed-50: after the 2 s outage: sse-h1 after"),
+            "{md}"
+        );
+        for file in [
+            "links-p99-by-loss.svg",
+            "links-stalls-by-loss.svg",
+            "links-recovery.svg",
+        ] {
+            let chart = report.charts.iter().find(|c| c.file == file);
+            let chart = chart.unwrap_or_else(|| panic!("{file} is drawn"));
+            roxmltree::Document::parse(&chart.svg).expect("well-formed SVG");
+        }
+        // A pure function of the result: the same bytes again.
+        assert_eq!(
+            super::super::render(&r, &Default::default())
+                .unwrap()
+                .markdown,
+            *md
+        );
+        let text = summary(&r);
+        assert!(text.contains("stalls over the emulated links"), "{text}");
+        assert!(text.contains("recovery from the links' outages"), "{text}");
+    }
+
+    #[test]
+    fn without_links_there_is_no_section() {
+        let mut r = over_links();
+        for s in &mut r.scenarios {
+            s.link = None;
+        }
+        assert!(blocks(&r).unwrap().is_empty());
+        assert!(summary(&r).is_empty());
+    }
 }
