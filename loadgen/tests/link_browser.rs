@@ -13,6 +13,7 @@
 #[path = "../../server/tests/support/browser.rs"]
 #[allow(dead_code)]
 mod browser;
+mod support;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use anyhow::{ensure, Context as _};
 use browser::{chromium_or_skip, click, eval_json, screenshot, wait_until, Chromium};
 use loadgen::run::{LinkRun, RunOptions, ServerChoice, ServerSettings, StartedServer};
 use serde_json::Value;
+use support::netlab_or_skip;
 
 /// 5 events a second: the page draws every one; 20 s of cut is 100 ids,
 /// well inside the server's replay ring (1,024).
@@ -33,20 +35,6 @@ const RECOVERY_LIMIT: Duration = Duration::from_secs(60);
 /// The whole test, browser start included.
 const TEST_LIMIT: Duration = Duration::from_secs(150);
 const STATE: &str = "window.workbench";
-
-fn netlab_or_skip(test: &str) -> bool {
-    let Err(e) = netlab::check_support() else {
-        return true;
-    };
-    if std::env::var("WORKBENCH_REQUIRE_NETLAB").as_deref() == Ok("1") {
-        panic!("{test}: WORKBENCH_REQUIRE_NETLAB=1 but the link emulator cannot run: {e}");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n********\nSKIPPED: {test}: the link emulator cannot run here: {e} (run the tests as root on a kernel with /dev/net/tun)\n********\n"
-    );
-    false
-}
 
 /// Both panels' figures.
 async fn panels(page: &chromiumoxide::Page) -> anyhow::Result<(Value, Value)> {

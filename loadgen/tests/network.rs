@@ -7,7 +7,8 @@
 //! Building namespaces needs root: without it these tests print SKIPPED
 //! and pass, unless `WORKBENCH_REQUIRE_NETLAB=1` (set by `.ci/run`).
 
-use std::io::Write as _;
+mod support;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -15,26 +16,11 @@ use std::time::{Duration, Instant};
 use loadgen::result::{RunResult, Scenario, WireResult};
 use loadgen::run::{run_scenarios, RunOptions, ServerChoice, Silent};
 use loadgen::wire::Wire;
+use support::netlab_or_skip;
 use tokio_util::sync::CancellationToken;
 
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_loadgen"))
-}
-
-/// Whether links can be emulated here; prints SKIPPED (or fails, with
-/// `WORKBENCH_REQUIRE_NETLAB=1`) when not.
-fn netlab_or_skip(test: &str) -> bool {
-    let Err(e) = netlab::check_support() else {
-        return true;
-    };
-    if std::env::var("WORKBENCH_REQUIRE_NETLAB").as_deref() == Ok("1") {
-        panic!("{test}: WORKBENCH_REQUIRE_NETLAB=1 but the link emulator cannot run: {e}");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n********\nSKIPPED: {test}: the link emulator cannot run here: {e} (run the tests as root on a kernel with /dev/net/tun)\n********\n"
-    );
-    false
 }
 
 fn options() -> RunOptions {

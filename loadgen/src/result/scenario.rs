@@ -237,36 +237,10 @@ impl Scenario {
         }
     }
 
-    /// A network scenario's settings, before its link: every wire at 100
-    /// connections and 10 events/s, held `duration_s`.
-    pub fn network(name: &str, duration_s: f64) -> Scenario {
+    /// A feed scenario over every wire with the default phases.
+    fn feed(name: String, connections: usize, rate_hz: f64, duration_s: f64) -> Scenario {
         Scenario {
-            name: name.to_string(),
-            wires: all_wires(),
-            connections: 100,
-            ramp_per_s: default_ramp(),
-            duration_s,
-            rate_hz: 10.0,
-            payload_bytes: 0,
-            h2_conns: None,
-            settle_s: default_settle(),
-            drain_timeout_s: default_drain(),
-            connect_timeout_s: default_connect(),
-            processes: None,
-            link: None,
-        }
-    }
-}
-
-/// The standard matrix: every wire at 100, 1,000 and 10,000 connections.
-///
-/// The rate keeps the total near 100,000 events/s at the two larger sizes,
-/// so they compare the cost of connections rather than of events.
-pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
-    [(100, 100.0), (1_000, 100.0), (10_000, 10.0)]
-        .into_iter()
-        .map(|(connections, rate_hz)| Scenario {
-            name: format!("feed-{connections}"),
+            name,
             wires: all_wires(),
             connections,
             ramp_per_s: default_ramp(),
@@ -279,6 +253,30 @@ pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
             connect_timeout_s: default_connect(),
             processes: None,
             link: None,
+        }
+    }
+
+    /// A network scenario's settings, before its link: every wire at 100
+    /// connections and 10 events/s, held `duration_s`.
+    pub fn network(name: &str, duration_s: f64) -> Scenario {
+        Scenario::feed(name.to_string(), 100, 10.0, duration_s)
+    }
+}
+
+/// The standard matrix: every wire at 100, 1,000 and 10,000 connections.
+///
+/// The rate keeps the total near 100,000 events/s at the two larger sizes,
+/// so they compare the cost of connections rather than of events.
+pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
+    [(100, 100.0), (1_000, 100.0), (10_000, 10.0)]
+        .into_iter()
+        .map(|(connections, rate_hz)| {
+            Scenario::feed(
+                format!("feed-{connections}"),
+                connections,
+                rate_hz,
+                duration_s,
+            )
         })
         .collect()
 }
