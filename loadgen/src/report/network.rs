@@ -119,8 +119,8 @@ pub fn stall_table(r: &RunResult) -> Table {
             us(n.stall_after_us),
             pct(st.stall_fraction),
             count(st.stalls as f64),
-            num(st.streams_per_connection),
-            num(st.streams_hit_mean),
+            format!("{:.1}", st.streams_per_connection),
+            format!("{:.1}", st.streams_hit_mean),
             pct(st.hit_all_fraction),
             pct(st.hit_one_fraction),
             us(st.duration_us.p50),
@@ -295,10 +295,8 @@ pub fn findings(links: &[&ScenarioResult]) -> Vec<String> {
             .filter(|(_, n)| n.stalls.stalls > 0)
             .map(|(w, n)| {
                 format!(
-                    "{} {} of {}",
-                    w.wire,
-                    num(n.stalls.streams_hit_mean),
-                    num(n.stalls.streams_per_connection)
+                    "{} {:.1} of {:.1}",
+                    w.wire, n.stalls.streams_hit_mean, n.stalls.streams_per_connection
                 )
             })
             .collect();
