@@ -367,6 +367,8 @@ pub fn summary(r: &RunResult) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::document::Document;
+    use super::super::markdown;
     use super::*;
     use crate::measure::{LinkRecorder, LinkWatch};
     use crate::result::LinkTiming;
@@ -429,8 +431,18 @@ mod tests {
     #[test]
     fn the_section_shows_every_link_wire_and_outage() {
         let r = over_links();
-        let report = super::super::render(&r, &Default::default()).unwrap();
-        let md = &report.markdown;
+        let render = |r: &RunResult| {
+            let mut doc = Document::new("links".into());
+            for block in blocks(r).unwrap() {
+                doc.push(block);
+            }
+            (
+                markdown::render(&doc),
+                doc.charts().cloned().collect::<Vec<_>>(),
+            )
+        };
+        let (md, charts) = render(&r);
+        let md = &md;
         assert!(md.contains("## Emulated links"), "{md}");
         assert!(md.contains("- feed-20 (RTT 50.0ms, loss 1 %)"), "{md}");
         assert!(md.contains("outage 2 s at 3 s"), "{md}");
@@ -445,17 +457,12 @@ mod tests {
             "links-stalls-by-loss.svg",
             "links-recovery.svg",
         ] {
-            let chart = report.charts.iter().find(|c| c.file == file);
+            let chart = charts.iter().find(|c| c.file == file);
             let chart = chart.unwrap_or_else(|| panic!("{file} is drawn"));
             roxmltree::Document::parse(&chart.svg).expect("well-formed SVG");
         }
         // A pure function of the result: the same bytes again.
-        assert_eq!(
-            super::super::render(&r, &Default::default())
-                .unwrap()
-                .markdown,
-            *md
-        );
+        assert_eq!(render(&r).0, *md);
         let text = summary(&r);
         assert!(text.contains("stalls over the emulated links"), "{text}");
         assert!(text.contains("recovery from the links' outages"), "{text}");
