@@ -1,0 +1,1 @@
+//! The memory allocator (placeholder until measured).
