@@ -172,13 +172,20 @@ where
     }
 }
 
+/// The slowest feed: one event every 1,000 s. Slower is not a feed, and a
+/// rate near zero makes a period no clock can add.
+pub const MIN_RATE: f64 = 0.001;
+/// The fastest feed the producer is asked for.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     let r: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if r.is_finite() && r > 0.0 && r <= 1_000_000.0 {
+    // `contains` also rejects NaN.
+    if (MIN_RATE..=MAX_RATE).contains(&r) {
         Ok(r)
     } else {
         Err(format!(
-            "rate must be above 0 and at most 1000000 events/s, got {s}"
+            "rate must be from {MIN_RATE} to {MAX_RATE} events/s, got {s}"
         ))
     }
 }
@@ -263,6 +270,7 @@ mod tests {
         assert!(ServerConfig::try_parse_from(["s", "--rate", "0.5"]).is_ok());
         assert!(ServerConfig::try_parse_from(["s", "--rate", "0"]).is_err());
         assert!(ServerConfig::try_parse_from(["s", "--rate", "nan"]).is_err());
+        assert!(ServerConfig::try_parse_from(["s", "--rate", "1e-300"]).is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("soon").is_err());
