@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use crate::allocator::AllocatorStats;
 use crate::state::{with_cors, AppState};
 use crate::stats::{CounterValues, ProcessStats, WireSnapshot};
 
@@ -39,6 +40,9 @@ pub struct ProcessFigures {
     /// Log lines from actix's internals (accept errors, malformed requests)
     /// dropped by the log throttle.
     pub log_lines_suppressed: u64,
+    /// The allocator's own figures: what the program holds (`allocated`)
+    /// against what stays resident.
+    pub allocator: Option<AllocatorStats>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +78,7 @@ pub fn stats_body(state: &AppState) -> StatsBody {
             usage: s.process(),
             open_fds: s.open_fds(),
             log_lines_suppressed: crate::logging::suppressed(),
+            allocator: crate::allocator::stats(),
         },
         feed: FeedStats {
             rate_hz: state.config.rate,
