@@ -2,21 +2,24 @@
 //! with freed pages purged by a background thread after [`DIRTY_DECAY_MS`].
 //!
 //! Why: with glibc's malloc the server kept whatever a load had made it
-//! allocate. After a 5,000-connection run (sse-h1 then ws-h1 on one server)
-//! it stayed at 119 MiB from 9.6 MiB idle, 12 s after the last close and
-//! for as long as one watched: freed chunks stay in each worker thread's
-//! arena until something trims it. Measured on this 2-core machine, same run:
+//! allocate: freed chunks stay in each worker thread's arena until something
+//! trims it. Measured on this 2-core machine (busy with other builds, so
+//! indicative), one server, 5,000 sse-h1 then 5,000 ws-h1 connections at
+//! 20 Hz for 10 s each, RSS from `/stats`:
 //!
-//! | allocator | idle | held (ws-h1) | 2 s after | 10 s after |
+//! | allocator | idle | after the last close | 2 s later | 10 s later |
 //! |---|---|---|---|---|
-//! | glibc malloc | 9.6 MiB | 120 MiB | 119 MiB | 119 MiB |
-//! | mimalloc 0.1 (defaults) | 18.8 MiB | 138 MiB | 142 MiB | 21.5–25 MiB |
-//! | jemalloc, background purge, 10 s decay (defaults) | 8.6 MiB | 137 MiB | 94 MiB | 13 MiB |
-//! | jemalloc, background purge, 1 s decay (this) | 8.6 MiB | 102 MiB | 12.7 MiB | 12.7 MiB |
+//! | glibc malloc | 9.6 MiB | 121 MiB | 119 MiB | 119 MiB |
+//! | mimalloc 0.1, defaults | 18.8 MiB | 140 MiB | 142 MiB | 21.5 MiB |
+//! | jemalloc, background purge, 10 s decay | 8.6 MiB | 97 MiB | 94 MiB | 13 MiB |
+//! | jemalloc, background purge, 1 s decay (this) | 9.4 MiB | 55 MiB | 13.2 MiB | 13.1 MiB |
 //!
-//! jemalloc also holds less per connection (ws-h1 7.3 KiB against 17.6 with
-//! glibc). mimalloc gave memory back only when its threads next allocated,
-//! and doubled the idle size.
+//! ("idle" is with the replay ring full.) What jemalloc keeps then is its
+//! own metadata, which grows with the peak and is never unmapped (1.8 MiB
+//! idle, 4 MiB after), and partly used slabs: the program itself holds
+//! less than when idle (`allocated_bytes` 2.8 MiB against 3.1). mimalloc
+//! gave memory back only once its threads allocated again, and doubled the
+//! idle size.
 //!
 //! The allocator is declared in the library, not the binary, so that every
 //! process that runs the server gets it: the `server` binary, the load

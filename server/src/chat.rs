@@ -31,14 +31,10 @@ use crate::sse_response::event_stream;
 use crate::state::{bad_request, refused, AppState};
 use crate::ws_session::{self, Conversation, Out};
 
-/// The most tokens one answer may ask for.
-pub const MAX_TOKENS: u32 = 100_000;
-/// The fastest token rate one answer may ask for (tokens/s).
-pub const MAX_RATE: f64 = 100_000.0;
-/// The slowest token rate one answer may ask for (tokens/s): one token per
-/// 100 s. Slower is not a chat, and a rate near zero would make a period
-/// no clock can hold.
-pub const MIN_RATE: f64 = 0.01;
+/// What one prompt may ask (defined with the flags, which share them).
+pub use crate::config::{
+    CHAT_MAX_RATE as MAX_RATE, CHAT_MAX_TOKENS as MAX_TOKENS, CHAT_MIN_RATE as MIN_RATE,
+};
 
 /// The words answers are made of.
 const WORDS: [&str; 8] = [

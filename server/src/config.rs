@@ -117,7 +117,7 @@ pub struct ServerConfig {
     pub chaos_every: Duration,
 
     /// `POST /chat`, `/ws/chat`: tokens per answer unless the prompt asks.
-    #[arg(long, default_value_t = 32, value_parser = within::<u32>(0, crate::chat::MAX_TOKENS))]
+    #[arg(long, default_value_t = 32, value_parser = within::<u32>(0, CHAT_MAX_TOKENS))]
     pub chat_tokens: u32,
 
     /// `POST /chat`, `/ws/chat`: tokens per second unless the prompt asks.
@@ -190,15 +190,24 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A token rate within what a prompt may ask (`chat::MIN_RATE..=MAX_RATE`).
+/// The most tokens one chat answer may ask for (`POST /chat`, `/ws/chat`,
+/// `--chat-tokens`).
+pub const CHAT_MAX_TOKENS: u32 = 100_000;
+/// The fastest token rate one answer may ask for (tokens/s).
+pub const CHAT_MAX_RATE: f64 = 100_000.0;
+/// The slowest token rate one answer may ask for (tokens/s): one token per
+/// 100 s. Slower is not a chat, and a rate near zero makes a period no
+/// clock can hold (`rate: 1e-300` panicked a worker).
+pub const CHAT_MIN_RATE: f64 = 0.01;
+
+/// A token rate within what a prompt may ask.
 fn parse_token_rate(s: &str) -> Result<f64, String> {
-    use crate::chat::{MAX_RATE, MIN_RATE};
     let r: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if (MIN_RATE..=MAX_RATE).contains(&r) {
+    if (CHAT_MIN_RATE..=CHAT_MAX_RATE).contains(&r) {
         Ok(r)
     } else {
         Err(format!(
-            "token rate must be from {MIN_RATE} to {MAX_RATE} tokens/s, got {s}"
+            "token rate must be from {CHAT_MIN_RATE} to {CHAT_MAX_RATE} tokens/s, got {s}"
         ))
     }
 }

@@ -5,8 +5,10 @@
 //! client then sees events late and in bursts). That is kept by construction,
 //! not by a header: this server's actix-web is built without its compression
 //! features and no `Compress` middleware wraps the app, so no
-//! `Content-Encoding` is sent at all. (`Content-Encoding: identity` would
-//! be the other way, but it is a value RFC 9110 says not to send.)
+//! `Content-Encoding` is sent at all. (`Content-Encoding: identity` is the
+//! other way to keep a `Compress` middleware off a response, but the HTTP
+//! content-coding registry reserves `identity` for `Accept-Encoding`.)
+//! Should compression ever be added, event streams must be exempted.
 
 use std::convert::Infallible;
 
