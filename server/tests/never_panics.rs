@@ -323,14 +323,19 @@ async fn ws_probe(server: &RunningServer, probe: &Probe) -> Result<u16, String> 
     }
 }
 
-#[test]
-fn every_route_answers_arbitrary_input_without_a_panic() {
+/// The clients' runtime (proptest bodies are sync), with the panic hook set.
+fn client_runtime() -> tokio::runtime::Runtime {
     count_server_panics();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn every_route_answers_arbitrary_input_without_a_panic() {
+    let rt = client_runtime();
     let server = support::start(|c| c.keepalive = Duration::from_millis(500));
     let config = ProptestConfig {
         cases: 160,
@@ -373,12 +378,7 @@ fn every_route_answers_arbitrary_input_without_a_panic() {
 
 #[test]
 fn chat_prompts_with_any_numbers_get_an_answer_not_a_panic() {
-    count_server_panics();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = client_runtime();
     let server = support::start(|_| {});
     let config = ProptestConfig {
         cases: 96,
