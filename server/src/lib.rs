@@ -12,16 +12,17 @@
 //!   [`event`] (the event, its two encodings and the client-side decoder).
 //! - The feed: [`ring`] (replay ring), [`stats`] (counters, per-wire table,
 //!   process readings), [`hub`] (fan-out, resume, admission), [`feed`] (the
-//!   producer), [`chaos`] (dropping streams on purpose).
+//!   producer).
 //! - The process: [`config`] (the CLI, which is the config), [`nofile`]
 //!   (open-file limit and the connection budget), [`logging`], [`tls`],
 //!   [`allocator`].
 //! - HTTP: [`state`] (what every route shares), [`sse_response`] (the one
 //!   event-stream response), [`ws_frame_limit`] and [`ws_session`] (the one
-//!   WebSocket session loop), then one module per route family: [`sse`],
-//!   [`ws`], [`chat`], [`echo`], [`admin`], [`introspect`] (`/stats`,
-//!   `/metrics`, `/info`), the page; [`routes`] is the route table and
-//!   [`listen`] binds the listeners.
+//!   WebSocket session loop), [`chaos`] (dropping streams on purpose, the
+//!   restart gate), then one module per route family: [`sse`], [`ws`],
+//!   [`chat`], [`echo`], [`admin`], [`introspect`] (`/stats`, `/metrics`,
+//!   `/info`), the page; [`routes`] is the route table and [`listen`] binds
+//!   the listeners.
 #![deny(unsafe_code)]
 
 pub mod admin;
