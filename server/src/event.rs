@@ -14,6 +14,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
+use crate::wire::{Protocol, Transport};
+
 /// One tick of the feed, as the JSON both wires carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick {
@@ -72,6 +74,26 @@ pub struct Hello {
     /// The newest id the feed had made when the stream started.
     pub last_id: u64,
     pub rate_hz: f64,
+}
+
+impl Hello {
+    /// The hello of a feed stream.
+    pub fn new(
+        transport: Transport,
+        protocol: Protocol,
+        resume: Resume,
+        last_id: u64,
+        rate_hz: f64,
+    ) -> Self {
+        Hello {
+            kind: "hello".into(),
+            transport: transport.as_str().into(),
+            protocol: protocol.as_str().into(),
+            resume,
+            last_id,
+            rate_hz,
+        }
+    }
 }
 
 /// An event encoded for both wires, shared by every subscriber.

@@ -125,7 +125,7 @@ impl Hub {
         let before = self.open.fetch_add(1, Ordering::AcqRel);
         if before >= self.max_connections {
             self.open.fetch_sub(1, Ordering::AcqRel);
-            self.stats.refused.inc();
+            self.stats.counters.refused.inc();
             return None;
         }
         Some(Permit { hub: self.clone() })
@@ -144,15 +144,15 @@ impl Hub {
         let (resume, last_sent, backlog) = match last {
             LastId::None => (Resume::None, newest, Default::default()),
             LastId::Malformed => {
-                self.stats.malformed_resumes.inc();
+                self.stats.counters.malformed_resumes.inc();
                 (Resume::Malformed, newest, Default::default())
             }
             LastId::Id(id) if id > newest => {
-                self.stats.future_resumes.inc();
+                self.stats.counters.future_resumes.inc();
                 (Resume::Future, newest, Default::default())
             }
             LastId::Id(id) => {
-                self.stats.resumes.inc();
+                self.stats.counters.resumes.inc();
                 let backlog = ring.after(id, newest);
                 let resume = if backlog.gap.is_some() {
                     Resume::Gap
@@ -177,8 +177,8 @@ impl Hub {
     }
 
     fn count_gap(&self, gap: Gap) {
-        self.stats.gaps.inc();
-        self.stats.gap_ids.inc_by(gap.to - gap.from + 1);
+        self.stats.counters.gaps.inc();
+        self.stats.counters.gap_ids.inc_by(gap.to - gap.from + 1);
     }
 
     /// A token cancelled when the server shuts down.
@@ -230,7 +230,7 @@ impl Hub {
         let mut token = self.drop_all.lock().unwrap_or_else(|p| p.into_inner());
         token.cancel();
         *token = self.shutdown.child_token();
-        self.stats.admin_drops.inc();
+        self.stats.counters.admin_drops.inc();
         open
     }
 
@@ -294,7 +294,7 @@ impl Subscription {
                 // publish) but costs nothing to heal: refill from the ring.
                 Ok(_) => self.refill(),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.hub.stats.lagged.inc();
+                    self.hub.stats.counters.lagged.inc();
                     self.refill();
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
@@ -310,7 +310,7 @@ impl Subscription {
         };
         if let Some(gap) = backlog.gap {
             self.hub.count_gap(gap);
-            self.hub.stats.slow_gaps.inc();
+            self.hub.stats.counters.slow_gaps.inc();
         }
         self.pending_gap = backlog.gap;
         self.backlog = Some(backlog.events.into_iter()).filter(|b| b.len() > 0);
@@ -370,7 +370,7 @@ mod tests {
         let (mut sub, resume) = hub.subscribe(LastId::Id(2));
         assert_eq!(resume, Resume::Gap);
         assert_eq!(take(&mut sub, 4).await, ["gap 3-7", "8", "9", "10"]);
-        assert_eq!(hub.stats.gap_ids.get(), 5);
+        assert_eq!(hub.stats.counters.gap_ids.get(), 5);
     }
 
     #[tokio::test]
@@ -381,8 +381,8 @@ mod tests {
         let got = take(&mut sub, 20).await;
         let want: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
         assert_eq!(got, want);
-        assert!(hub.stats.lagged.get() >= 1);
-        assert_eq!(hub.stats.gaps.get(), 0);
+        assert!(hub.stats.counters.lagged.get() >= 1);
+        assert_eq!(hub.stats.counters.gaps.get(), 0);
     }
 
     #[tokio::test]
@@ -394,7 +394,7 @@ mod tests {
             take(&mut sub, 5).await,
             ["gap 1-16", "17", "18", "19", "20"]
         );
-        assert_eq!(hub.stats.slow_gaps.get(), 1);
+        assert_eq!(hub.stats.counters.slow_gaps.get(), 1);
     }
 
     #[tokio::test]
@@ -416,7 +416,7 @@ mod tests {
         let a = hub.admit().unwrap();
         let _b = hub.admit().unwrap();
         assert!(hub.admit().is_none());
-        assert_eq!(hub.stats.refused.get(), 1);
+        assert_eq!(hub.stats.counters.refused.get(), 1);
         drop(a);
         assert!(hub.admit().is_some());
     }
