@@ -581,6 +581,75 @@ mod tests {
         assert_eq!(take(&mut sub2, 1).await, ["4"]);
     }
 
+    /// An archive in memory: the hub's side of the contract (the Redis
+    /// one is tested against a real Redis in `tests/shared_feed.rs`).
+    #[derive(Debug)]
+    struct Held(Vec<u64>, u64);
+
+    impl Archive for Held {
+        fn range(
+            &self,
+            from: u64,
+            to: u64,
+        ) -> BoxFuture<'static, Result<Vec<SharedEvent>, ArchiveError>> {
+            let events = self
+                .0
+                .iter()
+                .filter(|id| (from..=to).contains(*id))
+                .map(|&id| Arc::new(encode_tick(id, id, 0)))
+                .collect();
+            Box::pin(async move { Ok(events) })
+        }
+
+        fn horizon(&self) -> u64 {
+            self.1
+        }
+    }
+
+    #[tokio::test]
+    async fn older_than_the_ring_comes_from_the_archive_with_exact_gaps() {
+        let hub = Hub::new(4, 4, 10);
+        let mut held: Vec<u64> = (5..=20).collect();
+        held.retain(|&id| id != 9);
+        hub.set_archive(Arc::new(Held(held, 25)));
+        publish(&hub, 1..=20);
+        let (mut sub, resume) = hub.subscribe(LastId::Id(2));
+        assert_eq!(resume, Resume::Archive);
+        let mut want = vec!["gap 3-4".to_string()];
+        want.extend((5..=8).map(|i| i.to_string()));
+        want.push("gap 9-9".into());
+        want.extend((10..=20).map(|i| i.to_string()));
+        assert_eq!(take(&mut sub, want.len()).await, want);
+        publish(&hub, 21..=21);
+        assert_eq!(take(&mut sub, 1).await, ["21"]);
+        assert_eq!(hub.stats.counters.gap_ids.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_id_another_instance_reached_waits_instead_of_starting_over() {
+        let hub = Hub::new(8, 8, 10);
+        hub.set_archive(Arc::new(Held(Vec::new(), 12)));
+        publish(&hub, 1..=10);
+        let (mut sub, resume) = hub.subscribe(LastId::Id(11));
+        assert_eq!(resume, Resume::Replay);
+        let (_, beyond) = hub.subscribe(LastId::Id(13));
+        assert_eq!(beyond, Resume::Future);
+        publish(&hub, 11..=12);
+        assert_eq!(take(&mut sub, 1).await, ["12"]);
+    }
+
+    #[tokio::test]
+    async fn a_seeded_hub_replays_and_a_waiting_subscriber_starts_live() {
+        let hub = Hub::new(8, 8, 10);
+        let (mut early, _) = hub.subscribe(LastId::None);
+        hub.seed((40..=45).map(|id| Arc::new(encode_tick(id, id, 0))));
+        publish(&hub, 46..=46);
+        assert_eq!(take(&mut early, 1).await, ["46"]);
+        let (mut resumed, resume) = hub.subscribe(LastId::Id(43));
+        assert_eq!(resume, Resume::Replay);
+        assert_eq!(take(&mut resumed, 3).await, ["44", "45", "46"]);
+    }
+
     #[test]
     fn admission_is_bounded_and_released() {
         let hub = Hub::new(4, 4, 2);

@@ -104,13 +104,13 @@ mod tests {
     fn a_tick_entry_reads_back() {
         let e = Entry::parse(&raw(
             "42-0",
-            &[(SENT_FIELD, "1700000000000000000"), (PAYLOAD_FIELD, "100")],
+            &[(SENT_FIELD, "1700000000000000000"), (PAYLOAD_FIELD, "256")],
         ))
         .unwrap();
         assert_eq!(e.id, 42);
         assert_eq!(stream_id(e.id), "42-0");
         let ev = e.event();
-        assert_eq!((ev.id, ev.sent_unix_ns, ev.ws.len()), (42, 1_700_000_000_000_000_000, 100));
+        assert_eq!((ev.id, ev.sent_unix_ns, ev.ws.len()), (42, 1_700_000_000_000_000_000, 256));
     }
 
     #[test]
