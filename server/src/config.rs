@@ -349,8 +349,8 @@ mod tests {
 
     #[test]
     fn shared_feed_flags_are_checked() {
-        let c = ServerConfig::try_parse_from(["s", "--feed-redis", "redis://127.0.0.1:6379/"])
-            .unwrap();
+        let c =
+            ServerConfig::try_parse_from(["s", "--feed-redis", "redis://127.0.0.1:6379/"]).unwrap();
         assert_eq!(c.feed_key, "workbench:feed");
         assert_eq!(c.feed_lease, Duration::from_secs(1));
         assert!(!c.reuse_port);

@@ -63,7 +63,11 @@ pub trait Archive: Send + Sync + std::fmt::Debug {
     /// The events it still holds with ids in `from..=to`, oldest first
     /// (at most [`ARCHIVE_PAGE`] are asked at once); an id it no longer
     /// holds is absent.
-    fn range(&self, from: u64, to: u64) -> BoxFuture<'static, Result<Vec<SharedEvent>, ArchiveError>>;
+    fn range(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<'static, Result<Vec<SharedEvent>, ArchiveError>>;
 
     /// The highest id the shared feed may have made by now (another
     /// instance may be ahead of this one): a resume id up to it waits for
@@ -475,7 +479,8 @@ impl Subscription {
                     self.backlog.push_back(Item::Event(e));
                 }
                 if expected <= to {
-                    self.backlog.push_back(Item::Gap(Gap { from: expected, to }));
+                    self.backlog
+                        .push_back(Item::Gap(Gap { from: expected, to }));
                 }
                 self.hub.count_gaps(&self.backlog);
                 true

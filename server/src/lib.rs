@@ -18,7 +18,9 @@
 //!   [`allocator`].
 //! - The shared feed: [`broker`] (`--feed-redis`: one feed for several
 //!   instances through Redis Streams; the producer's lease, the relay into
-//!   the hub, the stream as the hub's archive for old resumes).
+//!   the hub, the stream as the hub's archive for old resumes), and
+//!   [`redis_process`] (a throwaway `redis-server` child for tests and
+//!   local runs).
 //! - HTTP: [`state`] (what every route shares), [`sse_response`] (the one
 //!   event-stream response), [`ws_frame_limit`] and [`ws_session`] (the one
 //!   WebSocket session loop), [`chaos`] (dropping streams on purpose, the
@@ -42,6 +44,7 @@ pub mod introspect;
 pub mod listen;
 pub mod logging;
 pub mod nofile;
+pub mod redis_process;
 pub mod ring;
 pub mod routes;
 pub mod sse;

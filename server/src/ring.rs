@@ -193,7 +193,17 @@ mod tests {
             .collect();
         assert_eq!(
             shown,
-            ["gap 2-2", "3", "4", "gap 5-6", "7", "8", "gap 9-9", "10", "gap 11-11"]
+            [
+                "gap 2-2",
+                "3",
+                "4",
+                "gap 5-6",
+                "7",
+                "8",
+                "gap 9-9",
+                "10",
+                "gap 11-11"
+            ]
         );
         out.clear();
         assert_eq!(r.items_after(7, 8, &mut out), 0);

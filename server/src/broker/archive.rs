@@ -77,7 +77,11 @@ impl Inner {
 }
 
 impl Archive for StreamArchive {
-    fn range(&self, from: u64, to: u64) -> BoxFuture<'static, Result<Vec<SharedEvent>, ArchiveError>> {
+    fn range(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<'static, Result<Vec<SharedEvent>, ArchiveError>> {
         let inner = self.inner.clone();
         Box::pin(async move {
             let stats = inner.feed.stats();

@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(e.id, 42);
         assert_eq!(stream_id(e.id), "42-0");
         let ev = e.event();
-        assert_eq!((ev.id, ev.sent_unix_ns, ev.ws.len()), (42, 1_700_000_000_000_000_000, 256));
+        assert_eq!(
+            (ev.id, ev.sent_unix_ns, ev.ws.len()),
+            (42, 1_700_000_000_000_000_000, 256)
+        );
     }
 
     #[test]
@@ -122,7 +125,10 @@ mod tests {
             ("x", &ok[..]),
             ("3-0", &[(SENT_FIELD, "1")][..]),
             ("3-0", &[(SENT_FIELD, "-1"), (PAYLOAD_FIELD, "0")][..]),
-            ("3-0", &[(SENT_FIELD, "1"), (PAYLOAD_FIELD, "99999999999")][..]),
+            (
+                "3-0",
+                &[(SENT_FIELD, "1"), (PAYLOAD_FIELD, "99999999999")][..],
+            ),
         ] {
             assert!(Entry::parse(&raw(id, fields)).is_err(), "{id} {fields:?}");
         }

@@ -104,8 +104,14 @@ mod tests {
 
     #[test]
     fn passwords_are_not_shown() {
-        assert_eq!(redacted("redis://:secret@host:6379/"), "redis://***@host:6379/");
-        assert_eq!(redacted("redis://127.0.0.1:6379/"), "redis://127.0.0.1:6379/");
+        assert_eq!(
+            redacted("redis://:secret@host:6379/"),
+            "redis://***@host:6379/"
+        );
+        assert_eq!(
+            redacted("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/"
+        );
         assert!(Link::new("redis://127.0.0.1:6379/").is_ok());
         assert!(Link::new("nope").is_err());
     }

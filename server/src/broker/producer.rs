@@ -33,11 +33,7 @@ const BATCH: u64 = 256;
 
 /// Campaigns for the lease and produces while holding it, until `stop`.
 pub async fn run(feed: Arc<SharedFeed>, stop: CancellationToken) {
-    let lease = Lease::new(
-        feed.lease_key.clone(),
-        feed.instance.clone(),
-        feed.lease,
-    );
+    let lease = Lease::new(feed.lease_key.clone(), feed.instance.clone(), feed.lease);
     let mut backoff = Backoff::default();
     while !stop.is_cancelled() {
         let connected = tokio::select! {
@@ -125,7 +121,9 @@ async fn produce(
         if Instant::now() >= renew_at {
             let asked = Instant::now();
             if !lease.renew(conn).await? {
-                tracing::warn!("shared feed: the producer's lease went to another instance; following");
+                tracing::warn!(
+                    "shared feed: the producer's lease went to another instance; following"
+                );
                 return Ok(());
             }
             valid_until = asked + lease.length() - margin;
@@ -166,7 +164,13 @@ async fn publish_due(
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for id in next..=last {
-        xadd(&mut pipe, feed, id, grid.sent_unix_ns(id), grid.payload_bytes);
+        xadd(
+            &mut pipe,
+            feed,
+            id,
+            grid.sent_unix_ns(id),
+            grid.payload_bytes,
+        );
     }
     let replies: Vec<Value> = pipe.query_async(conn).await?;
     let mut refused = false;
@@ -188,7 +192,10 @@ async fn publish_due(
     if refused {
         // Another producer wrote these ids: carry on after the stream's top.
         let top = stream_top(feed, conn).await?;
-        tracing::warn!(top, "shared feed: another producer wrote ids this one was about to; continuing after them");
+        tracing::warn!(
+            top,
+            "shared feed: another producer wrote ids this one was about to; continuing after them"
+        );
         return Ok(top.max(last) + 1);
     }
     Ok(last + 1)
@@ -216,7 +223,10 @@ fn is_id_refusal(message: &str) -> bool {
 /// The feed's grid: Redis's if there is one; else the one this instance
 /// knew (Redis came back empty) or a new one starting now, written with
 /// `SET NX` and read back, so racing producers agree.
-async fn ensure_grid(feed: &SharedFeed, conn: &mut MultiplexedConnection) -> Result<Grid, RedisError> {
+async fn ensure_grid(
+    feed: &SharedFeed,
+    conn: &mut MultiplexedConnection,
+) -> Result<Grid, RedisError> {
     read_grid(feed, conn).await?;
     let proposal = feed
         .grid()
@@ -238,7 +248,11 @@ async fn ensure_grid(feed: &SharedFeed, conn: &mut MultiplexedConnection) -> Res
 /// The first id to write: after the stream's top, or after this
 /// instance's newest if Redis came back empty (its ring is put back first,
 /// so instances that missed the last ids before the outage find them).
-async fn first_id(feed: &SharedFeed, conn: &mut MultiplexedConnection, grid: &Grid) -> Result<u64, RedisError> {
+async fn first_id(
+    feed: &SharedFeed,
+    conn: &mut MultiplexedConnection,
+    grid: &Grid,
+) -> Result<u64, RedisError> {
     let top = stream_top(feed, conn).await?;
     let local = feed.hub.latest_id();
     if top == 0 && local > 0 {
@@ -248,7 +262,10 @@ async fn first_id(feed: &SharedFeed, conn: &mut MultiplexedConnection, grid: &Gr
 }
 
 /// The id of the stream's newest entry (0 for an empty or missing stream).
-async fn stream_top(feed: &SharedFeed, conn: &mut MultiplexedConnection) -> Result<u64, RedisError> {
+async fn stream_top(
+    feed: &SharedFeed,
+    conn: &mut MultiplexedConnection,
+) -> Result<u64, RedisError> {
     let newest: StreamRangeReply = redis::cmd("XREVRANGE")
         .arg(&feed.stream)
         .arg("+")
@@ -265,7 +282,11 @@ async fn stream_top(feed: &SharedFeed, conn: &mut MultiplexedConnection) -> Resu
 }
 
 /// Puts this instance's ring back into an emptied stream.
-async fn restore(feed: &SharedFeed, conn: &mut MultiplexedConnection, grid: &Grid) -> Result<(), RedisError> {
+async fn restore(
+    feed: &SharedFeed,
+    conn: &mut MultiplexedConnection,
+    grid: &Grid,
+) -> Result<(), RedisError> {
     let events = feed.hub.ring_events();
     let Some(last) = events.last().map(|e| e.id) else {
         return Ok(());

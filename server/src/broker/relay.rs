@@ -143,7 +143,10 @@ fn publish(feed: &SharedFeed, raw: &redis::streams::StreamId) {
 }
 
 /// Reads the feed's grid, if a producer has written one.
-pub async fn read_grid(feed: &SharedFeed, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+pub async fn read_grid(
+    feed: &SharedFeed,
+    conn: &mut MultiplexedConnection,
+) -> Result<(), RedisError> {
     let text: Option<String> = redis::cmd("GET")
         .arg(&feed.grid_key)
         .query_async(conn)

@@ -80,6 +80,9 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
         assert!(text.contains("workbench_broker_leader 1"), "{text}");
-        assert!(text.contains("workbench_broker_takeovers_total 1"), "{text}");
+        assert!(
+            text.contains("workbench_broker_takeovers_total 1"),
+            "{text}"
+        );
     }
 }
