@@ -267,7 +267,7 @@ pub async fn run_wire(
 ) -> WireOutcome {
     let mut problems = Vec::new();
     let before = snapshot(probe, &mut problems, "before connecting").await;
-    let mut run = match WireRun::start(target, spec.clone(), live, cancel, 0) {
+    let mut run = match WireRun::start(target, spec.clone(), live, cancel, spec.first_index) {
         Ok(r) => r,
         Err(msg) => {
             problems.push(msg);
@@ -278,6 +278,11 @@ pub async fn run_wire(
     let mut measured = Held::default();
     if opened > 0 && !run.cancelled() {
         let _ = run.pause(spec.settle).await;
+        if let Some(at) = spec.hold_at_unix_ns {
+            if let Some(late) = super::shard::wait_until(at).await {
+                problems.push(super::shard::late_start(late));
+            }
+        }
         measured.held = snapshot(probe, &mut problems, "with the connections held").await;
         let (e0, b0) = run.counters();
         let lat0 = run.latency();
