@@ -116,11 +116,11 @@ pub async fn run_wire_in_processes(
         };
         let job = ToWorker::Job {
             target: target.clone(),
-            spec: WireSpec {
+            spec: Box::new(WireSpec {
                 connections: share,
                 ramp_per_s: spec.ramp_per_s / processes as f64,
                 ..spec.clone()
-            },
+            }),
             first_index,
         };
         w.tell(&job).await?;
