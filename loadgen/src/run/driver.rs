@@ -67,7 +67,10 @@ impl WireRun {
         live.connected.store(0, Ordering::Relaxed);
         live.errors.store(0, Ordering::Relaxed);
         live.watch(Some(shards.clone()));
-        let dialer = Dialer::new(target.sources(spec.connections));
+        // Sized for every index up to this process's last (a shard's or a
+        // worker's block starts at `first_index`), so blocks on one machine
+        // share the source addresses round-robin like one process would.
+        let dialer = Dialer::new(target.sources(first_index + spec.connections));
         let opener = Opener::for_wire(spec.wire, &target, dialer, spec.h2_pool_size())?;
         let ctx = Arc::new(FeedCtx {
             wire: spec.wire,
