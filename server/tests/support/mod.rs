@@ -203,28 +203,21 @@ pub async fn ws_connect(server: &RunningServer, query: &str) -> Ws {
 impl Feed {
     /// Opens `/sse` or `/ws` with an optional resume id (header for SSE).
     pub async fn open(server: &RunningServer, wire: Wire, last_id: Option<&str>) -> Feed {
-        match wire {
-            Wire::WsH1 => {
-                let q = last_id
-                    .map(|id| format!("?lastEventId={id}"))
-                    .unwrap_or_default();
-                Feed::Ws(ws_connect(server, &q).await)
-            }
-            _ => {
-                let headers: Vec<(&str, &str)> = last_id
-                    .map(|id| ("Last-Event-ID", id))
-                    .into_iter()
-                    .collect();
-                let res = get(server, wire, "/sse", &headers).await;
-                assert_eq!(res.status, 200);
-                if wire == Wire::SseH2 {
-                    assert_eq!(res.alpn.as_deref(), Some(&b"h2"[..]), "ALPN must pick h2");
-                }
-                Feed::Sse {
-                    res,
-                    buf: BytesMut::new(),
-                }
-            }
+        if matches!(wire, Wire::SseH1 | Wire::WsH1) {
+            return Feed::open_at(server.http_addr, wire, last_id).await;
+        }
+        let headers: Vec<(&str, &str)> = last_id
+            .map(|id| ("Last-Event-ID", id))
+            .into_iter()
+            .collect();
+        let res = get(server, wire, "/sse", &headers).await;
+        assert_eq!(res.status, 200);
+        if wire == Wire::SseH2 {
+            assert_eq!(res.alpn.as_deref(), Some(&b"h2"[..]), "ALPN must pick h2");
+        }
+        Feed::Sse {
+            res,
+            buf: BytesMut::new(),
         }
     }
 
