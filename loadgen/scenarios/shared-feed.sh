@@ -61,15 +61,20 @@ until curl -sf "http://127.0.0.1:$port/stats" | grep -q '"last_id_read":[1-9]'; 
 start_epoch=$(( $(date +%s) + 20 + CONNECTIONS / 1000 ))
 START=$(date -u -d "@$start_epoch" +%Y-%m-%dT%H:%M:%SZ)
 echo "servers on 127.0.0.1:$port (pids ${server_pids[*]}), redis on $redis_port; hold from $START for ${HOLD}s"
+# One index space for both wires (shards 0..SHARDS-1 run sse-h1, the
+# next SHARDS run ws-h1, each a block of 2 x CONNECTIONS): connection
+# indices pick 127.0.0.x source addresses, and one address reaches only
+# about 28,000 ports of the servers' one port, so the wires must not reuse
+# the same indices.
+TOTAL_SHARDS=$((2 * SHARDS))
 shard_pids=()
-for wire in sse-h1 ws-h1; do
-  for s in $(seq 0 $((SHARDS - 1))); do
-    "$BIN/loadgen" run --target "http://127.0.0.1:$port" --wire "$wire" \
-      --connections "$CONNECTIONS" --rate "$RATE" --duration "${HOLD}s" --ramp 2000 \
-      --shard "$s/$SHARDS" --start-at "$START" --name shared-feed --quiet \
-      --out "$OUT/$wire-$s" 2>"$OUT/$wire-$s.log" &
-    pids+=($!); shard_pids+=($!)
-  done
+for k in $(seq 0 $((TOTAL_SHARDS - 1))); do
+  if [ "$k" -lt "$SHARDS" ]; then wire=sse-h1; else wire=ws-h1; fi
+  "$BIN/loadgen" run --target "http://127.0.0.1:$port" --wire "$wire" \
+    --connections $((2 * CONNECTIONS)) --rate "$RATE" --duration "${HOLD}s" --ramp 4000 \
+    --shard "$k/$TOTAL_SHARDS" --start-at "$START" --name shared-feed --quiet \
+    --out "$OUT/shard-$k-$wire" 2>"$OUT/shard-$k-$wire.log" &
+  pids+=($!); shard_pids+=($!)
 done
 
 if [ "$KILL_AFTER" -gt 0 ]; then
@@ -82,9 +87,8 @@ status=0
 for p in "${shard_pids[@]}"; do wait "$p" || status=1; done
 
 for wire in sse-h1 ws-h1; do
-  dirs=()
-  for s in $(seq 0 $((SHARDS - 1))); do dirs+=("$OUT/$wire-$s"); done
-  if [ "$SHARDS" -gt 1 ]; then
+  dirs=("$OUT"/shard-*-"$wire")
+  if [ "${#dirs[@]}" -gt 1 ]; then
     "$BIN/loadgen" merge "${dirs[@]}" --out "$OUT/$wire" >/dev/null 2>&1
   else
     cp -r "${dirs[0]}" "$OUT/$wire"
