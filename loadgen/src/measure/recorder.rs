@@ -445,6 +445,7 @@ mod tests {
                 3 => {
                     r.record_connect(Duration::from_micros(next() % 100_000));
                     r.record_first_event(Duration::from_micros(next() % 200_000));
+                    r.record_reconnect_time(Duration::from_micros(next() % 2_000_000));
                 }
                 _ => {}
             }
@@ -460,6 +461,7 @@ mod tests {
         assert_eq!(a.latency_us(), b.latency_us());
         assert_eq!(a.connect_us(), b.connect_us());
         assert_eq!(a.first_event_us(), b.first_event_us());
+        assert_eq!(a.reconnect_us, b.reconnect_us);
         assert_eq!(a.latency_us().len(), b.latency_us().len());
     }
 
