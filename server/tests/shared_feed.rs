@@ -312,11 +312,20 @@ async fn reuse_port_spreads_connections_over_processes_on_one_port() {
         .local_addr()
         .unwrap()
         .port();
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let http = format!("127.0.0.1:{port}");
+    let https = format!("127.0.0.1:{tls_port}");
+    // Both listeners shared, the TLS one too (each process generates its
+    // own certificate).
     let mut args = vec![
         "--http",
         &http,
-        "--no-tls",
+        "--https",
+        &https,
         "--workers",
         "1",
         "--reuse-port",
