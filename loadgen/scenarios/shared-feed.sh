@@ -13,7 +13,9 @@
 #
 # Environment: SERVERS (4), CONNECTIONS per wire (22500), SHARDS per wire
 # (2: a process may hold at most 20,000 open files), HOLD seconds (60),
-# KILL_AFTER seconds into the hold (30; 0: no kill), RATE (1), BIN (the
+# KILL_AFTER seconds into the hold (30; 0: no kill), RATE (1), RAMP (new
+# connections per second, all shards together: 4000), LEASE (the
+# producer's lease, 1s), BIN (the
 # folder with release `server` and `loadgen`: target/release), OUT.
 # Everything it starts (redis-server on a free port with persistence off,
 # the servers, the shards) is stopped when it ends, also on failure.
@@ -26,6 +28,8 @@ SHARDS=${SHARDS:-2}
 HOLD=${HOLD:-60}
 KILL_AFTER=${KILL_AFTER:-30}
 RATE=${RATE:-1}
+RAMP=${RAMP:-4000}
+LEASE=${LEASE:-1s}
 BIN=${BIN:-target/release}
 OUT=${OUT:-results/$(date -u +%Y%m%d-%H%M%S)-shared-feed}
 mkdir -p "$OUT"
@@ -51,14 +55,14 @@ port=$(free_port)
 server_pids=()
 for i in $(seq 1 "$SERVERS"); do
   "$BIN/server" --http "127.0.0.1:$port" --no-tls --reuse-port --rate "$RATE" \
-    --feed-redis "redis://127.0.0.1:$redis_port/" --feed-key bench \
+    --feed-redis "redis://127.0.0.1:$redis_port/" --feed-key bench --feed-lease "$LEASE" \
     >/dev/null 2>"$OUT/server-$i.log" &
   pids+=($!); server_pids+=($!)
 done
 until curl -sf "http://127.0.0.1:$port/stats" | grep -q '"last_id_read":[1-9]'; do sleep 0.2; done
 
 # Every shard opens its block at once (ramped), then holds from START.
-start_epoch=$(( $(date +%s) + 20 + CONNECTIONS / 1000 ))
+start_epoch=$(( $(date +%s) + 20 + 2 * CONNECTIONS / RAMP * 2 ))
 START=$(date -u -d "@$start_epoch" +%Y-%m-%dT%H:%M:%SZ)
 echo "servers on 127.0.0.1:$port (pids ${server_pids[*]}), redis on $redis_port; hold from $START for ${HOLD}s"
 # One index space for both wires (shards 0..SHARDS-1 run sse-h1, the
@@ -71,7 +75,7 @@ shard_pids=()
 for k in $(seq 0 $((TOTAL_SHARDS - 1))); do
   if [ "$k" -lt "$SHARDS" ]; then wire=sse-h1; else wire=ws-h1; fi
   "$BIN/loadgen" run --target "http://127.0.0.1:$port" --wire "$wire" \
-    --connections $((2 * CONNECTIONS)) --rate "$RATE" --duration "${HOLD}s" --ramp 4000 \
+    --connections $((2 * CONNECTIONS)) --rate "$RATE" --duration "${HOLD}s" --ramp "$RAMP" \
     --shard "$k/$TOTAL_SHARDS" --start-at "$START" --name shared-feed --quiet \
     --out "$OUT/shard-$k-$wire" 2>"$OUT/shard-$k-$wire.log" &
   pids+=($!); shard_pids+=($!)
