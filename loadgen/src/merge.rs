@@ -260,6 +260,7 @@ fn merge_wire(
         latency_hold_us: merge_hold_latency(parts),
         connect_us: snap.connect_us.clone(),
         first_event_us: snap.first_event_us.clone(),
+        reconnect_us: snap.reconnect_us.clone(),
         server: merge_server(parts, events_in_hold, shared_server),
         loadgen: LoadgenCost {
             cpu_us_hold: sum(|w| w.loadgen.cpu_us_hold),

@@ -30,6 +30,8 @@ fn spec(wire: Wire, connections: usize, hold_ms: u64) -> WireSpec {
         drain_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(10),
         retry: Duration::from_millis(200),
+        first_index: 0,
+        hold_at_unix_ns: None,
     }
 }
 

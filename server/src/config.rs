@@ -124,6 +124,33 @@ pub struct ServerConfig {
     #[arg(long, default_value_t = 50.0, value_parser = parse_token_rate)]
     pub chat_token_rate: f64,
 
+    /// Share one feed between server instances through Redis Streams
+    /// (`redis://HOST:PORT/`): one instance produces (a lease in Redis),
+    /// every instance relays the stream to its own clients, so a client
+    /// resumes on any instance. Without it the feed is this process's own.
+    #[arg(long, value_parser = parse_redis_url)]
+    pub feed_redis: Option<String>,
+
+    /// The shared feed's name in Redis: the stream is NAME, the producer's
+    /// lease NAME:lease, the time grid NAME:grid.
+    #[arg(long, default_value = "workbench:feed", value_parser = parse_feed_key)]
+    pub feed_key: String,
+
+    /// How long the producer's lease lasts unless renewed (every third of
+    /// it): a producer that dies is replaced within about this.
+    #[arg(long, default_value = "1s", value_parser = duration_within("100ms", "60s"))]
+    pub feed_lease: Duration,
+
+    /// Entries the shared stream keeps at least (`XADD … MAXLEN ~ N`): how
+    /// far back a client can resume on any instance.
+    #[arg(long, default_value_t = 100_000, value_parser = within::<usize>(16, 100_000_000))]
+    pub feed_stream_max: usize,
+
+    /// SO_REUSEPORT on the listeners: several server processes bind the
+    /// same ports and the kernel spreads new connections among them.
+    #[arg(long)]
+    pub reuse_port: bool,
+
     /// `GET /sse/echo`: replies queued per client before `POST /echo` gets 503.
     #[arg(long, default_value_t = 256, value_parser = within::<usize>(1, 1_000_000))]
     pub echo_queue: usize,
@@ -214,6 +241,29 @@ fn parse_token_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A Redis URL this build can connect to (`redis://`, or `unix://` for a
+/// socket; no TLS).
+fn parse_redis_url(s: &str) -> Result<String, String> {
+    if !(s.starts_with("redis://") || s.starts_with("unix://")) {
+        return Err(format!(
+            "`{s}` is not a Redis URL: use redis://HOST:PORT/ (TLS is not built in)"
+        ));
+    }
+    redis::Client::open(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("`{s}` is not a Redis URL: {e}"))
+}
+
+/// A key prefix: 1 to 200 printable characters without spaces.
+fn parse_feed_key(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 200 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "`{s}`: a feed key is 1 to 200 characters, no spaces or control characters"
+        ));
+    }
+    Ok(s.to_string())
+}
+
 fn parse_fraction(s: &str) -> Result<f64, String> {
     let f: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if (0.0..=1.0).contains(&f) {
@@ -295,5 +345,27 @@ mod tests {
         let e = ServerConfig::try_parse_from(["s", "--fanout-buffer=-1"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("from 1 to 1000000"), "{e}");
+    }
+
+    #[test]
+    fn shared_feed_flags_are_checked() {
+        let c =
+            ServerConfig::try_parse_from(["s", "--feed-redis", "redis://127.0.0.1:6379/"]).unwrap();
+        assert_eq!(c.feed_key, "workbench:feed");
+        assert_eq!(c.feed_lease, Duration::from_secs(1));
+        assert!(!c.reuse_port);
+        for bad in [
+            vec!["--feed-redis", "http://x"],
+            vec!["--feed-redis", "rediss://x:1/"],
+            vec!["--feed-key", ""],
+            vec!["--feed-key", "a b"],
+            vec!["--feed-lease", "10ms"],
+            vec!["--feed-stream-max", "1"],
+        ] {
+            let args = std::iter::once("s").chain(bad.iter().copied());
+            let e = ServerConfig::try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+        assert!(ServerConfig::default().feed_redis.is_none());
     }
 }

@@ -43,6 +43,13 @@ pub struct Gap {
     pub to: u64,
 }
 
+/// One item for a subscriber: an event, or ids announced lost.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Event(SharedEvent),
+    Gap(Gap),
+}
+
 /// How the server answered a resume request; sent in the `hello` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +60,10 @@ pub enum Resume {
     Replay,
     /// Some missed events were older than the ring: a gap event names them.
     Gap,
+    /// Some missed events were older than this instance's ring: they come
+    /// from the shared feed's stream (`--feed-redis`), with a gap event for
+    /// any the stream no longer holds.
+    Archive,
     /// The last id was not a decimal number: ignored, the stream starts live.
     Malformed,
     /// The last id is newer than any event the feed made (a client of an

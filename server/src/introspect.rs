@@ -9,6 +9,7 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use crate::allocator::AllocatorStats;
+use crate::broker::BrokerFigures;
 use crate::state::{with_cors, AppState};
 use crate::stats::{CounterValues, ProcessStats, WireSnapshot};
 
@@ -25,6 +26,10 @@ pub struct StatsBody {
     pub counters: CounterValues,
     pub process: ProcessFigures,
     pub feed: FeedStats,
+    /// The shared feed (`--feed-redis`): this instance's role, whether Redis
+    /// is reachable, the last id read, reconnects. Absent for a feed of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerFigures>,
     pub limits: Limits,
     pub h2_max_concurrent_streams: Option<u32>,
     pub h2_note: &'static str,
@@ -86,6 +91,7 @@ pub fn stats_body(state: &AppState) -> StatsBody {
             payload_bytes: state.config.payload_bytes,
             replay: state.config.replay,
         },
+        broker: state.shared_feed.as_ref().map(|f| f.figures()),
         limits: Limits {
             max_streams: state.info.max_streams,
             max_tcp_connections: state.info.max_tcp_connections,

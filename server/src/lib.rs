@@ -16,6 +16,11 @@
 //! - The process: [`config`] (the CLI, which is the config), [`nofile`]
 //!   (open-file limit and the connection budget), [`logging`], [`tls`],
 //!   [`allocator`].
+//! - The shared feed: [`broker`] (`--feed-redis`: one feed for several
+//!   instances through Redis Streams; the producer's lease, the relay into
+//!   the hub, the stream as the hub's archive for old resumes), and
+//!   [`redis_process`] (a throwaway `redis-server` child for tests and
+//!   local runs).
 //! - HTTP: [`state`] (what every route shares), [`sse_response`] (the one
 //!   event-stream response), [`ws_frame_limit`] and [`ws_session`] (the one
 //!   WebSocket session loop), [`chaos`] (dropping streams on purpose, the
@@ -27,6 +32,7 @@
 
 pub mod admin;
 pub mod allocator;
+pub mod broker;
 pub mod chaos;
 pub mod chat;
 pub mod config;
@@ -38,6 +44,7 @@ pub mod introspect;
 pub mod listen;
 pub mod logging;
 pub mod nofile;
+pub mod redis_process;
 pub mod ring;
 pub mod routes;
 pub mod sse;
@@ -58,6 +65,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 
+pub use broker::BrokerError;
 pub use config::ServerConfig;
 pub use hub::Hub;
 pub use listen::ServerError;
@@ -162,17 +170,28 @@ pub fn run(config: ServerConfig) -> Result<RunningServer, ServerError> {
              connections beyond the limit will wait in the backlog instead of getting 503"
         );
     }
-    let hub = Hub::new(config.replay, config.fanout_buffer, max_streams);
+    let stats = if config.feed_redis.is_some() {
+        stats::Stats::with_broker()
+    } else {
+        stats::Stats::new()
+    };
+    let hub = Hub::with_stats(config.replay, config.fanout_buffer, max_streams, stats);
+    let shared_feed = match config.feed_redis {
+        Some(_) => Some(broker::SharedFeed::new(&config, &hub)?),
+        None => None,
+    };
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let thread_hub = hub.clone();
     let thread_config = config.clone();
+    let thread_feed = shared_feed.clone();
     std::thread::Builder::new()
         .name("feed-server".into())
         .spawn(move || {
             let result = actix_web::rt::System::new().block_on(serve(
                 thread_config,
                 thread_hub,
+                thread_feed,
                 tls,
                 (budget, max_streams),
                 started_tx,
@@ -198,11 +217,12 @@ type StartedTx = std::sync::mpsc::Sender<Result<listen::Started, ServerError>>;
 async fn serve(
     config: Arc<ServerConfig>,
     hub: Arc<Hub>,
+    shared_feed: Option<Arc<broker::SharedFeed>>,
     tls: Option<(rustls::ServerConfig, tls::CertInfo)>,
     (budget, max_streams): (nofile::ConnectionBudget, usize),
     started: StartedTx,
 ) -> std::io::Result<()> {
-    let server = match listen::bind(&config, &hub, tls, budget, max_streams) {
+    let server = match listen::bind(&config, &hub, shared_feed.clone(), tls, budget, max_streams) {
         Ok((server, bound)) => {
             let _ = started.send(Ok(bound));
             server
@@ -212,12 +232,18 @@ async fn serve(
             return Ok(());
         }
     };
-    actix_web::rt::spawn(feed::run(
-        hub.clone(),
-        config.rate,
-        config.payload_bytes,
-        hub.shutdown_token(),
-    ));
+    match &shared_feed {
+        // Every instance relays the shared stream; one of them produces.
+        Some(feed) => feed.spawn(hub.shutdown_token()),
+        None => {
+            actix_web::rt::spawn(feed::run(
+                hub.clone(),
+                config.rate,
+                config.payload_bytes,
+                hub.shutdown_token(),
+            ));
+        }
+    }
     if config.chaos_drop_fraction > 0.0 {
         actix_web::rt::spawn(chaos::run(
             hub.clone(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::{web as aweb, App, HttpServer};
 
+use crate::broker::SharedFeed;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::nofile::ConnectionBudget;
@@ -38,6 +39,8 @@ pub enum ServerError {
     StopTimeout(Duration),
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    SharedFeed(#[from] crate::broker::BrokerError),
 }
 
 /// A bound server, not yet serving.
@@ -63,6 +66,7 @@ const LINGER: Duration = Duration::from_secs(1);
 pub(crate) fn bind(
     config: &Arc<ServerConfig>,
     hub: &Arc<Hub>,
+    shared_feed: Option<Arc<SharedFeed>>,
     tls: Option<(rustls::ServerConfig, tls::CertInfo)>,
     budget: ConnectionBudget,
     max_streams: usize,
@@ -105,23 +109,35 @@ pub(crate) fn bind(
     if let Some(w) = config.h2_initial_connection_window_size {
         server = server.h2_initial_connection_window_size(w);
     }
+    let bind_http = |source| ServerError::BindHttp {
+        addr: config.http,
+        source,
+    };
     // actix-web 4.18 detects h2c prior knowledge only on the `auto_h2c` binds.
-    server = server
-        .bind_auto_h2c(config.http)
-        .map_err(|source| ServerError::BindHttp {
-            addr: config.http,
-            source,
-        })?;
+    server = if config.reuse_port {
+        let listener = shared_listener(config.http, config.backlog).map_err(bind_http)?;
+        server.listen_auto_h2c(listener).map_err(bind_http)?
+    } else {
+        server.bind_auto_h2c(config.http).map_err(bind_http)?
+    };
     let http_addr = server.addrs()[0];
     let mut cert = None;
     let mut https_addr = None;
     if let Some((rustls_config, info)) = tls {
-        server = server
-            .bind_rustls_0_23(config.https, rustls_config)
-            .map_err(|source| ServerError::BindHttps {
-                addr: config.https,
-                source,
-            })?;
+        let bind_https = |source| ServerError::BindHttps {
+            addr: config.https,
+            source,
+        };
+        server = if config.reuse_port {
+            let listener = shared_listener(config.https, config.backlog).map_err(bind_https)?;
+            server
+                .listen_rustls_0_23(listener, rustls_config)
+                .map_err(bind_https)?
+        } else {
+            server
+                .bind_rustls_0_23(config.https, rustls_config)
+                .map_err(bind_https)?
+        };
         https_addr = server
             .addrs_with_scheme()
             .into_iter()
@@ -150,6 +166,7 @@ pub(crate) fn bind(
         hub: hub.clone(),
         config: config.clone(),
         info: info.clone(),
+        shared_feed,
     });
     let _ = state_cell.set(state);
     let server = server.run();
@@ -164,6 +181,21 @@ pub(crate) fn bind(
             handle,
         },
     ))
+}
+
+/// A listener several processes can bind (`--reuse-port`): actix's own
+/// bind, plus SO_REUSEPORT, handed to actix's `listen` (which makes it
+/// non-blocking). The kernel then spreads new connections over every
+/// process listening on the port; each connection stays with the process
+/// that accepted it.
+fn shared_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 /// actix's own default: one worker per CPU this process may use.

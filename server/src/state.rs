@@ -11,6 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::time::{Interval, MissedTickBehavior};
 
+use crate::broker::SharedFeed;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::wire::Protocol;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub config: Arc<ServerConfig>,
     pub info: Info,
+    /// The shared feed this server relays (`--feed-redis`), if any.
+    pub shared_feed: Option<Arc<SharedFeed>>,
 }
 
 /// `GET /info`: how to reach this server and what it is set to.

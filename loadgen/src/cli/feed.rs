@@ -9,6 +9,7 @@ use clap::Args;
 use super::numbers::{parse_ramp, ranged, seconds, Ramp};
 use super::server::ServerArgs;
 use crate::result::{check_ramp, FaultSpec, Figure, Scenario, ScenarioError};
+use crate::run::shard::{parse_start_at, Shard};
 use crate::wire::Wire;
 
 /// A comma-separated list of wires, as one flag value.
@@ -47,6 +48,16 @@ pub struct RunArgs {
     /// many as the open-file limit requires; each holds its share).
     #[arg(long, value_parser = ranged(Scenario::PROCESSES))]
     pub processes: Option<usize>,
+    /// Run shard I of N (from 0): a contiguous block of about 1/N of each
+    /// wire's connections, for several load generators (machines, pods)
+    /// whose results `loadgen merge` adds up.
+    #[arg(long, value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
+    /// Start the hold at this instant (RFC 3339, e.g. 2026-11-29T10:00:00Z)
+    /// instead of once connected, so shards measure the same window. One
+    /// scenario of one wire per process: run one process per wire.
+    #[arg(long, value_parser = parse_start_at)]
+    pub start_at: Option<u64>,
     /// Run the scenarios of a TOML file instead of the flags above.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
@@ -67,6 +78,23 @@ impl RunArgs {
     /// The scenarios this invocation asks for, checked; the error says
     /// which flags (or which scenario file field) to change.
     pub fn scenarios(&self) -> Result<Vec<Scenario>, String> {
+        let scenarios = self.unsharded()?;
+        if self.start_at.is_some() && (scenarios.len() != 1 || scenarios[0].wires.len() != 1) {
+            return Err(
+                "--start-at measures one window: give this process one scenario of one wire \
+                 (e.g. --wire sse-h1) and run one process per wire"
+                    .into(),
+            );
+        }
+        if let Some(shard) = self.shard {
+            for s in &scenarios {
+                shard.scenario(s).map_err(|e| format!("--shard: {e}"))?;
+            }
+        }
+        Ok(scenarios)
+    }
+
+    fn unsharded(&self) -> Result<Vec<Scenario>, String> {
         if let Some(path) = &self.scenario {
             return Scenario::load(path).map_err(|e| e.to_string());
         }

@@ -63,8 +63,10 @@ where
 
 fn invocation(cli: Cli) -> Result<Invocation, String> {
     let measure = match cli.command {
-        Command::Run(args) => {
+        Command::Run(mut args) => {
             let scenarios = args.scenarios()?;
+            args.server.shard = args.shard;
+            args.server.start_at_unix_ns = args.start_at;
             let name = args.name.clone().unwrap_or_else(|| {
                 if scenarios.len() == 1 {
                     scenarios[0].name.clone()

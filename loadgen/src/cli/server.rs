@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::numbers::{ranged, SERVER_WORKERS};
 use crate::client::Trust;
-use crate::run::{RunOptions, ServerChoice};
+use crate::run::{RunOptions, ServerChoice, Shard};
 
 /// Where the server is and how to reach it.
 #[derive(Debug, Args)]
@@ -36,6 +36,12 @@ pub struct ServerArgs {
     /// Worker threads of the embedded server (default: one per core).
     #[arg(long, value_parser = ranged(SERVER_WORKERS))]
     pub server_workers: Option<usize>,
+    /// Set from `run --shard` (not a flag of its own here).
+    #[arg(skip)]
+    pub shard: Option<Shard>,
+    /// Set from `run --start-at`.
+    #[arg(skip)]
+    pub start_at_unix_ns: Option<u64>,
 }
 
 impl ServerArgs {
@@ -86,6 +92,8 @@ impl ServerArgs {
             workers: self.server_workers,
             retry: Duration::from_secs(1),
             worker_exe: std::env::current_exe().ok(),
+            shard: self.shard,
+            start_at_unix_ns: self.start_at_unix_ns,
         })
     }
 }

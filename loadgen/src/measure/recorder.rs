@@ -32,6 +32,8 @@ pub struct Recorder {
     latency_us: Histogram<u64>,
     connect_us: Histogram<u64>,
     first_event_us: Histogram<u64>,
+    /// From a stream's break to its resumed stream's response.
+    reconnect_us: Histogram<u64>,
 }
 
 impl Recorder {
@@ -55,6 +57,7 @@ impl Recorder {
             latency_us: new_histogram(),
             connect_us: new_histogram(),
             first_event_us: new_histogram(),
+            reconnect_us: new_histogram(),
         }
     }
 
@@ -149,6 +152,12 @@ impl Recorder {
         record_duration(&mut self.connect_us, &mut self.counters.clamped, elapsed);
     }
 
+    /// From the moment a stream broke (closed or failed) to the response of
+    /// the stream that resumed it: what a client waits, retry delay included.
+    pub fn record_reconnect_time(&mut self, elapsed: Duration) {
+        record_duration(&mut self.reconnect_us, &mut self.counters.clamped, elapsed);
+    }
+
     /// From the start of connecting to the first tick event.
     pub fn record_first_event(&mut self, elapsed: Duration) {
         record_duration(
@@ -215,6 +224,7 @@ impl Recorder {
             (&mut self.latency_us, &other.latency_us),
             (&mut self.connect_us, &other.connect_us),
             (&mut self.first_event_us, &other.first_event_us),
+            (&mut self.reconnect_us, &other.reconnect_us),
         ] {
             mine.add(theirs)
                 .expect("auto-resizing histograms take any value up to HIGHEST_US");
@@ -230,6 +240,11 @@ impl Recorder {
             latency_us: summarize(&self.latency_us)?,
             connect_us: summarize(&self.connect_us)?,
             first_event_us: summarize(&self.first_event_us)?,
+            reconnect_us: if self.reconnect_us.is_empty() {
+                None
+            } else {
+                Some(summarize(&self.reconnect_us)?)
+            },
         })
     }
 
@@ -242,6 +257,10 @@ impl Recorder {
             latency_us: snapshot.latency_us.decode_compatible()?,
             connect_us: snapshot.connect_us.decode_compatible()?,
             first_event_us: snapshot.first_event_us.decode_compatible()?,
+            reconnect_us: match &snapshot.reconnect_us {
+                Some(h) => h.decode_compatible()?,
+                None => new_histogram(),
+            },
         })
     }
 }
@@ -426,6 +445,7 @@ mod tests {
                 3 => {
                     r.record_connect(Duration::from_micros(next() % 100_000));
                     r.record_first_event(Duration::from_micros(next() % 200_000));
+                    r.record_reconnect_time(Duration::from_micros(next() % 2_000_000));
                 }
                 _ => {}
             }
@@ -441,6 +461,7 @@ mod tests {
         assert_eq!(a.latency_us(), b.latency_us());
         assert_eq!(a.connect_us(), b.connect_us());
         assert_eq!(a.first_event_us(), b.first_event_us());
+        assert_eq!(a.reconnect_us, b.reconnect_us);
         assert_eq!(a.latency_us().len(), b.latency_us().len());
     }
 

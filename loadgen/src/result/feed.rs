@@ -57,6 +57,11 @@ pub struct WireResult {
     pub latency_hold_us: Option<HistogramSummary>,
     pub connect_us: HistogramSummary,
     pub first_event_us: HistogramSummary,
+    /// From a stream's break (the server closed it, or it failed) to the
+    /// response of the stream that resumed it, µs: the retry delay
+    /// included. Absent when nothing reconnected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_us: Option<HistogramSummary>,
     pub server: Option<ServerCost>,
     pub loadgen: LoadgenCost,
     pub problems: Vec<String>,

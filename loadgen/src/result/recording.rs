@@ -77,4 +77,8 @@ pub struct RecorderSnapshot {
     pub connect_us: HistogramSummary,
     /// Connect start to first tick event, µs.
     pub first_event_us: HistogramSummary,
+    /// A stream's break to its resumed stream's response, µs (absent when
+    /// nothing reconnected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_us: Option<HistogramSummary>,
 }

@@ -67,7 +67,10 @@ impl WireRun {
         live.connected.store(0, Ordering::Relaxed);
         live.errors.store(0, Ordering::Relaxed);
         live.watch(Some(shards.clone()));
-        let dialer = Dialer::new(target.sources(spec.connections));
+        // Sized for every index up to this process's last (a shard's or a
+        // worker's block starts at `first_index`), so blocks on one machine
+        // share the source addresses round-robin like one process would.
+        let dialer = Dialer::new(target.sources(first_index + spec.connections));
         let opener = Opener::for_wire(spec.wire, &target, dialer, spec.h2_pool_size())?;
         let ctx = Arc::new(FeedCtx {
             wire: spec.wire,
@@ -267,7 +270,7 @@ pub async fn run_wire(
 ) -> WireOutcome {
     let mut problems = Vec::new();
     let before = snapshot(probe, &mut problems, "before connecting").await;
-    let mut run = match WireRun::start(target, spec.clone(), live, cancel, 0) {
+    let mut run = match WireRun::start(target, spec.clone(), live, cancel, spec.first_index) {
         Ok(r) => r,
         Err(msg) => {
             problems.push(msg);
@@ -278,6 +281,11 @@ pub async fn run_wire(
     let mut measured = Held::default();
     if opened > 0 && !run.cancelled() {
         let _ = run.pause(spec.settle).await;
+        if let Some(at) = spec.hold_at_unix_ns {
+            if let Some(late) = super::shard::wait_until(at).await {
+                problems.push(super::shard::late_start(late));
+            }
+        }
         measured.held = snapshot(probe, &mut problems, "with the connections held").await;
         let (e0, b0) = run.counters();
         let lat0 = run.latency();

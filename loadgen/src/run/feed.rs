@@ -60,6 +60,7 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
         first_tick: true,
         draining: false,
         connected_before: false,
+        broke_at: None,
     };
     let policy = Reconnect {
         reopen: true,
@@ -96,6 +97,8 @@ struct Recording<'a> {
     /// The drain signal fired while this stream was open.
     draining: bool,
     connected_before: bool,
+    /// When the last stream broke (closed or failed), until one resumes.
+    broke_at: Option<Instant>,
 }
 
 impl Recording<'_> {
@@ -169,6 +172,9 @@ impl ConnectionHook for Recording<'_> {
             if self.connected_before {
                 // Resumed: the tracker carries on, so a replay fills holes.
                 r.record_reconnect();
+                if let Some(broke) = self.broke_at.take() {
+                    r.record_reconnect_time(broke.elapsed());
+                }
             }
         }
         self.connected_before = true;
@@ -184,6 +190,7 @@ impl ConnectionHook for Recording<'_> {
 
     fn ended(&mut self, how: Ended) -> Flow {
         self.ctx.live.connected.fetch_sub(1, Ordering::Relaxed);
+        self.broke_at = Some(Instant::now());
         match how {
             Ended::Done | Ended::Stopped => Flow::Stop,
             Ended::Closed if self.done_draining() => Flow::Stop,

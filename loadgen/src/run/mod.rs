@@ -11,6 +11,8 @@
 //!   running, and measured.
 //! - [`server`]: the one server starter; [`options`]: which server.
 //! - [`runner`]: scenarios end to end into a `result::RunResult`.
+//! - [`shard`]: one load generator's share of a run spread over several
+//!   (`--shard I/N`, `--start-at`).
 
 pub mod connection;
 pub mod driver;
@@ -20,6 +22,7 @@ pub mod options;
 pub mod outcome;
 pub mod runner;
 pub mod server;
+pub mod shard;
 pub mod spec;
 pub mod worker;
 pub mod workers;
@@ -30,5 +33,6 @@ pub use options::{RunOptions, ServerChoice};
 pub use outcome::{Finished, Held, WireOutcome};
 pub use runner::{run_scenarios, Observer, Silent};
 pub use server::{serve, EmbeddedServer, Ready, ServerSettings, StartedServer};
+pub use shard::Shard;
 pub use spec::{WireSpec, BROWSER_H2_STREAMS};
 pub use worker::serve_worker;

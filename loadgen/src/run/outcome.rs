@@ -184,6 +184,7 @@ impl WireOutcome {
             latency_hold_us: self.hold_latency.as_ref().and_then(|h| summarize(h).ok()),
             connect_us: snap.connect_us.clone(),
             first_event_us: snap.first_event_us.clone(),
+            reconnect_us: snap.reconnect_us.clone(),
             server: self.server.clone(),
             loadgen: self.loadgen.clone(),
             problems: self.problems.clone(),

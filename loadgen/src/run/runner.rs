@@ -79,6 +79,16 @@ async fn run_scenario(
     cancel: CancellationToken,
 ) -> anyhow::Result<ScenarioResult> {
     scenario.validate()?;
+    // A shard runs its block of the connections; its result records that
+    // share, so the shards' results add up to the scenario.
+    let (sharded, first_index) = match opts.shard {
+        Some(shard) => (
+            shard.scenario(scenario).map_err(anyhow::Error::msg)?,
+            shard.share_of(scenario.connections).1,
+        ),
+        None => (scenario.clone(), 0),
+    };
+    let scenario = &sharded;
     let settings = ServerSettings {
         payload_bytes: scenario.payload_bytes,
         ..ServerSettings::new(scenario.rate_hz, opts.workers)
@@ -92,7 +102,14 @@ async fn run_scenario(
         // A fresh embedded server per wire: memory figures then never inherit
         // a heap another wire grew (the allocator keeps freed memory).
         let server = StartedServer::start(opts, &settings).await?;
-        let result = run_on(&server, scenario, wire, opts, &mut setup, observer, &cancel).await;
+        let placed = Placement {
+            first_index,
+            hold_at_unix_ns: opts.start_at_unix_ns,
+        };
+        let result = run_on(
+            &server, scenario, wire, placed, opts, &mut setup, observer, &cancel,
+        )
+        .await;
         server.stop().await;
         let result = result?;
         observer.wire_finished(&result);
@@ -108,10 +125,19 @@ async fn run_scenario(
 }
 
 /// Runs one wire of a scenario against a started server.
+/// Where a wire's connections sit among several load generators.
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    first_index: usize,
+    hold_at_unix_ns: Option<u64>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_on(
     server: &StartedServer,
     scenario: &Scenario,
     wire: Wire,
+    placed: Placement,
     opts: &RunOptions,
     setup: &mut Option<ServerSetup>,
     observer: &dyn Observer,
@@ -137,7 +163,11 @@ async fn run_on(
     }
     let live = Arc::new(Live::default());
     observer.wire_started(scenario, wire, live.clone());
-    let spec = WireSpec::for_scenario(scenario, wire, opts.retry).map_err(anyhow::Error::msg)?;
+    let spec = WireSpec {
+        first_index: placed.first_index,
+        hold_at_unix_ns: placed.hold_at_unix_ns,
+        ..WireSpec::for_scenario(scenario, wire, opts.retry).map_err(anyhow::Error::msg)?
+    };
     let processes = processes_for(scenario, opts);
     let outcome = match (&opts.worker_exe, processes) {
         (Some(exe), p) if p > 1 => {

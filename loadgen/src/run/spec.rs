@@ -31,6 +31,13 @@ pub struct WireSpec {
     pub connect_timeout: Duration,
     /// Reconnect delay until the server sends `retry:`.
     pub retry: Duration,
+    /// The index of the first connection (a shard's block starts there).
+    #[serde(default)]
+    pub first_index: usize,
+    /// When the hold starts (Unix ns, `--start-at`), instead of as soon as
+    /// the connections are open and settled.
+    #[serde(default)]
+    pub hold_at_unix_ns: Option<u64>,
 }
 
 /// Longest any phase of a wire run may be, as a duration.
@@ -53,6 +60,8 @@ impl WireSpec {
             drain_timeout: secs(s.drain_timeout_s)?,
             connect_timeout: secs(s.connect_timeout_s)?,
             retry,
+            first_index: 0,
+            hold_at_unix_ns: None,
         })
     }
 

@@ -42,7 +42,8 @@ impl TargetSpec {
 pub enum ToWorker {
     Job {
         target: TargetSpec,
-        spec: WireSpec,
+        /// Boxed: the other messages are small.
+        spec: Box<WireSpec>,
         first_index: usize,
     },
     Mark,
@@ -94,7 +95,7 @@ pub async fn serve_worker() -> anyhow::Result<()> {
     let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
     let mut run = WireRun::start(
         target,
-        spec,
+        *spec,
         live.clone(),
         CancellationToken::new(),
         first_index,

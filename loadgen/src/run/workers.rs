@@ -93,7 +93,7 @@ pub async fn run_wire_in_processes(
     let before = probe.snapshot().await.ok();
     live.target.store(spec.connections, Ordering::Relaxed);
     let mut workers = Vec::new();
-    let mut first_index = 0;
+    let mut first_index = spec.first_index;
     for share in shares(spec.connections, processes) {
         let mut child = tokio::process::Command::new(&exe)
             .arg("worker")
@@ -116,11 +116,11 @@ pub async fn run_wire_in_processes(
         };
         let job = ToWorker::Job {
             target: target.clone(),
-            spec: WireSpec {
+            spec: Box::new(WireSpec {
                 connections: share,
                 ramp_per_s: spec.ramp_per_s / processes as f64,
                 ..spec.clone()
-            },
+            }),
             first_index,
         };
         w.tell(&job).await?;
@@ -142,6 +142,11 @@ pub async fn run_wire_in_processes(
     let mut measured = Held::default();
     if opened > 0 {
         tokio::time::sleep(spec.settle).await;
+        if let Some(at) = spec.hold_at_unix_ns {
+            if let Some(late) = super::shard::wait_until(at).await {
+                problems.push(super::shard::late_start(late));
+            }
+        }
         measured.held = probe.snapshot().await.ok();
         let m0 = mark_all(&mut workers).await?;
         let t0 = Instant::now();

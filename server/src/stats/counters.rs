@@ -9,35 +9,43 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+/// Makes a counters struct, its values struct (same field names) and the
+/// registration of every counter under its name and help text. Used here
+/// for the server's counters and in `broker` for the shared feed's.
 macro_rules! counters {
-    ($($name:ident: $help:literal,)*) => {
-        /// Server-wide counters; each is a prometheus-client counter, so
-        /// `/metrics` encodes the very atomics that `/stats` reads.
+    ($(#[$doc:meta])* $counters:ident / $values:ident { $($name:ident: $help:literal,)* }) => {
+        $(#[$doc])*
+        ///
+        /// Each is a prometheus-client counter, so `/metrics` encodes the
+        /// very atomics that `/stats` reads.
         #[derive(Debug, Default)]
-        pub struct Counters {
+        pub struct $counters {
             $(#[doc = $help] pub $name: Counter,)*
         }
 
         /// Every counter's value at one moment, as `/stats` shows them.
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-        pub struct CounterValues {
+        pub struct $values {
             $(#[doc = $help] pub $name: u64,)*
         }
 
-        impl Counters {
+        impl $counters {
             /// Registers every counter under its own name and help text.
             pub fn register(&self, registry: &mut Registry) {
                 $(registry.register(stringify!($name), $help, self.$name.clone());)*
             }
 
-            pub fn values(&self) -> CounterValues {
-                CounterValues { $($name: self.$name.get(),)* }
+            pub fn values(&self) -> $values {
+                $values { $($name: self.$name.get(),)* }
             }
         }
     };
 }
+pub(crate) use counters;
 
 counters! {
+    /// Server-wide counters.
+    Counters / CounterValues {
     resumes: "Streams that asked to resume",
     gaps: "Gap events sent",
     gap_ids: "Ids announced lost by gap events",
@@ -58,7 +66,7 @@ counters! {
     echo_rejected: "POST /echo for an unknown client or a full queue",
     chat_answers: "Chat answers completed",
     bad_requests: "Requests answered 400 because a number or body was out of range or malformed",
-}
+}}
 
 #[cfg(test)]
 mod tests {

@@ -4,11 +4,13 @@
 //! - [`counters`]: events the server counts (resumes, gaps, refusals, …),
 //!   named once in a table;
 //! - [`wires`]: streams, events and bytes per wire, tallied per connection;
-//! - [`process`]: the process's memory, CPU and descriptors.
+//! - [`process`]: the process's memory, CPU and descriptors;
+//! - [`broker`]: the shared feed's (`--feed-redis`), only when there is one.
 //!
 //! Every figure is a prometheus-client metric, so `/metrics` encodes the very
 //! atomics that `/stats` reads: one source of truth.
 
+pub mod broker;
 pub mod counters;
 pub mod process;
 pub mod wires;
@@ -21,6 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use crate::wire::{Protocol, Transport, Wire};
+pub use broker::{BrokerStats, BrokerValues};
 pub use counters::{CounterValues, Counters};
 pub use process::ProcessStats;
 pub use wires::{ConnTally, WireSnapshot};
@@ -31,6 +34,8 @@ pub struct Stats {
     registry: Registry,
     wires: wires::WireTable,
     pub counters: Counters,
+    /// The shared feed's figures; `None` for a feed of its own.
+    pub broker: Option<BrokerStats>,
     pub feed_last_id: Gauge,
     process_rss: Gauge,
     process_cpu_us: Counter,
@@ -47,13 +52,26 @@ impl Default for Stats {
 
 impl Stats {
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// The figures of a server that relays a shared feed: the broker's too.
+    pub fn with_broker() -> Self {
+        Self::build(Some(BrokerStats::default()))
+    }
+
+    fn build(broker: Option<BrokerStats>) -> Self {
         let mut registry = Registry::with_prefix("workbench");
+        if let Some(b) = &broker {
+            b.register(&mut registry);
+        }
         let wires = wires::WireTable::new(&mut registry);
         let counters = Counters::default();
         counters.register(&mut registry);
         let s = Stats {
             wires,
             counters,
+            broker,
             feed_last_id: Gauge::default(),
             process_rss: Gauge::default(),
             process_cpu_us: Counter::default(),

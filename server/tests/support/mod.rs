@@ -16,6 +16,11 @@ use server::{RunningServer, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+mod by_addr;
+use by_addr::get_h1;
+#[allow(unused_imports)]
+pub use by_addr::{redis_or_skip, ws_connect_at};
+
 pub const STEP: Duration = Duration::from_secs(10);
 
 /// Starts a server on ephemeral ports, at a brisk rate unless changed.
@@ -130,21 +135,7 @@ pub async fn get(
         req = req.header(*k, *v);
     }
     match wire {
-        Wire::SseH1 | Wire::WsH1 => {
-            let tcp = TcpStream::connect(server.http_addr).await.unwrap();
-            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .unwrap();
-            let conn = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let req = req
-                .header("host", server.http_addr.to_string())
-                .body(Empty::<Bytes>::new())
-                .unwrap();
-            let res = send.send_request(req).await.unwrap();
-            wrap(res, conn, None)
-        }
+        Wire::SseH1 | Wire::WsH1 => get_h1(server.http_addr, req).await,
         Wire::SseH2c => {
             let tcp = TcpStream::connect(server.http_addr).await.unwrap();
             let (mut send, conn) =
@@ -206,37 +197,27 @@ pub enum Feed {
 pub type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 pub async fn ws_connect(server: &RunningServer, query: &str) -> Ws {
-    let url = format!("ws://{}/ws{}", server.http_addr, query);
-    let tcp = TcpStream::connect(server.http_addr).await.unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
-    ws
+    ws_connect_at(server.http_addr, query).await
 }
 
 impl Feed {
     /// Opens `/sse` or `/ws` with an optional resume id (header for SSE).
     pub async fn open(server: &RunningServer, wire: Wire, last_id: Option<&str>) -> Feed {
-        match wire {
-            Wire::WsH1 => {
-                let q = last_id
-                    .map(|id| format!("?lastEventId={id}"))
-                    .unwrap_or_default();
-                Feed::Ws(ws_connect(server, &q).await)
-            }
-            _ => {
-                let headers: Vec<(&str, &str)> = last_id
-                    .map(|id| ("Last-Event-ID", id))
-                    .into_iter()
-                    .collect();
-                let res = get(server, wire, "/sse", &headers).await;
-                assert_eq!(res.status, 200);
-                if wire == Wire::SseH2 {
-                    assert_eq!(res.alpn.as_deref(), Some(&b"h2"[..]), "ALPN must pick h2");
-                }
-                Feed::Sse {
-                    res,
-                    buf: BytesMut::new(),
-                }
-            }
+        if matches!(wire, Wire::SseH1 | Wire::WsH1) {
+            return Feed::open_at(server.http_addr, wire, last_id).await;
+        }
+        let headers: Vec<(&str, &str)> = last_id
+            .map(|id| ("Last-Event-ID", id))
+            .into_iter()
+            .collect();
+        let res = get(server, wire, "/sse", &headers).await;
+        assert_eq!(res.status, 200);
+        if wire == Wire::SseH2 {
+            assert_eq!(res.alpn.as_deref(), Some(&b"h2"[..]), "ALPN must pick h2");
+        }
+        Feed::Sse {
+            res,
+            buf: BytesMut::new(),
         }
     }
 
@@ -563,6 +544,14 @@ impl ChildServer {
     /// Starts the binary on an ephemeral port without TLS, with `args`
     /// added; under `prlimit --nofile=N:N` when `open_files` is given.
     pub fn spawn(args: &[&str], open_files: Option<u64>) -> ChildServer {
+        let mut all = vec!["--http", "127.0.0.1:0", "--no-tls", "--workers", "2"];
+        all.extend_from_slice(args);
+        Self::spawn_exactly(&all, open_files)
+    }
+
+    /// Starts the binary with exactly `args` (their own `--http`, TLS on
+    /// or off).
+    pub fn spawn_exactly(args: &[&str], open_files: Option<u64>) -> ChildServer {
         use std::io::BufRead as _;
         let bin = env!("CARGO_BIN_EXE_server");
         let mut cmd = match open_files {
@@ -574,8 +563,7 @@ impl ChildServer {
             None => std::process::Command::new(bin),
         };
         let log = tempfile::NamedTempFile::new().unwrap();
-        cmd.args(["--http", "127.0.0.1:0", "--no-tls", "--workers", "2"])
-            .args(args)
+        cmd.args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(log.reopen().unwrap());
