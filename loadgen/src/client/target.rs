@@ -92,13 +92,7 @@ impl Target {
     /// Source addresses for `connections` streams: one unless a loopback
     /// target needs more ports than one address has.
     pub fn sources(&self, connections: usize) -> SourceAddresses {
-        let needed = connections.div_ceil(CONNECTIONS_PER_SOURCE);
-        SourceAddresses(match self.http_addr.ip() {
-            IpAddr::V4(ip) if ip.is_loopback() && needed > 1 => (1..=needed.min(250) as u8)
-                .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
-                .collect(),
-            _ => Vec::new(),
-        })
+        sources_toward(self.http_addr, connections)
     }
 
     /// `http://` on the plain listener (HTTP/1.1, or h2c by prior knowledge).
@@ -127,6 +121,18 @@ impl Target {
         let tls = self.tls.as_ref()?;
         Some(tls_endpoint(scheme, tls, path, tls.http1.clone()))
     }
+}
+
+/// Source addresses for `connections` streams to `peer`: one unless a
+/// loopback peer needs more ports than one address has.
+pub fn sources_toward(peer: SocketAddr, connections: usize) -> SourceAddresses {
+    let needed = connections.div_ceil(CONNECTIONS_PER_SOURCE);
+    SourceAddresses(match peer.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() && needed > 1 => (1..=needed.min(250) as u8)
+            .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 fn tls_endpoint(scheme: &str, tls: &TlsTarget, path: &str, settings: TlsSettings) -> Endpoint {

@@ -20,10 +20,12 @@ use server::event::unix_now_ns;
 use tokio_util::sync::CancellationToken;
 
 use super::feed::{connection, FeedCtx};
+use super::gauge::ServerGauge;
 use super::live::{lock, Live, Shards};
 use super::outcome::{hold_only, own_usage, Finished, Held, WireOutcome};
+use super::source::Source;
 use super::spec::WireSpec;
-use crate::client::{Dialer, Opener, ServerProbe, ServerSnapshot, Target};
+use crate::client::{ServerProbe, ServerSnapshot, Target};
 use crate::measure::Recorder;
 use crate::result::new_histogram;
 
@@ -50,7 +52,7 @@ impl WireRun {
     /// Starts ramping `spec.connections` connections, numbered from
     /// `first_index` (so several processes spread over source addresses).
     pub fn start(
-        target: Arc<Target>,
+        source: &Source,
         spec: WireSpec,
         live: Arc<Live>,
         cancel: CancellationToken,
@@ -60,15 +62,18 @@ impl WireRun {
         let start_ns = unix_now_ns();
         let shards: Shards = Arc::new(
             (0..SHARDS)
-                .map(|_| Mutex::new(Recorder::with_start_unix_ns(start_ns)))
+                .map(|_| {
+                    let mut r = Recorder::with_start_unix_ns(start_ns);
+                    r.set_stall_after(spec.stall_after);
+                    Mutex::new(r)
+                })
                 .collect(),
         );
         live.target.store(spec.connections, Ordering::Relaxed);
         live.connected.store(0, Ordering::Relaxed);
         live.errors.store(0, Ordering::Relaxed);
         live.watch(Some(shards.clone()));
-        let dialer = Dialer::new(target.sources(spec.connections));
-        let opener = Opener::for_wire(spec.wire, &target, dialer, spec.h2_pool_size())?;
+        let opener = source.opener(&spec)?;
         let ctx = Arc::new(FeedCtx {
             wire: spec.wire,
             opener,
@@ -81,6 +86,11 @@ impl WireRun {
             first_errors: Mutex::new(BTreeMap::new()),
             protocols: Mutex::new(BTreeMap::new()),
             running: AtomicUsize::new(0),
+            highest_id: AtomicU64::new(0),
+            connections: spec.connections,
+            started: Instant::now(),
+            all_open_after_us: AtomicU64::new(0),
+            stamp_shown: source.stamp_shown(),
         });
         let start = tokio::time::Instant::now();
         let ramp = tokio::spawn(ramp(ctx.clone(), spec.clone(), first_index));
@@ -130,6 +140,11 @@ impl WireRun {
             let _ = h.add(lock(shard).latency_us());
         }
         h
+    }
+
+    /// The highest id any connection has seen so far.
+    pub fn highest_id(&self) -> u64 {
+        self.ctx.highest_id.load(Ordering::Relaxed)
     }
 
     /// Sleeps, or returns false if the run is cancelled meanwhile.
@@ -206,6 +221,17 @@ impl WireRun {
                     .push(format!("{count} `{kind}` error(s); the first: {first}"));
             }
         }
+        let c = recorder.counters();
+        if c.negative_latency > 0 {
+            self.problems.push(format!(
+                "{} {}: {} events arrived before their send time, up to {:.3} ms early: the server's clock and this machine's disagree, so latency is off by at least that much (not clamped: those events have no latency)",
+                self.spec.wire,
+                ctx.opener.url(),
+                c.negative_latency,
+                c.negative_latency_max_us as f64 / 1000.0
+            ));
+        }
+        let all_open = ctx.all_open_after_us.load(Ordering::Relaxed);
         ctx.live.watch(None);
         let recorder = match recorder.snapshot() {
             Ok(s) => s,
@@ -226,6 +252,7 @@ impl WireRun {
             first_errors,
             protocols_seen,
             h2_connections,
+            all_open_after_us: (all_open > 0).then_some(all_open),
             problems: self.problems,
         }
     }
@@ -256,8 +283,8 @@ async fn ramp(
     handles
 }
 
-/// Runs one wire in this process: ramp, settle, hold, drain, close, with
-/// the server's figures read at each step.
+/// Runs one wire of the feed server in this process: ramp, settle, hold,
+/// drain, close, with the server's `/stats` read at each step.
 pub async fn run_wire(
     target: Arc<Target>,
     spec: WireSpec,
@@ -265,9 +292,24 @@ pub async fn run_wire(
     live: Arc<Live>,
     cancel: CancellationToken,
 ) -> WireOutcome {
+    let gauge = ServerGauge::Stats(probe.clone());
+    run_wire_on(&Source::Feed(target), spec, &gauge, live, cancel).await
+}
+
+/// Runs one wire against any source in this process, with the server's
+/// figures read through `gauge` at each step. The final id every
+/// connection must reach is the server's newest (from `/stats`), or else
+/// the highest any connection saw (0 without ids: nothing to drain).
+pub async fn run_wire_on(
+    source: &Source,
+    spec: WireSpec,
+    gauge: &ServerGauge,
+    live: Arc<Live>,
+    cancel: CancellationToken,
+) -> WireOutcome {
     let mut problems = Vec::new();
-    let before = snapshot(probe, &mut problems, "before connecting").await;
-    let mut run = match WireRun::start(target, spec.clone(), live, cancel, 0) {
+    let before = snapshot(gauge, &mut problems, "before connecting").await;
+    let mut run = match WireRun::start(source, spec.clone(), live, cancel, 0) {
         Ok(r) => r,
         Err(msg) => {
             problems.push(msg);
@@ -278,7 +320,7 @@ pub async fn run_wire(
     let mut measured = Held::default();
     if opened > 0 && !run.cancelled() {
         let _ = run.pause(spec.settle).await;
-        measured.held = snapshot(probe, &mut problems, "with the connections held").await;
+        measured.held = snapshot(gauge, &mut problems, "with the connections held").await;
         let (e0, b0) = run.counters();
         let lat0 = run.latency();
         let (cpu0, _) = own_usage();
@@ -290,42 +332,32 @@ pub async fn run_wire(
         measured.latency = hold_only(run.latency(), &lat0);
         measured.events = e1 - e0;
         measured.bytes = b1 - b0;
-        measured.end = snapshot(probe, &mut problems, "at the end of the hold").await;
+        measured.end = snapshot(gauge, &mut problems, "at the end of the hold").await;
         measured.own_cpu_us = cpu1.saturating_sub(cpu0);
         measured.own_rss = rss1;
     }
-    let final_id = measured.end.as_ref().map_or(0, |e| e.last_id.max(1));
+    let final_id = if gauge.knows_newest_id() {
+        measured.end.as_ref().map_or(0, |e| e.last_id.max(1))
+    } else {
+        run.highest_id()
+    };
     let finished = run.finish(final_id).await;
-    let after = settle_after(probe, before.as_ref()).await;
-    WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems)
-}
-
-/// Waits (up to 10 s) for the server to see the connections gone, then reads it.
-pub async fn settle_after(
-    probe: &ServerProbe,
-    before: Option<&ServerSnapshot>,
-) -> Option<ServerSnapshot> {
-    let baseline = before.map_or(0, |b| b.open);
-    let mut after = None;
-    for _ in 0..100 {
-        after = probe.snapshot().await.ok();
-        if after.as_ref().is_none_or(|a| a.open <= baseline) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    after
+    let after = gauge.settle_after(before.as_ref()).await;
+    let mut outcome =
+        WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems);
+    outcome.missing_is_lost = gauge.knows_newest_id();
+    outcome
 }
 
 async fn snapshot(
-    probe: &ServerProbe,
+    gauge: &ServerGauge,
     problems: &mut Vec<String>,
     when: &str,
 ) -> Option<ServerSnapshot> {
-    match probe.snapshot().await {
-        Ok(s) => Some(s),
+    match gauge.snapshot().await {
+        Ok(s) => s,
         Err(e) => {
-            problems.push(format!("reading the server's /stats {when}: {e}"));
+            problems.push(format!("reading the server's figures {when}: {e}"));
             None
         }
     }

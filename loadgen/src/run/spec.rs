@@ -31,6 +31,24 @@ pub struct WireSpec {
     pub connect_timeout: Duration,
     /// Reconnect delay until the server sends `retry:`.
     pub retry: Duration,
+    /// An inter-arrival gap longer than this is a stall.
+    #[serde(default = "default_stall")]
+    pub stall_after: Duration,
+}
+
+fn default_stall() -> Duration {
+    crate::measure::DEFAULT_STALL
+}
+
+/// A stall: as any server's settings say, else a second or three periods
+/// of the feed, whichever is longer (a slow feed's normal gap is no stall).
+fn stall_after(s: &Scenario) -> Duration {
+    match &s.any_server {
+        Some(any) => Duration::from_millis(any.stall_ms),
+        None => Duration::try_from_secs_f64(3.0 / s.rate_hz)
+            .unwrap_or(Duration::MAX)
+            .max(crate::measure::DEFAULT_STALL),
+    }
 }
 
 /// Longest any phase of a wire run may be, as a duration.
@@ -53,6 +71,7 @@ impl WireSpec {
             drain_timeout: secs(s.drain_timeout_s)?,
             connect_timeout: secs(s.connect_timeout_s)?,
             retry,
+            stall_after: stall_after(s),
         })
     }
 
