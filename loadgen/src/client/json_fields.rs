@@ -315,7 +315,12 @@ mod tests {
         );
         assert_eq!(
             decimal_to_ns("1e999999999999999999", 0),
-            Err(StampError::NotATime)
+            Err(StampError::OutOfRange)
+        );
+        assert_eq!(
+            decimal_to_ns("1e99999999999999999999", 0),
+            Err(StampError::NotATime),
+            "an exponent past i64 is no number this parser reads"
         );
         for bad in ["", "abc", "1.", ".5", "1.2.3", "\"5\"", "true", "1e"] {
             assert_eq!(decimal_to_ns(bad, 0), Err(StampError::NotATime), "{bad}");
