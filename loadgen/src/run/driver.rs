@@ -31,6 +31,11 @@ use crate::result::new_histogram;
 
 /// Shards of recorders per wire run.
 const SHARDS: usize = 16;
+/// How far before its stamp an event may arrive before the clocks are
+/// called out as disagreeing (the run is then incomplete). Below it the
+/// events are still counted and reported: a server's own clock reading
+/// can be that coarse (Node's `performance.timeOrigin` is).
+pub const CLOCK_TOLERANCE_US: u64 = 1_000;
 /// How long connection tasks may take to stop once told.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 
@@ -222,7 +227,7 @@ impl WireRun {
             }
         }
         let c = recorder.counters();
-        if c.negative_latency > 0 {
+        if c.negative_latency_max_us > CLOCK_TOLERANCE_US {
             self.problems.push(format!(
                 "{} {}: {} events arrived before their send time, up to {:.3} ms early: the server's clock and this machine's disagree, so latency is off by at least that much (not clamped: those events have no latency)",
                 self.spec.wire,

@@ -159,7 +159,8 @@ impl ConnectionHook for Watch<'_> {
 
     fn open_failed(&mut self, error: ClientError) {
         match error {
-            ClientError::Status { status: 503, .. } => self.s.refused += 1,
+            ClientError::Status { status: 503, .. }
+            | ClientError::NoUpgrade { status: 503, .. } => self.s.refused += 1,
             other => *self.s.errors.entry(other.kind().to_string()).or_default() += 1,
         }
     }

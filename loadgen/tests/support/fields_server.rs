@@ -1,0 +1,170 @@
+//! A tiny SSE + WebSocket server that is not the feed server: its events
+//! are `{"seq":n,"meta":{"at_ms":"<ms with a fraction>"}}` written on one
+//! port, with no `id:` lines, no hello, and every tenth id never sent (so
+//! a loss check has holes to find). Paths: `/events` (SSE), `/live`
+//! (WebSocket), `/html` (a page, not a stream), anything else 404.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// How the server writes its events.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub rate_hz: f64,
+    /// Stamps this far in the future (a server whose clock is ahead).
+    pub clock_ahead_ms: f64,
+}
+
+impl Default for Style {
+    fn default() -> Self {
+        Style {
+            rate_hz: 50.0,
+            clock_ahead_ms: 0.0,
+        }
+    }
+}
+
+pub struct FieldsServer {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl FieldsServer {
+    pub async fn start(style: Style) -> FieldsServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let (tx, _) = broadcast::channel::<Arc<String>>(1024);
+        tokio::spawn(tick(tx.clone(), style, stop.clone()));
+        let accept_stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let sock = tokio::select! {
+                    _ = accept_stop.cancelled() => return,
+                    a = listener.accept() => match a {
+                        Ok((s, _)) => s,
+                        Err(_) => return,
+                    },
+                };
+                tokio::spawn(serve(sock, tx.subscribe(), accept_stop.clone()));
+            }
+        });
+        FieldsServer { addr, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for FieldsServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// `ns` as milliseconds with six decimals, written from integers (an f64
+/// would round the last digits).
+fn millis_text(ns: u64) -> String {
+    format!("{}.{:06}", ns / 1_000_000, ns % 1_000_000)
+}
+
+async fn tick(tx: broadcast::Sender<Arc<String>>, style: Style, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / style.rate_hz));
+    let ahead_ns = (style.clock_ahead_ms * 1e6) as u64;
+    for seq in 1u64.. {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if seq % 10 == 5 {
+            continue;
+        }
+        let now = server::event::unix_now_ns() + ahead_ns;
+        let json = format!(
+            r#"{{"seq":{seq},"meta":{{"at_ms":"{}"}},"text":"tick"}}"#,
+            millis_text(now)
+        );
+        let _ = tx.send(Arc::new(json));
+    }
+}
+
+async fn serve(sock: TcpStream, mut rx: broadcast::Receiver<Arc<String>>, stop: CancellationToken) {
+    let mut head = [0u8; 64];
+    let n = sock.peek(&mut head).await.unwrap_or(0);
+    let first = String::from_utf8_lossy(&head[..n]).to_string();
+    if first.starts_with("GET /live") {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(sock).await else {
+            return;
+        };
+        loop {
+            let json = tokio::select! {
+                _ = stop.cancelled() => return,
+                m = rx.recv() => match m {
+                    Ok(j) => j,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+            };
+            if ws.send(Message::text(json.as_str())).await.is_err() {
+                return;
+            }
+        }
+    }
+    let mut sock = sock;
+    let mut buf = vec![0u8; 4096];
+    let _ = sock.read(&mut buf).await;
+    if first.starts_with("GET /html") {
+        let body = "<html>not a stream</html>";
+        let _ = sock
+            .write_all(
+                format!("HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+                    .as_bytes(),
+            )
+            .await;
+        return;
+    }
+    if !first.starts_with("GET /events") {
+        let _ = sock
+            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    }
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
+    if sock.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    loop {
+        let json = tokio::select! {
+            _ = stop.cancelled() => return,
+            m = rx.recv() => match m {
+                Ok(j) => j,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+        };
+        if sock
+            .write_all(format!("data: {json}\n\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
