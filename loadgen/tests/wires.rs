@@ -30,6 +30,7 @@ fn spec(wire: Wire, connections: usize, hold_ms: u64) -> WireSpec {
         drain_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(10),
         retry: Duration::from_millis(200),
+        stall_after: loadgen::measure::DEFAULT_STALL,
     }
 }
 

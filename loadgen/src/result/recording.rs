@@ -40,23 +40,29 @@ pub struct Counters {
     pub rate_overflow: u64,
     /// Events without a usable send time (none configured, or its field
     /// absent or not a time): no latency for them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub unstamped: u64,
     /// Events without an id: no loss check for them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub no_id: u64,
     /// Events received before their send time: the server's clock and this
     /// machine's disagree. Never recorded as latency, never clamped to 0.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub negative_latency: u64,
     /// The earliest such arrival, µs before its send time (merged by max).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub negative_latency_max_us: u64,
     /// Inter-arrival gaps on one connection longer than the stall threshold.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub stalls: u64,
     /// Failures by error kind (`connect`, `tls`, `http_503`, `protocol`, `closed`, `timeout`).
     pub errors: BTreeMap<String, u64>,
+}
+
+/// New counters are left out of `result.json` while 0, so results of runs
+/// that never meet them read and write back unchanged.
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Counters {
