@@ -115,7 +115,7 @@ fn load_table(runs: &[StackRun<'_>], base: Stack) -> Table {
                 Some(w.events_per_s),
                 bw.map(|b| b.events_per_s),
                 is_base,
-                |v| count(v),
+                count,
             ),
             lat(|w| latency_of(w).p50),
             lat(|w| latency_of(w).p99),

@@ -297,7 +297,7 @@ pub async fn run_wire(
     live: Arc<Live>,
     cancel: CancellationToken,
 ) -> WireOutcome {
-    let gauge = ServerGauge::Stats(probe.clone());
+    let gauge = ServerGauge::Stats(Box::new(probe.clone()));
     run_wire_on(&Source::Feed(target), spec, &gauge, live, cancel).await
 }
 

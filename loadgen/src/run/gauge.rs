@@ -16,7 +16,7 @@ const SETTLE_WITHOUT_STATS: Duration = Duration::from_secs(1);
 pub enum ServerGauge {
     /// The feed server's `/stats`: figures, and the newest id every
     /// connection must reach at the end.
-    Stats(ServerProbe),
+    Stats(Box<ServerProbe>),
     /// A server process (`--server-pid`, a baseline stack): RSS and CPU
     /// from /proc; the final id is the highest any connection saw.
     Process(ProcessProbe),

@@ -153,7 +153,7 @@ async fn run_any(
             http_url: any.shown_url().to_string(),
             https_url: None,
             ca_cert: any.ca_cert.clone(),
-            any: Some(any.clone()),
+            any: Some(Box::new(any.clone())),
         },
     };
     let mut wires = Vec::new();
@@ -204,7 +204,7 @@ async fn run_on(
     }
     let loaded = Loaded {
         source: Source::Feed(Arc::new(target.clone())),
-        gauge: ServerGauge::Stats(probe),
+        gauge: ServerGauge::Stats(Box::new(probe)),
         worker_target: TargetSpec {
             http_url: target.http_url.clone(),
             https_url: target.https_url.clone(),

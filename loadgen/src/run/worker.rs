@@ -27,7 +27,7 @@ pub struct TargetSpec {
     pub ca_cert: Option<PathBuf>,
     /// Any server's settings, when it is not the feed server.
     #[serde(default)]
-    pub any: Option<AnyServer>,
+    pub any: Option<Box<AnyServer>>,
 }
 
 impl TargetSpec {
@@ -50,7 +50,7 @@ impl TargetSpec {
 #[serde(rename_all = "snake_case")]
 pub enum ToWorker {
     Job {
-        target: TargetSpec,
+        target: Box<TargetSpec>,
         spec: WireSpec,
         first_index: usize,
     },

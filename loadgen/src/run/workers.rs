@@ -114,7 +114,7 @@ pub async fn run_wire_in_processes(
             p99_us: 0,
         };
         let job = ToWorker::Job {
-            target: target.clone(),
+            target: Box::new(target.clone()),
             spec: WireSpec {
                 connections: share,
                 ramp_per_s: spec.ramp_per_s / processes as f64,
