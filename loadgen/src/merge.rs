@@ -73,7 +73,10 @@ pub fn merge(sources: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
         let mut n: Vec<String> = r
             .scenarios
             .iter()
-            .map(|s| s.scenario.name.clone())
+            .map(|s| match s.stack {
+                Some(stack) => format!("{} on {stack}", s.scenario.name),
+                None => s.scenario.name.clone(),
+            })
             .collect();
         n.sort();
         n.join(", ")
@@ -95,7 +98,7 @@ pub fn merge(sources: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
                 let found = r
                     .scenarios
                     .iter()
-                    .find(|o| o.scenario.name == s.scenario.name)?;
+                    .find(|o| o.scenario.name == s.scenario.name && o.stack == s.stack)?;
                 Some((label, found))
             })
             .collect();

@@ -35,13 +35,24 @@ fn scenario(any: AnyServer, connections: usize, hold_s: f64) -> Scenario {
 }
 
 async fn run(any: AnyServer, connections: usize, hold_s: f64) -> RunResult {
+    run_in(any, connections, hold_s, None).await
+}
+
+/// The run in this process, or over `processes` worker processes.
+async fn run_in(
+    any: AnyServer,
+    connections: usize,
+    hold_s: f64,
+    processes: Option<usize>,
+) -> RunResult {
     let opts = RunOptions {
         server: ServerChoice::InProcess,
         workers: None,
         retry: Duration::from_millis(200),
-        worker_exe: None,
+        worker_exe: processes.map(|_| env!("CARGO_BIN_EXE_loadgen").into()),
     };
-    let s = scenario(any, connections, hold_s);
+    let mut s = scenario(any, connections, hold_s);
+    s.processes = processes;
     tokio::time::timeout(
         Duration::from_secs(60),
         run_scenarios("any", &[s], &opts, &Silent, CancellationToken::new()),
@@ -150,6 +161,32 @@ async fn other_field_names_give_latency_and_loss() {
         );
         assert!(w.server.is_none(), "no --server-pid: not measured");
     }
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_server_over_two_worker_processes() {
+    let server = FieldsServer::start(Style::default()).await;
+    let settings = AnyServer {
+        stamp_field: Some("/meta/at_ms".into()),
+        stamp_unit: StampUnit::Ms,
+        id_field: Some("/seq".into()),
+        ..any(None, Some(server.ws_url("/live")))
+    };
+    let r = run_in(settings, 4, 1.5, Some(2)).await;
+    assert!(r.complete, "{:?}", r.problems);
+    let w = &r.scenarios[0].wires[0];
+    assert_eq!((w.processes, w.opened), (2, 4));
+    let c = &w.recorder.counters;
+    assert!(w.latency_us.count == c.events && c.events > 100, "{c:?}");
+    let expected = c.events as f64 / 9.0;
+    assert!(
+        (w.lost as f64 - expected).abs() <= 8.0,
+        "lost {} of {}",
+        w.lost,
+        c.events
+    );
+    assert!(w.final_id > 0, "the highest id the workers saw");
     server.stop();
 }
 

@@ -155,7 +155,11 @@ fn scenario_section(
         format::num(s.server.rate_hz),
         s.server.payload_bytes,
         format::num(sc.duration_s),
-        server_mode(&s.server.mode),
+        match s.stack {
+            Some(stack) =>
+                format!("the {stack} stack in its own child process (memory and CPU from /proc)"),
+            None => server_mode(&s.server.mode),
+        },
     )));
     doc.push(Block::Paragraph(
         if s.wires.iter().all(|w| w.latency_hold_us.is_some()) {
