@@ -55,8 +55,8 @@ async fn every_stack_runs_the_same_wires_in_its_own_process() {
     let out = loadgen(&["--stacks", stacks], dir.path(), None).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
     let r = result_of(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{stderr}\n{}", r["problems"]);
     assert_eq!(r["complete"], true, "{}", r["problems"]);
     let scenarios = r["scenarios"].as_array().unwrap();
     let names: Vec<&str> = scenarios
@@ -110,6 +110,30 @@ async fn every_stack_runs_the_same_wires_in_its_own_process() {
         assert!(report.contains(needle), "report has {needle:?}");
     }
     assert!(dir.path().join("charts/stacks-ws-h1-p99.svg").is_file());
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let body = html.trim_start_matches("<!DOCTYPE html>");
+    let doc = roxmltree::Document::parse(body).expect("report.html is well-formed XML");
+    let inline = doc
+        .descendants()
+        .filter(|n| {
+            n.attribute("id")
+                .is_some_and(|id| id.starts_with("chart-stacks-"))
+        })
+        .count();
+    assert_eq!(inline, 8, "4 charts per wire, inline");
+    // Compared with itself, each stack's scenario meets its own.
+    let run = loadgen::result::RunResult::load(&dir.path().join("result.json")).unwrap();
+    let c = loadgen::compare::compare(&run, &run, 0.1);
+    assert!(c.passes(), "{:?}", c.notes);
+    for stack in stacks.split(',') {
+        assert!(
+            c.deltas
+                .iter()
+                .any(|d| d.scenario.ends_with(&format!(" on {stack}")) && d.a == d.b),
+            "{stack}: {:?}",
+            c.deltas.iter().map(|d| &d.scenario).collect::<Vec<_>>()
+        );
+    }
 }
 
 #[tokio::test]
