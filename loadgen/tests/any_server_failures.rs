@@ -14,22 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 async fn loadgen(args: &[&str], out: &Path) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
-    cmd.args([
-        "run",
-        "--connections",
-        "2",
-        "--duration",
-        "1s",
-        "--quiet",
-        "--out",
-    ])
-    .arg(out)
-    .args(args);
-    tokio::time::timeout(Duration::from_secs(90), cmd.output())
-        .await
-        .expect("loadgen finishes")
-        .unwrap()
+    support::run_binary(&["--connections", "2", "--duration", "1s"], args, out, &[]).await
 }
 
 /// Exit 1, no panic, result.json written and incomplete, its problems

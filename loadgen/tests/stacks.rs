@@ -9,12 +9,9 @@ mod support;
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 async fn loadgen(args: &[&str], out: &Path, node_dir: Option<&Path>) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
-    cmd.args([
-        "run",
+    let common = [
         "--wire",
         "sse-h1,ws-h1",
         "--connections",
@@ -25,18 +22,12 @@ async fn loadgen(args: &[&str], out: &Path, node_dir: Option<&Path>) -> Output {
         "0",
         "--duration",
         "1s",
-        "--quiet",
-        "--out",
-    ])
-    .arg(out)
-    .args(args);
-    if let Some(dir) = node_dir {
-        cmd.env(loadgen::run::stacks::NODE_DIR_VAR, dir);
-    }
-    tokio::time::timeout(Duration::from_secs(180), cmd.output())
-        .await
-        .expect("loadgen finishes")
-        .unwrap()
+    ];
+    let env: Vec<(&str, &Path)> = node_dir
+        .map(|d| (loadgen::run::stacks::NODE_DIR_VAR, d))
+        .into_iter()
+        .collect();
+    support::run_binary(&common, args, out, &env).await
 }
 
 fn result_of(dir: &Path) -> serde_json::Value {

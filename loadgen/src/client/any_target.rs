@@ -10,7 +10,7 @@ use super::dial::{Dialer, SourceAddresses};
 use super::endpoint::Endpoint;
 use super::field_decoder::FieldDecoder;
 use super::opener::Opener;
-use super::target::{sources_toward, TargetError};
+use super::target::{resolve_url, sources_toward, TargetError};
 use super::tls::{TlsSettings, Trust};
 use crate::result::{parse_header, AnyServer, SseProtocol};
 use crate::wire::Wire;
@@ -131,36 +131,12 @@ impl AnyTarget {
 
 /// A URL's address, host and whether it is TLS.
 async fn resolve(raw: &str, allow_remote: bool) -> Result<(SocketAddr, String, bool), TargetError> {
-    let bad = |reason: String| TargetError::BadUrl {
+    let url = url::Url::parse(raw).map_err(|e| TargetError::BadUrl {
         url: raw.to_string(),
-        reason,
-    };
-    let url = url::Url::parse(raw).map_err(|e| bad(e.to_string()))?;
+        reason: e.to_string(),
+    })?;
     let secure = matches!(url.scheme(), "https" | "wss");
-    let host = url
-        .host_str()
-        .ok_or_else(|| bad("no host".into()))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| bad("no port".into()))?;
-    let resolve_err = |reason: String| TargetError::Resolve {
-        url: raw.to_string(),
-        reason,
-    };
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| resolve_err(e.to_string()))?
-        .next()
-        .ok_or_else(|| resolve_err("no address".into()))?;
-    if !allow_remote && !addr.ip().is_loopback() {
-        return Err(TargetError::NotLoopback {
-            url: raw.to_string(),
-            addr,
-        });
-    }
+    let (addr, host) = resolve_url(raw, &url, allow_remote).await?;
     Ok((addr, host, secure))
 }
 

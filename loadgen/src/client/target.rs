@@ -181,34 +181,46 @@ async fn resolve(
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a server's base URL has no query or fragment".into()));
     }
+    let (addr, host) = resolve_url(raw, &url, allow_remote).await?;
+    let base = url.as_str().trim_end_matches('/').to_string();
+    Ok((addr, host, base))
+}
+
+/// A parsed URL's socket address and host name (brackets off an IPv6
+/// literal), refused unless loopback or `allow_remote`; `raw` names it in
+/// errors.
+pub async fn resolve_url(
+    raw: &str,
+    url: &url::Url,
+    allow_remote: bool,
+) -> Result<(SocketAddr, String), TargetError> {
+    let bad = |reason: &str| TargetError::BadUrl {
+        url: raw.to_string(),
+        reason: reason.to_string(),
+    };
     let host = url
         .host_str()
-        .ok_or_else(|| bad("no host".into()))?
+        .ok_or_else(|| bad("no host"))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| bad("no port".into()))?;
+    let port = url.port_or_known_default().ok_or_else(|| bad("no port"))?;
+    let resolve = |reason: String| TargetError::Resolve {
+        url: raw.to_string(),
+        reason,
+    };
     let addr = tokio::net::lookup_host((host.as_str(), port))
         .await
-        .map_err(|e| TargetError::Resolve {
-            url: raw.to_string(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| resolve(e.to_string()))?
         .next()
-        .ok_or_else(|| TargetError::Resolve {
-            url: raw.to_string(),
-            reason: "no address".into(),
-        })?;
+        .ok_or_else(|| resolve("no address".into()))?;
     if !allow_remote && !addr.ip().is_loopback() {
         return Err(TargetError::NotLoopback {
             url: raw.to_string(),
             addr,
         });
     }
-    let base = url.as_str().trim_end_matches('/').to_string();
-    Ok((addr, host, base))
+    Ok((addr, host))
 }
 
 #[cfg(test)]

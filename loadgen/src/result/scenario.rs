@@ -253,21 +253,29 @@ pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
         .into_iter()
         .map(|(connections, rate_hz)| Scenario {
             name: format!("feed-{connections}"),
-            wires: all_wires(),
-            connections,
-            ramp_per_s: default_ramp(),
-            duration_s,
-            rate_hz,
-            payload_bytes: 0,
-            h2_conns: None,
-            settle_s: default_settle(),
-            drain_timeout_s: default_drain(),
-            connect_timeout_s: default_connect(),
-            processes: None,
-            any_server: None,
-            stacks: Vec::new(),
+            ..feed_scenario(all_wires(), connections, rate_hz, duration_s)
         })
         .collect()
+}
+
+/// A feed scenario with the defaults of a scenario file.
+fn feed_scenario(wires: Vec<Wire>, connections: usize, rate_hz: f64, duration_s: f64) -> Scenario {
+    Scenario {
+        name: String::new(),
+        wires,
+        connections,
+        ramp_per_s: default_ramp(),
+        duration_s,
+        rate_hz,
+        payload_bytes: 0,
+        h2_conns: None,
+        settle_s: default_settle(),
+        drain_timeout_s: default_drain(),
+        connect_timeout_s: default_connect(),
+        processes: None,
+        any_server: None,
+        stacks: Vec::new(),
+    }
 }
 
 /// The stacks matrix (`loadgen suite --stacks`, and
@@ -282,19 +290,14 @@ pub fn stacks_suite(duration_s: f64, stacks: &[Stack]) -> Vec<Scenario> {
         .chain([(10_000, 10.0, 5_000.0)])
         .map(|(connections, rate_hz, ramp_per_s)| Scenario {
             name: format!("stacks-{}k-{rate_hz}hz", connections / 1_000),
-            wires: vec![Wire::SseH1, Wire::WsH1],
-            connections,
             ramp_per_s,
-            duration_s,
-            rate_hz,
-            payload_bytes: 0,
-            h2_conns: None,
-            settle_s: default_settle(),
-            drain_timeout_s: default_drain(),
-            connect_timeout_s: default_connect(),
-            processes: None,
-            any_server: None,
             stacks: stacks.to_vec(),
+            ..feed_scenario(
+                vec![Wire::SseH1, Wire::WsH1],
+                connections,
+                rate_hz,
+                duration_s,
+            )
         })
         .collect()
 }

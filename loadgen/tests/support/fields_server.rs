@@ -105,6 +105,23 @@ async fn tick(tx: broadcast::Sender<Arc<String>>, style: Style, stop: Cancellati
     }
 }
 
+/// The next event to send, or `None` when the server stops.
+async fn next_event(
+    rx: &mut broadcast::Receiver<Arc<String>>,
+    stop: &CancellationToken,
+) -> Option<Arc<String>> {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            m = rx.recv() => match m {
+                Ok(j) => return Some(j),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            },
+        }
+    }
+}
+
 async fn serve(sock: TcpStream, mut rx: broadcast::Receiver<Arc<String>>, stop: CancellationToken) {
     let mut head = [0u8; 64];
     let n = sock.peek(&mut head).await.unwrap_or(0);
@@ -113,19 +130,12 @@ async fn serve(sock: TcpStream, mut rx: broadcast::Receiver<Arc<String>>, stop: 
         let Ok(mut ws) = tokio_tungstenite::accept_async(sock).await else {
             return;
         };
-        loop {
-            let json = tokio::select! {
-                _ = stop.cancelled() => return,
-                m = rx.recv() => match m {
-                    Ok(j) => j,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                },
-            };
+        while let Some(json) = next_event(&mut rx, &stop).await {
             if ws.send(Message::text(json.as_str())).await.is_err() {
                 return;
             }
         }
+        return;
     }
     let mut sock = sock;
     let mut buf = vec![0u8; 4096];
@@ -150,15 +160,7 @@ async fn serve(sock: TcpStream, mut rx: broadcast::Receiver<Arc<String>>, stop: 
     if sock.write_all(head.as_bytes()).await.is_err() {
         return;
     }
-    loop {
-        let json = tokio::select! {
-            _ = stop.cancelled() => return,
-            m = rx.recv() => match m {
-                Ok(j) => j,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
-            },
-        };
+    while let Some(json) = next_event(&mut rx, &stop).await {
         if sock
             .write_all(format!("data: {json}\n\n").as_bytes())
             .await
