@@ -191,6 +191,91 @@ async fn any_server_over_two_worker_processes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_follow_retry_and_resume_only_where_the_server_says_how() {
+    // Every stream closes after 10 events; SSE streams say `retry: 50`.
+    let server = FieldsServer::start(Style {
+        close_after: Some(10),
+        retry_ms: Some(50),
+        ..Style::default()
+    })
+    .await;
+    let fields = AnyServer {
+        id_field: Some("/seq".into()),
+        ..any(Some(server.url("/events")), Some(server.ws_url("/live")))
+    };
+    let r = run(fields.clone(), 2, 2.0).await;
+    let heads = server.heads();
+    let sse: Vec<&String> = heads
+        .iter()
+        .filter(|h| h.starts_with("get /events"))
+        .collect();
+    let ws: Vec<&String> = heads
+        .iter()
+        .filter(|h| h.starts_with("get /live"))
+        .collect();
+    assert!(sse.len() > 4 && ws.len() > 4, "streams reopened: {heads:?}");
+    assert!(
+        sse.iter().skip(2).all(|h| h.contains("last-event-id: ")),
+        "SSE resumes with Last-Event-ID: {sse:?}"
+    );
+    assert!(
+        ws.iter().all(|h| h.starts_with("get /live http/1.1")),
+        "no resume query without --ws-resume-query: {ws:?}"
+    );
+    for w in &r.scenarios[0].wires {
+        let c = &w.recorder.counters;
+        assert!(c.reconnects > 4, "{}: {c:?}", w.wire);
+        if w.wire == Wire::WsH1 {
+            // Reopened live: the ids in between were never asked for, so
+            // only the server's own holes (one in ten) count as lost.
+            assert!(
+                (w.lost as f64) <= c.events as f64 / 9.0 + 2.0 * c.reconnects as f64,
+                "{}: lost {} of {}",
+                w.wire,
+                w.lost,
+                c.events
+            );
+        }
+    }
+    // SSE waits the server's 50 ms between streams, WebSocket the client's
+    // 200 ms: in the same time SSE reopens more often.
+    let reconnects = |wire| {
+        r.scenarios[0]
+            .wires
+            .iter()
+            .find(|w| w.wire == wire)
+            .map_or(0, |w| w.reconnects)
+    };
+    assert!(
+        reconnects(Wire::SseH1) > reconnects(Wire::WsH1),
+        "retry: 50 honoured: sse {} vs ws {}",
+        reconnects(Wire::SseH1),
+        reconnects(Wire::WsH1)
+    );
+    // Told how, a WebSocket resumes by query after the highest id seen.
+    let resuming = AnyServer {
+        ws_resume_query: Some("since".into()),
+        ..any(None, Some(server.ws_url("/live")))
+    };
+    let before = server.heads().len();
+    let _ = run(
+        AnyServer {
+            id_field: Some("/seq".into()),
+            ..resuming
+        },
+        1,
+        1.0,
+    )
+    .await;
+    let later: Vec<String> = server.heads().into_iter().skip(before + 1).collect();
+    assert!(
+        !later.is_empty() && later.iter().all(|h| h.starts_with("get /live?since=")),
+        "{later:?}"
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_stamps_or_ids_rates_gaps_and_not_measured() {
     let server = FieldsServer::start(Style::default()).await;
     let r = run(any(Some(server.url("/events")), None), 3, 1.5).await;

@@ -5,7 +5,7 @@
 //! (WebSocket), `/html` (a page, not a stream), anything else 404.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::SinkExt;
@@ -21,6 +21,10 @@ pub struct Style {
     pub rate_hz: f64,
     /// Stamps this far in the future (a server whose clock is ahead).
     pub clock_ahead_ms: f64,
+    /// Close every stream after this many events (clients then reconnect).
+    pub close_after: Option<u64>,
+    /// An SSE `retry:` field at the start of each stream, in ms.
+    pub retry_ms: Option<u64>,
 }
 
 impl Default for Style {
@@ -28,6 +32,8 @@ impl Default for Style {
         Style {
             rate_hz: 50.0,
             clock_ahead_ms: 0.0,
+            close_after: None,
+            retry_ms: None,
         }
     }
 }
@@ -35,6 +41,8 @@ impl Default for Style {
 pub struct FieldsServer {
     pub addr: SocketAddr,
     stop: CancellationToken,
+    /// Every request head received, lower-cased, in arrival order.
+    heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl FieldsServer {
@@ -45,6 +53,8 @@ impl FieldsServer {
         let (tx, _) = broadcast::channel::<Arc<String>>(1024);
         tokio::spawn(tick(tx.clone(), style, stop.clone()));
         let accept_stop = stop.clone();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
         tokio::spawn(async move {
             loop {
                 let sock = tokio::select! {
@@ -54,10 +64,20 @@ impl FieldsServer {
                         Err(_) => return,
                     },
                 };
-                tokio::spawn(serve(sock, tx.subscribe(), accept_stop.clone()));
+                let conn = Conn {
+                    style,
+                    heads: seen.clone(),
+                    stop: accept_stop.clone(),
+                };
+                tokio::spawn(serve(sock, tx.subscribe(), conn));
             }
         });
-        FieldsServer { addr, stop }
+        FieldsServer { addr, stop, heads }
+    }
+
+    /// The request heads received so far, lower-cased.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -122,19 +142,45 @@ async fn next_event(
     }
 }
 
-async fn serve(sock: TcpStream, mut rx: broadcast::Receiver<Arc<String>>, stop: CancellationToken) {
-    let mut head = [0u8; 64];
+/// What one connection's task shares with the server.
+struct Conn {
+    style: Style,
+    heads: Arc<Mutex<Vec<String>>>,
+    stop: CancellationToken,
+}
+
+impl Conn {
+    /// The next event to send, or `None` once the stream is to end (the
+    /// server stops, or `close_after` events were sent).
+    async fn next(
+        &self,
+        rx: &mut broadcast::Receiver<Arc<String>>,
+        sent: &mut u64,
+    ) -> Option<Arc<String>> {
+        if self.style.close_after.is_some_and(|n| *sent >= n) {
+            return None;
+        }
+        *sent += 1;
+        next_event(rx, &self.stop).await
+    }
+}
+
+async fn serve(sock: TcpStream, mut rx: broadcast::Receiver<Arc<String>>, conn: Conn) {
+    let mut head = [0u8; 4096];
     let n = sock.peek(&mut head).await.unwrap_or(0);
     let first = String::from_utf8_lossy(&head[..n]).to_string();
+    conn.heads.lock().unwrap().push(first.to_lowercase());
+    let mut sent = 0;
     if first.starts_with("GET /live") {
         let Ok(mut ws) = tokio_tungstenite::accept_async(sock).await else {
             return;
         };
-        while let Some(json) = next_event(&mut rx, &stop).await {
+        while let Some(json) = conn.next(&mut rx, &mut sent).await {
             if ws.send(Message::text(json.as_str())).await.is_err() {
                 return;
             }
         }
+        let _ = ws.close(None).await;
         return;
     }
     let mut sock = sock;
@@ -160,7 +206,16 @@ async fn serve(sock: TcpStream, mut rx: broadcast::Receiver<Arc<String>>, stop: 
     if sock.write_all(head.as_bytes()).await.is_err() {
         return;
     }
-    while let Some(json) = next_event(&mut rx, &stop).await {
+    if let Some(ms) = conn.style.retry_ms {
+        if sock
+            .write_all(format!("retry: {ms}\n\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    while let Some(json) = conn.next(&mut rx, &mut sent).await {
         if sock
             .write_all(format!("data: {json}\n\n").as_bytes())
             .await
