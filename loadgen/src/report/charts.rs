@@ -417,18 +417,7 @@ pub fn opened(series: &[OpenedSeries], levels: &[f64]) -> Result<String, String>
             .label_style((FONT, 13))
             .light_line_style(TRANSPARENT)
             .draw()?;
-        let grey = RGBColor(150, 150, 150);
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(1.0, 1.0), (hi, hi)],
-                4,
-                4,
-                grey.stroke_width(1),
-            ))?
-            .label("no limit (opened = asked)")
-            .legend(move |(x, y)| {
-                DashedPathElement::new(vec![(x, y), (x + 20, y)], 4, 4, grey.stroke_width(1))
-            });
+        diagonal(&mut chart, 1.0, hi, "no limit (opened = asked)")?;
         // Lines are drawn last first, so that a wide line listed later lies
         // under a narrow one listed earlier where the two coincide; the
         // legend keeps the given order.
@@ -464,6 +453,35 @@ pub fn opened(series: &[OpenedSeries], levels: &[f64]) -> Result<String, String>
         }
         legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
+}
+
+/// The dashed grey line y = x from `from` to `to`, labelled for the legend:
+/// where a measured line would lie if nothing held it back.
+pub fn diagonal<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    from: f64,
+    to: f64,
+    label: &str,
+) -> Drawn
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let grey = RGBColor(150, 150, 150);
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(from, from), (to, to)],
+            4,
+            4,
+            grey.stroke_width(1),
+        ))?
+        .label(label)
+        .legend(move |(x, y)| {
+            DashedPathElement::new(vec![(x, y), (x + 20, y)], 4, 4, grey.stroke_width(1))
+        });
+    Ok(())
 }
 
 /// A series' line and marker: a wide line is drawn faded, so what lies on

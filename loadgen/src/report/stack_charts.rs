@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::charts::{labelled_bars, legend, one_two_five, svg, FONT};
+use super::charts::{diagonal, labelled_bars, legend, one_two_five, svg, FONT};
 use super::document::Chart;
 use super::error::ReportError;
 use super::format::{bytes, count, cpu_us, us};
@@ -138,18 +138,7 @@ fn delivered_chart(lines: &[(Stack, Vec<(f64, f64)>)]) -> Result<String, String>
             .label_style((FONT, 13))
             .light_line_style(TRANSPARENT)
             .draw()?;
-        let grey = RGBColor(150, 150, 150);
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(0.0, 0.0), (hi, hi)],
-                4,
-                4,
-                grey.stroke_width(1),
-            ))?
-            .label("all delivered")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(1))
-            });
+        diagonal(&mut chart, 0.0, hi, "all delivered")?;
         draw_lines(&mut chart, lines)?;
         legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
