@@ -62,6 +62,11 @@ async fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
             loadgen::run::serve_worker().await?;
             Ok(ExitCode::SUCCESS)
         }
+        Invocation::ServeBare(config) => {
+            // The ready line is what the parent process waits for, on stdout.
+            loadgen::run::serve_bare(config, |ready| println!("{ready}")).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 
 use crate::measure::Recorder;
 use crate::result::{
-    Environment, HistogramError, LoadgenCost, RunResult, ScenarioResult, ServerCost, WireResult,
-    SCHEMA_VERSION,
+    Environment, HistogramError, LoadgenCost, Measured, RunResult, ScenarioResult, ServerCost,
+    WireResult, SCHEMA_VERSION,
 };
 use crate::wire::Wire;
 
@@ -73,7 +73,10 @@ pub fn merge(sources: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
         let mut n: Vec<String> = r
             .scenarios
             .iter()
-            .map(|s| s.scenario.name.clone())
+            .map(|s| match s.stack {
+                Some(stack) => format!("{} on {stack}", s.scenario.name),
+                None => s.scenario.name.clone(),
+            })
             .collect();
         n.sort();
         n.join(", ")
@@ -95,7 +98,7 @@ pub fn merge(sources: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
                 let found = r
                     .scenarios
                     .iter()
-                    .find(|o| o.scenario.name == s.scenario.name)?;
+                    .find(|o| o.scenario.name == s.scenario.name && o.stack == s.stack)?;
                 Some((label, found))
             })
             .collect();
@@ -272,6 +275,16 @@ fn merge_wire(
             .flat_map(|(l, w)| w.problems.iter().map(move |p| format!("[{l}] {p}")))
             .collect(),
         processes: parts.iter().map(|(_, w)| w.processes).sum(),
+        measured: Measured {
+            latency: parts.iter().any(|(_, w)| w.measured.latency),
+            loss: parts.iter().any(|(_, w)| w.measured.loss),
+        },
+        // Machines connected at once: the slowest one says when all were.
+        connected_in_s: parts
+            .iter()
+            .map(|(_, w)| w.connected_in_s)
+            .collect::<Option<Vec<f64>>>()
+            .map(|v| v.into_iter().fold(0.0, f64::max)),
         recorder: snap,
     })
 }

@@ -32,6 +32,7 @@ fn spec(wire: Wire, connections: usize, hold_ms: u64) -> WireSpec {
         retry: Duration::from_millis(200),
         first_index: 0,
         hold_at_unix_ns: None,
+        stall_after: loadgen::measure::DEFAULT_STALL,
     }
 }
 

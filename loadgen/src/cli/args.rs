@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use super::extras::{ChatArgs, EchoArgs, FaultArgs};
 use super::feed::{RunArgs, SuiteArgs};
-use super::files::{CompareArgs, MergeArgs, ReportArgs, ServeArgs};
+use super::files::{CompareArgs, MergeArgs, ReportArgs, ServeArgs, ServeBareArgs};
 use super::limit::LimitArgs;
 
 /// Measure SSE and WebSocket side by side, over HTTP/1.1, h2 and h2c.
@@ -42,4 +42,7 @@ pub enum Command {
     /// One share of a wire, driven by a parent `loadgen` over stdin/stdout.
     #[command(hide = true)]
     Worker,
+    /// The bare baseline (baselines/bare), as `--stacks bare` starts it.
+    #[command(hide = true)]
+    ServeBare(ServeBareArgs),
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::any_server::AnyServerArgs;
 use super::numbers::{parse_ramp, ranged, seconds, Ramp};
 use super::server::ServerArgs;
-use crate::result::{check_ramp, FaultSpec, Figure, Scenario, ScenarioError};
+use crate::result::{check_ramp, FaultSpec, Figure, Scenario, ScenarioError, Stack};
 use crate::run::shard::{parse_start_at, Shard};
 use crate::wire::Wire;
 
@@ -18,6 +19,14 @@ pub struct WireList(pub Vec<Wire>);
 
 pub fn parse_wires(s: &str) -> Result<WireList, String> {
     Wire::parse_list(s).map(WireList)
+}
+
+/// A comma-separated list of stacks, as one flag value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackList(pub Vec<Stack>);
+
+pub fn parse_stacks(s: &str) -> Result<StackList, String> {
+    Stack::parse_list(s).map(StackList)
 }
 
 #[derive(Debug, Args)]
@@ -70,8 +79,15 @@ pub struct RunArgs {
     /// No progress view.
     #[arg(long)]
     pub quiet: bool,
+    /// Run the scenario against each of these stacks, each in its own child
+    /// process: actix (this project's server), bare (minimal tokio), node
+    /// (Express SSE + Node ws; needs `node`), or all.
+    #[arg(long, value_parser = parse_stacks, conflicts_with_all = ["target", "in_process", "sse_url", "ws_url"])]
+    pub stacks: Option<StackList>,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub any: AnyServerArgs,
 }
 
 impl RunArgs {
@@ -95,9 +111,22 @@ impl RunArgs {
     }
 
     fn unsharded(&self) -> Result<Vec<Scenario>, String> {
+        let stacks = self.stacks.as_ref().map(|l| l.0.clone());
         if let Some(path) = &self.scenario {
-            return Scenario::load(path).map_err(|e| e.to_string());
+            let mut scenarios = Scenario::load(path).map_err(|e| e.to_string())?;
+            if let Some(stacks) = stacks {
+                for s in &mut scenarios {
+                    s.stacks = stacks.clone();
+                    s.validate().map_err(|e| format!("{e} (--stacks)"))?;
+                }
+            }
+            return Ok(scenarios);
         }
+        let any_server = self.any.settings(
+            self.server.ca_cert.clone(),
+            self.server.insecure,
+            self.server.allow_remote,
+        )?;
         let ramp_per_s = self.ramp.per_second(self.connections);
         check_ramp(ramp_per_s).map_err(|e| {
             format!(
@@ -126,6 +155,8 @@ impl RunArgs {
             drain_timeout_s: 5.0,
             connect_timeout_s: 10.0,
             processes: self.processes,
+            any_server,
+            stacks: stacks.unwrap_or_default(),
         };
         s.validate().map_err(|e| match e {
             ScenarioError::Invalid { reason, .. } => {
@@ -150,6 +181,10 @@ pub struct SuiteArgs {
     pub out: Option<PathBuf>,
     #[arg(long)]
     pub quiet: bool,
+    /// Run the stacks matrix instead (feed only): each stack at 1,000 and
+    /// 10,000 connections and a rate sweep at 1,000 (loadgen/scenarios/stacks.toml).
+    #[arg(long, value_parser = parse_stacks, conflicts_with_all = ["target", "in_process"])]
+    pub stacks: Option<StackList>,
     #[command(flatten)]
     pub server: ServerArgs,
 }

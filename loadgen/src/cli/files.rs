@@ -14,6 +14,13 @@ pub struct ServeArgs {
     pub config: server::ServerConfig,
 }
 
+/// `serve-bare`: the bare baseline, as the stacks run it.
+#[derive(Debug, Args)]
+pub struct ServeBareArgs {
+    #[command(flatten)]
+    pub config: bare::BareConfig,
+}
+
 /// `loadgen report DIR`: regenerate the reports of a run.
 #[derive(Debug, Args)]
 pub struct ReportArgs {

@@ -14,7 +14,7 @@ use clap::{CommandFactory, Parser};
 use super::args::{Cli, Command};
 use super::files::{CompareArgs, MergeArgs, ReportArgs};
 use super::server::ServerArgs;
-use crate::result::{standard_suite, LimitSpec, Scenario};
+use crate::result::{stacks_suite, standard_suite, LimitSpec, Scenario};
 use crate::scenarios::Extra;
 
 /// What one invocation of `loadgen` does.
@@ -30,6 +30,8 @@ pub enum Invocation {
     Merge(MergeArgs),
     /// `worker`: one share of a wire, driven by a parent over stdin/stdout.
     Worker,
+    /// `serve-bare`: the bare baseline (what `--stacks bare` starts).
+    ServeBare(bare::BareConfig),
 }
 
 /// A measuring run, checked.
@@ -84,6 +86,22 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
                 quiet: args.quiet,
             }
         }
+        Command::Suite(args) if args.stacks.is_some() => {
+            let stacks = args
+                .stacks
+                .as_ref()
+                .map(|l| l.0.clone())
+                .unwrap_or_default();
+            Measure {
+                name: "stacks".into(),
+                scenarios: stacks_suite(args.duration.as_secs_f64(), &stacks),
+                extras: Vec::new(),
+                limits: Vec::new(),
+                server: args.server,
+                out: args.out,
+                quiet: args.quiet,
+            }
+        }
         Command::Suite(args) => {
             let duration_s = args.duration.as_secs_f64();
             let (extras, limits) = if args.feed_only {
@@ -124,6 +142,7 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
         Command::Compare(args) => return Ok(Invocation::Compare(args)),
         Command::Merge(args) => return Ok(Invocation::Merge(args)),
         Command::Worker => return Ok(Invocation::Worker),
+        Command::ServeBare(args) => return Ok(Invocation::ServeBare(args.config)),
     };
     measure.server.check()?;
     Ok(Invocation::Measure(measure))

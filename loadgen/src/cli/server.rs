@@ -20,13 +20,15 @@ pub struct ServerArgs {
     /// The external server's TLS listener (https://host:port), for sse-h2.
     #[arg(long, requires = "target")]
     pub tls_target: Option<String>,
-    /// PEM file with the certificate to trust on --tls-target.
+    /// PEM file with the certificate to trust on --tls-target (or an
+    /// https:// --sse-url, a wss:// --ws-url).
     #[arg(long, conflicts_with = "insecure")]
     pub ca_cert: Option<PathBuf>,
-    /// Do not verify the TLS certificate of --tls-target.
+    /// Do not verify the TLS certificate of --tls-target (or of
+    /// --sse-url, --ws-url).
     #[arg(long)]
     pub insecure: bool,
-    /// Allow a target that is not a loopback address.
+    /// Allow a target (or --sse-url, --ws-url) that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
     /// Run the embedded server inside this process (its memory and CPU then

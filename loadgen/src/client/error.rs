@@ -56,7 +56,13 @@ pub enum ClientError {
         status: u16,
         body: String,
     },
-    #[error("{url}: expected Content-Type text/event-stream, got `{got}` (is this the feed server's /sse?)")]
+    #[error("{url}: the server answered {status} instead of 101 Switching Protocols: it did not accept a WebSocket there (is this a WebSocket URL?): {body}")]
+    NoUpgrade {
+        url: Arc<str>,
+        status: u16,
+        body: String,
+    },
+    #[error("{url}: expected Content-Type text/event-stream, got `{got}`: not an event stream (is this the server's SSE URL?)")]
     ContentType { url: Arc<str>, got: String },
     #[error("{url}: malformed stream: {detail}")]
     Protocol { url: Arc<str>, detail: String },
@@ -78,7 +84,9 @@ impl ClientError {
         match self {
             ClientError::Connect { .. } => ErrorKind::Connect,
             ClientError::Tls { .. } => ErrorKind::Tls,
-            ClientError::Status { status, .. } => ErrorKind::Http(*status),
+            ClientError::Status { status, .. } | ClientError::NoUpgrade { status, .. } => {
+                ErrorKind::Http(*status)
+            }
             ClientError::ContentType { .. } | ClientError::Protocol { .. } => ErrorKind::Protocol,
             ClientError::Http { .. } => ErrorKind::Protocol,
             ClientError::Closed { .. } => ErrorKind::Closed,

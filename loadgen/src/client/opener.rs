@@ -28,7 +28,10 @@ pub const WS_RESUME_QUERY: &str = "lastEventId";
 enum Transport {
     SseH1,
     SseH2(Box<H2Pool>),
-    Ws { resume_query: String },
+    /// `resume_query`: how a WebSocket resumes (none: it reopens live).
+    Ws {
+        resume_query: Option<String>,
+    },
 }
 
 /// Opens streams of one kind.
@@ -65,7 +68,12 @@ impl Opener {
 
     /// WebSocket over HTTP/1.1 (`ws://`, or `wss://` offering `http/1.1` alone).
     pub fn ws(endpoint: Endpoint, dialer: Dialer) -> Opener {
-        let resume_query = WS_RESUME_QUERY.to_string();
+        Opener::ws_resuming(endpoint, dialer, Some(WS_RESUME_QUERY.to_string()))
+    }
+
+    /// A WebSocket that resumes with `?<resume_query>=<id>`, or reopens
+    /// live without one (a server that says nothing of resuming).
+    pub fn ws_resuming(endpoint: Endpoint, dialer: Dialer, resume_query: Option<String>) -> Opener {
         Opener::new(Transport::Ws { resume_query }, endpoint, dialer)
     }
 
@@ -105,6 +113,22 @@ impl Opener {
         self.endpoint.shown()
     }
 
+    /// Whether a reopened stream resumes after the last id (SSE always
+    /// sends `Last-Event-ID`; a WebSocket only with a resume query).
+    pub fn resumes(&self) -> bool {
+        !matches!(&self.transport, Transport::Ws { resume_query: None })
+    }
+
+    /// The protocol the handshake settled (ALPN over TLS is checked by the
+    /// dialer), for servers that do not say it themselves.
+    pub fn protocol(&self) -> &'static str {
+        match &self.transport {
+            Transport::SseH2(_) if self.endpoint.tls().is_some() => "h2",
+            Transport::SseH2(_) => "h2c",
+            Transport::SseH1 | Transport::Ws { .. } => "http/1.1",
+        }
+    }
+
     /// The HTTP/2 pool, for an HTTP/2 opener.
     pub fn h2_pool(&self) -> Option<&H2Pool> {
         match &self.transport {
@@ -137,9 +161,9 @@ impl Opener {
                     .map(FeedStream::Sse)
             }
             Transport::Ws { resume_query } => {
-                let url = match last_id {
-                    Some(id) => self.endpoint.url_with_query(resume_query, &id.to_string()),
-                    None => self.endpoint.url().to_string(),
+                let url = match (last_id, resume_query) {
+                    (Some(id), Some(query)) => self.endpoint.url_with_query(query, &id.to_string()),
+                    _ => self.endpoint.url().to_string(),
                 };
                 let ws = ws::open(&self.dialer, &self.endpoint, index, &url).await?;
                 Ok(FeedStream::Ws {

@@ -92,13 +92,7 @@ impl Target {
     /// Source addresses for `connections` streams: one unless a loopback
     /// target needs more ports than one address has.
     pub fn sources(&self, connections: usize) -> SourceAddresses {
-        let needed = connections.div_ceil(CONNECTIONS_PER_SOURCE);
-        SourceAddresses(match self.http_addr.ip() {
-            IpAddr::V4(ip) if ip.is_loopback() && needed > 1 => (1..=needed.min(250) as u8)
-                .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
-                .collect(),
-            _ => Vec::new(),
-        })
+        sources_toward(self.http_addr, connections)
     }
 
     /// `http://` on the plain listener (HTTP/1.1, or h2c by prior knowledge).
@@ -127,6 +121,18 @@ impl Target {
         let tls = self.tls.as_ref()?;
         Some(tls_endpoint(scheme, tls, path, tls.http1.clone()))
     }
+}
+
+/// Source addresses for `connections` streams to `peer`: one unless a
+/// loopback peer needs more ports than one address has.
+pub fn sources_toward(peer: SocketAddr, connections: usize) -> SourceAddresses {
+    let needed = connections.div_ceil(CONNECTIONS_PER_SOURCE);
+    SourceAddresses(match peer.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() && needed > 1 => (1..=needed.min(250) as u8)
+            .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 fn tls_endpoint(scheme: &str, tls: &TlsTarget, path: &str, settings: TlsSettings) -> Endpoint {
@@ -175,34 +181,46 @@ async fn resolve(
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a server's base URL has no query or fragment".into()));
     }
+    let (addr, host) = resolve_url(raw, &url, allow_remote).await?;
+    let base = url.as_str().trim_end_matches('/').to_string();
+    Ok((addr, host, base))
+}
+
+/// A parsed URL's socket address and host name (brackets off an IPv6
+/// literal), refused unless loopback or `allow_remote`; `raw` names it in
+/// errors.
+pub async fn resolve_url(
+    raw: &str,
+    url: &url::Url,
+    allow_remote: bool,
+) -> Result<(SocketAddr, String), TargetError> {
+    let bad = |reason: &str| TargetError::BadUrl {
+        url: raw.to_string(),
+        reason: reason.to_string(),
+    };
     let host = url
         .host_str()
-        .ok_or_else(|| bad("no host".into()))?
+        .ok_or_else(|| bad("no host"))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| bad("no port".into()))?;
+    let port = url.port_or_known_default().ok_or_else(|| bad("no port"))?;
+    let resolve = |reason: String| TargetError::Resolve {
+        url: raw.to_string(),
+        reason,
+    };
     let addr = tokio::net::lookup_host((host.as_str(), port))
         .await
-        .map_err(|e| TargetError::Resolve {
-            url: raw.to_string(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| resolve(e.to_string()))?
         .next()
-        .ok_or_else(|| TargetError::Resolve {
-            url: raw.to_string(),
-            reason: "no address".into(),
-        })?;
+        .ok_or_else(|| resolve("no address".into()))?;
     if !allow_remote && !addr.ip().is_loopback() {
         return Err(TargetError::NotLoopback {
             url: raw.to_string(),
             addr,
         });
     }
-    let base = url.as_str().trim_end_matches('/').to_string();
-    Ok((addr, host, base))
+    Ok((addr, host))
 }
 
 #[cfg(test)]

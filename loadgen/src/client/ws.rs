@@ -78,7 +78,7 @@ fn ws_error(url: &Arc<str>, e: WsError) -> ClientError {
                 .as_deref()
                 .map(|b| server::event::snippet(String::from_utf8_lossy(b).trim()))
                 .unwrap_or_default();
-            ClientError::Status {
+            ClientError::NoUpgrade {
                 url: url.clone(),
                 status: res.status().as_u16(),
                 body,

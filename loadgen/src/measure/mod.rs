@@ -8,9 +8,11 @@
 //! serialisable snapshots; nothing here knows how connections are opened.
 
 mod ids;
+mod process;
 mod recorder;
 mod timing;
 
 pub use ids::{GapOutcome, IdOutcome, IdTracker, MAX_HOLES};
-pub use recorder::{Recorder, MAX_SECONDS};
+pub use process::{ProcessFigures, ProcessProbe};
+pub use recorder::{Arrival, Recorder, DEFAULT_STALL, MAX_SECONDS};
 pub use timing::Timing;

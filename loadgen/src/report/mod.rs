@@ -22,6 +22,9 @@ mod latency;
 mod limit;
 mod markdown;
 mod render;
+mod stack_charts;
+mod stack_runs;
+mod stacks;
 mod tables;
 pub mod text;
 
@@ -32,3 +35,4 @@ pub use format::{bytes, percent, ratio, us};
 pub use latency::latency_of;
 pub use markdown::{table as markdown_table, CHART_DIR};
 pub use render::{render, result_file, write_reports, Report, ReportOptions};
+pub use stack_runs::{runs_of, summaries, StackRun, StackSummary};

@@ -41,8 +41,13 @@ pub struct WireResult {
     pub bytes_per_s: f64,
     /// The newest id when the hold ended: every connection should reach it.
     pub final_id: u64,
-    /// Ids never received: holes plus ids short of `final_id` at the end.
+    /// Ids never received: holes plus ids short of `final_id` at the end
+    /// (the server's newest id from its /stats); against any other server,
+    /// holes inside each connection's id sequence only.
     pub lost: u64,
+    /// Ids short of `final_id` when the hold ended. `final_id` is the feed
+    /// server's newest id, or the highest id any connection saw when the
+    /// server has no /stats (connections end a tick apart: not counted lost).
     pub missing_at_end: u64,
     pub duplicates: u64,
     pub gap_events: u64,
@@ -68,12 +73,44 @@ pub struct WireResult {
     /// Load-generator processes that shared the connections.
     #[serde(default = "one")]
     pub processes: usize,
+    /// What could not be measured: latency without a stamp in the events,
+    /// loss without ids (then `lost` is 0 and means nothing).
+    #[serde(default, skip_serializing_if = "Measured::is_all")]
+    pub measured: Measured,
+    /// Seconds from the first connection attempt until every asked
+    /// connection was open (none when they never all were): the connect rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_in_s: Option<f64>,
     /// The raw recorder: exact histograms and per-second counts, for merging.
     pub recorder: RecorderSnapshot,
 }
 
 fn one() -> usize {
     1
+}
+
+/// Which figures a wire could measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measured {
+    /// Events carried a send time: latency is measured.
+    pub latency: bool,
+    /// Events carried ids: loss is checked.
+    pub loss: bool,
+}
+
+impl Default for Measured {
+    fn default() -> Self {
+        Measured {
+            latency: true,
+            loss: true,
+        }
+    }
+}
+
+impl Measured {
+    pub fn is_all(&self) -> bool {
+        self.latency && self.loss
+    }
 }
 
 /// What the server cost while the connections were held.

@@ -8,6 +8,7 @@
 //! settings of each scenario kind live here too ([`Scenario`], [`ChatSpec`],
 //! ...), because every result carries the settings it was run with.
 
+mod any_server;
 mod bounds;
 mod chat;
 mod echo;
@@ -19,17 +20,19 @@ mod limit;
 mod recording;
 mod scenario;
 mod section;
+mod stack;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use any_server::{parse_header, AnyServer, SseProtocol, StampUnit};
 pub use bounds::{Bounds, Figure, DAY_S};
 pub use chat::{ChatResult, ChatSpec, ChatWire};
 pub use echo::{EchoLevel, EchoResult, EchoSpec};
 pub use environment::Environment;
 pub use faults::{FaultSpec, FaultWire, FaultsResult};
-pub use feed::{LoadgenCost, ServerCost, ServerSetup, WireResult};
+pub use feed::{LoadgenCost, Measured, ServerCost, ServerSetup, WireResult};
 pub use histogram::{
     new_histogram, summarize, HistogramError, HistogramSummary, HIGHEST_US, LOWEST_US,
     SIGNIFICANT_FIGURES,
@@ -39,8 +42,9 @@ pub use limit::{
     BROWSER_H2_DEFAULT_STREAMS, BROWSER_H2_STREAM_CAP, PER_STREAM_KEPT,
 };
 pub use recording::{Counters, RecorderSnapshot};
-pub use scenario::{check_ramp, standard_suite, Scenario, ScenarioError};
+pub use scenario::{check_ramp, stacks_suite, standard_suite, Scenario, ScenarioError};
 pub use section::Section;
+pub use stack::Stack;
 
 /// Bumped on any change a reader of an older version would misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -67,6 +71,9 @@ pub struct ScenarioResult {
     pub scenario: Scenario,
     pub server: ServerSetup,
     pub wires: Vec<WireResult>,
+    /// The stack that served this scenario (`--stacks`), if it was one of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<Stack>,
     /// Written as its own field (`chat`, `echo`, `faults` or `limit`), or
     /// not at all for a feed scenario.
     #[serde(flatten)]

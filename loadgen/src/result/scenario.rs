@@ -5,7 +5,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::any_server::AnyServer;
 use super::bounds::{Bounds, DAY_S};
+use super::stack::Stack;
 use crate::wire::Wire;
 
 /// One run: some wires, a connection count, a feed, how long to hold.
@@ -40,6 +42,14 @@ pub struct Scenario {
     /// as many as the open-file limit requires).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<usize>,
+    /// Load any SSE or WebSocket server instead of the feed server: its
+    /// URLs and how to read its events (`[scenario.any_server]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any_server: Option<AnyServer>,
+    /// Run the scenario once per stack, each in its own child process
+    /// (empty: the embedded feed server alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<Stack>,
 }
 
 fn all_wires() -> Vec<Wire> {
@@ -112,7 +122,15 @@ impl Scenario {
             name: self.name.clone(),
             reason,
         };
-        if self.wires.is_empty() {
+        if let Some(any) = &self.any_server {
+            any.validate().map_err(&bad)?;
+            if !self.stacks.is_empty() {
+                return Err(bad(
+                    "any_server and stacks exclude each other: one loads a server you run, the other starts the stacks"
+                        .into(),
+                ));
+            }
+        } else if self.wires.is_empty() {
             return Err(bad("no wires".into()));
         }
         Self::CONNECTIONS
@@ -149,6 +167,15 @@ impl Scenario {
             )));
         }
         Ok(())
+    }
+
+    /// The wires this scenario runs: those of its URLs when it loads any
+    /// server, else its `wires`.
+    pub fn wires_to_run(&self) -> Vec<Wire> {
+        match &self.any_server {
+            Some(any) => any.wires(),
+            None => self.wires.clone(),
+        }
     }
 
     /// How long opening every connection takes (0 when all open at once).
@@ -211,6 +238,8 @@ impl Scenario {
             drain_timeout_s: default_drain(),
             connect_timeout_s: default_connect(),
             processes: None,
+            any_server: None,
+            stacks: Vec::new(),
         }
     }
 }
@@ -224,17 +253,51 @@ pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
         .into_iter()
         .map(|(connections, rate_hz)| Scenario {
             name: format!("feed-{connections}"),
-            wires: all_wires(),
-            connections,
-            ramp_per_s: default_ramp(),
-            duration_s,
-            rate_hz,
-            payload_bytes: 0,
-            h2_conns: None,
-            settle_s: default_settle(),
-            drain_timeout_s: default_drain(),
-            connect_timeout_s: default_connect(),
-            processes: None,
+            ..feed_scenario(all_wires(), connections, rate_hz, duration_s)
+        })
+        .collect()
+}
+
+/// A feed scenario with the defaults of a scenario file.
+fn feed_scenario(wires: Vec<Wire>, connections: usize, rate_hz: f64, duration_s: f64) -> Scenario {
+    Scenario {
+        name: String::new(),
+        wires,
+        connections,
+        ramp_per_s: default_ramp(),
+        duration_s,
+        rate_hz,
+        payload_bytes: 0,
+        h2_conns: None,
+        settle_s: default_settle(),
+        drain_timeout_s: default_drain(),
+        connect_timeout_s: default_connect(),
+        processes: None,
+        any_server: None,
+        stacks: Vec::new(),
+    }
+}
+
+/// The stacks matrix (`loadgen suite --stacks`, and
+/// `loadgen/scenarios/stacks.toml`): sse-h1 and ws-h1 on every stack at
+/// 1,000 connections, all opened at once (the connect rate), at 25 to 200
+/// events/s each (a sweep to saturation), and at 10,000 connections at
+/// 10 events/s (100,000 events/s, as 1,000 at 100).
+pub fn stacks_suite(duration_s: f64, stacks: &[Stack]) -> Vec<Scenario> {
+    let sweep = [25.0, 50.0, 100.0, 200.0].map(|rate| (1_000, rate, 0.0));
+    sweep
+        .into_iter()
+        .chain([(10_000, 10.0, 5_000.0)])
+        .map(|(connections, rate_hz, ramp_per_s)| Scenario {
+            name: format!("stacks-{}k-{rate_hz}hz", connections / 1_000),
+            ramp_per_s,
+            stacks: stacks.to_vec(),
+            ..feed_scenario(
+                vec![Wire::SseH1, Wire::WsH1],
+                connections,
+                rate_hz,
+                duration_s,
+            )
         })
         .collect()
 }

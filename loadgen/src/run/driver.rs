@@ -20,15 +20,22 @@ use server::event::unix_now_ns;
 use tokio_util::sync::CancellationToken;
 
 use super::feed::{connection, FeedCtx};
+use super::gauge::ServerGauge;
 use super::live::{lock, Live, Shards};
 use super::outcome::{hold_only, own_usage, Finished, Held, WireOutcome};
+use super::source::Source;
 use super::spec::WireSpec;
-use crate::client::{Dialer, Opener, ServerProbe, ServerSnapshot, Target};
+use crate::client::{ServerProbe, ServerSnapshot, Target};
 use crate::measure::Recorder;
 use crate::result::new_histogram;
 
 /// Shards of recorders per wire run.
 const SHARDS: usize = 16;
+/// How far before its stamp an event may arrive before the clocks are
+/// called out as disagreeing (the run is then incomplete). Below it the
+/// events are still counted and reported: a server's own clock reading
+/// can be that coarse (Node's `performance.timeOrigin` is).
+pub const CLOCK_TOLERANCE_US: u64 = 1_000;
 /// How long connection tasks may take to stop once told.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 
@@ -50,7 +57,7 @@ impl WireRun {
     /// Starts ramping `spec.connections` connections, numbered from
     /// `first_index` (so several processes spread over source addresses).
     pub fn start(
-        target: Arc<Target>,
+        source: &Source,
         spec: WireSpec,
         live: Arc<Live>,
         cancel: CancellationToken,
@@ -60,7 +67,11 @@ impl WireRun {
         let start_ns = unix_now_ns();
         let shards: Shards = Arc::new(
             (0..SHARDS)
-                .map(|_| Mutex::new(Recorder::with_start_unix_ns(start_ns)))
+                .map(|_| {
+                    let mut r = Recorder::with_start_unix_ns(start_ns);
+                    r.set_stall_after(spec.stall_after);
+                    Mutex::new(r)
+                })
                 .collect(),
         );
         live.target.store(spec.connections, Ordering::Relaxed);
@@ -70,8 +81,7 @@ impl WireRun {
         // Sized for every index up to this process's last (a shard's or a
         // worker's block starts at `first_index`), so blocks on one machine
         // share the source addresses round-robin like one process would.
-        let dialer = Dialer::new(target.sources(first_index + spec.connections));
-        let opener = Opener::for_wire(spec.wire, &target, dialer, spec.h2_pool_size())?;
+        let opener = source.opener(&spec, first_index + spec.connections)?;
         let ctx = Arc::new(FeedCtx {
             wire: spec.wire,
             opener,
@@ -84,6 +94,11 @@ impl WireRun {
             first_errors: Mutex::new(BTreeMap::new()),
             protocols: Mutex::new(BTreeMap::new()),
             running: AtomicUsize::new(0),
+            highest_id: AtomicU64::new(0),
+            connections: spec.connections,
+            started: Instant::now(),
+            all_open_after_us: AtomicU64::new(0),
+            stamp_shown: source.stamp_shown(),
         });
         let start = tokio::time::Instant::now();
         let ramp = tokio::spawn(ramp(ctx.clone(), spec.clone(), first_index));
@@ -133,6 +148,11 @@ impl WireRun {
             let _ = h.add(lock(shard).latency_us());
         }
         h
+    }
+
+    /// The highest id any connection has seen so far.
+    pub fn highest_id(&self) -> u64 {
+        self.ctx.highest_id.load(Ordering::Relaxed)
     }
 
     /// Sleeps, or returns false if the run is cancelled meanwhile.
@@ -209,6 +229,17 @@ impl WireRun {
                     .push(format!("{count} `{kind}` error(s); the first: {first}"));
             }
         }
+        let c = recorder.counters();
+        if c.negative_latency_max_us > CLOCK_TOLERANCE_US {
+            self.problems.push(format!(
+                "{} {}: {} events arrived before their send time, up to {:.3} ms early: the server's clock and this machine's disagree, so latency is off by at least that much (not clamped: those events have no latency)",
+                self.spec.wire,
+                ctx.opener.url(),
+                c.negative_latency,
+                c.negative_latency_max_us as f64 / 1000.0
+            ));
+        }
+        let all_open = ctx.all_open_after_us.load(Ordering::Relaxed);
         ctx.live.watch(None);
         let recorder = match recorder.snapshot() {
             Ok(s) => s,
@@ -229,6 +260,7 @@ impl WireRun {
             first_errors,
             protocols_seen,
             h2_connections,
+            all_open_after_us: (all_open > 0).then_some(all_open),
             problems: self.problems,
         }
     }
@@ -259,8 +291,8 @@ async fn ramp(
     handles
 }
 
-/// Runs one wire in this process: ramp, settle, hold, drain, close, with
-/// the server's figures read at each step.
+/// Runs one wire of the feed server in this process: ramp, settle, hold,
+/// drain, close, with the server's `/stats` read at each step.
 pub async fn run_wire(
     target: Arc<Target>,
     spec: WireSpec,
@@ -268,9 +300,24 @@ pub async fn run_wire(
     live: Arc<Live>,
     cancel: CancellationToken,
 ) -> WireOutcome {
+    let gauge = ServerGauge::Stats(Box::new(probe.clone()));
+    run_wire_on(&Source::Feed(target), spec, &gauge, live, cancel).await
+}
+
+/// Runs one wire against any source in this process, with the server's
+/// figures read through `gauge` at each step. The final id every
+/// connection must reach is the server's newest (from `/stats`), or else
+/// the highest any connection saw (0 without ids: nothing to drain).
+pub async fn run_wire_on(
+    source: &Source,
+    spec: WireSpec,
+    gauge: &ServerGauge,
+    live: Arc<Live>,
+    cancel: CancellationToken,
+) -> WireOutcome {
     let mut problems = Vec::new();
-    let before = snapshot(probe, &mut problems, "before connecting").await;
-    let mut run = match WireRun::start(target, spec.clone(), live, cancel, spec.first_index) {
+    let before = snapshot(gauge, &mut problems, "before connecting").await;
+    let mut run = match WireRun::start(source, spec.clone(), live, cancel, spec.first_index) {
         Ok(r) => r,
         Err(msg) => {
             problems.push(msg);
@@ -286,7 +333,7 @@ pub async fn run_wire(
                 problems.push(super::shard::late_start(late));
             }
         }
-        measured.held = snapshot(probe, &mut problems, "with the connections held").await;
+        measured.held = snapshot(gauge, &mut problems, "with the connections held").await;
         let (e0, b0) = run.counters();
         let lat0 = run.latency();
         let (cpu0, _) = own_usage();
@@ -298,42 +345,32 @@ pub async fn run_wire(
         measured.latency = hold_only(run.latency(), &lat0);
         measured.events = e1 - e0;
         measured.bytes = b1 - b0;
-        measured.end = snapshot(probe, &mut problems, "at the end of the hold").await;
+        measured.end = snapshot(gauge, &mut problems, "at the end of the hold").await;
         measured.own_cpu_us = cpu1.saturating_sub(cpu0);
         measured.own_rss = rss1;
     }
-    let final_id = measured.end.as_ref().map_or(0, |e| e.last_id.max(1));
+    let final_id = if gauge.knows_newest_id() {
+        measured.end.as_ref().map_or(0, |e| e.last_id.max(1))
+    } else {
+        run.highest_id()
+    };
     let finished = run.finish(final_id).await;
-    let after = settle_after(probe, before.as_ref()).await;
-    WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems)
-}
-
-/// Waits (up to 10 s) for the server to see the connections gone, then reads it.
-pub async fn settle_after(
-    probe: &ServerProbe,
-    before: Option<&ServerSnapshot>,
-) -> Option<ServerSnapshot> {
-    let baseline = before.map_or(0, |b| b.open);
-    let mut after = None;
-    for _ in 0..100 {
-        after = probe.snapshot().await.ok();
-        if after.as_ref().is_none_or(|a| a.open <= baseline) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    after
+    let after = gauge.settle_after(before.as_ref()).await;
+    let mut outcome =
+        WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems);
+    outcome.missing_is_lost = gauge.knows_newest_id();
+    outcome
 }
 
 async fn snapshot(
-    probe: &ServerProbe,
+    gauge: &ServerGauge,
     problems: &mut Vec<String>,
     when: &str,
 ) -> Option<ServerSnapshot> {
-    match probe.snapshot().await {
-        Ok(s) => Some(s),
+    match gauge.snapshot().await {
+        Ok(s) => s,
         Err(e) => {
-            problems.push(format!("reading the server's /stats {when}: {e}"));
+            problems.push(format!("reading the server's figures {when}: {e}"));
             None
         }
     }

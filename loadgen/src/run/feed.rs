@@ -1,6 +1,11 @@
 //! A feed connection of a wire run: the connection core's reconnect loop
 //! with a hook that records every message into a shared recorder shard,
 //! and stops once the connection has read up to the final id.
+//!
+//! The same hook reads the feed server and any other server: the feed's
+//! ticks carry an id and a send time; another server's events carry what
+//! its settings point at (either may be missing), and the protocol comes
+//! from the handshake when the server sends no hello.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,9 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::{hold, ConnectionHook, Ended, Flow, OnMessage, Reconnect};
 use super::live::{lock, Live, Shards};
-use crate::client::{ClientError, Msg, Opener};
-use crate::measure::{IdTracker, Recorder};
+use crate::client::{ClientError, Msg, Opener, Stamp};
+use crate::measure::{Arrival, IdTracker, Recorder};
 use crate::wire::Wire;
+
+/// Events at the start of a stream that may lack a usable stamp before the
+/// settings are taken to be wrong (a hello, a welcome message...). Once
+/// one event had a good stamp, later bad ones are only counted.
+pub const STAMP_GRACE: u32 = 10;
 
 /// Shared by the connection tasks of one wire run.
 pub struct FeedCtx {
@@ -30,6 +40,17 @@ pub struct FeedCtx {
     pub protocols: Mutex<BTreeMap<String, u64>>,
     /// Connection tasks not yet finished, between streams included.
     pub running: AtomicUsize,
+    /// The highest id any connection has seen: the final id of a server
+    /// that does not say its newest.
+    pub highest_id: AtomicU64,
+    /// Connections asked for in this process.
+    pub connections: usize,
+    /// When the first connection started.
+    pub started: Instant,
+    /// µs from `started` until all `connections` were open (0: not yet).
+    pub all_open_after_us: AtomicU64,
+    /// The configured stamp of any server's events, for messages.
+    pub stamp_shown: Option<String>,
 }
 
 impl FeedCtx {
@@ -40,6 +61,14 @@ impl FeedCtx {
         lock(&self.first_errors)
             .entry(kind.to_string())
             .or_insert_with(|| format!("{}: {e}", self.wire));
+    }
+
+    /// Notes an id seen: the shared maximum is written only when it grows,
+    /// so connections mostly read a line no one writes.
+    fn saw_id(&self, id: u64) {
+        if id > self.highest_id.load(Ordering::Relaxed) {
+            self.highest_id.fetch_max(id, Ordering::Relaxed);
+        }
     }
 
     fn caught_up(&self, ids: &IdTracker) -> bool {
@@ -56,11 +85,15 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
         ctx: &ctx,
         shard,
         ids: IdTracker::new(),
+        last_recv_ns: None,
         started: Instant::now(),
         first_tick: true,
         draining: false,
         connected_before: false,
         broke_at: None,
+        protocol_noted: false,
+        good_stamp: false,
+        bad_stamps: 0,
     };
     let policy = Reconnect {
         reopen: true,
@@ -91,6 +124,9 @@ struct Recording<'a> {
     ctx: &'a FeedCtx,
     shard: &'a Mutex<Recorder>,
     ids: IdTracker,
+    /// When the previous event arrived (across reconnects: a reconnect is
+    /// a stall the user sees).
+    last_recv_ns: Option<u64>,
     /// When the current stream's open attempt started.
     started: Instant,
     first_tick: bool,
@@ -99,11 +135,64 @@ struct Recording<'a> {
     connected_before: bool,
     /// When the last stream broke (closed or failed), until one resumes.
     broke_at: Option<Instant>,
+    /// The current stream's protocol is counted (from its hello, or from
+    /// the handshake at its first event).
+    protocol_noted: bool,
+    /// The current stream had an event with a usable stamp.
+    good_stamp: bool,
+    /// Events of the current stream without a usable stamp while a stamp
+    /// field is configured.
+    bad_stamps: u32,
 }
 
 impl Recording<'_> {
     fn done_draining(&self) -> bool {
         self.draining && self.ctx.caught_up(&self.ids)
+    }
+
+    /// Records one event (a tick or another server's event).
+    fn arrival(&mut self, e: Arrival) {
+        if let Some(id) = e.id {
+            self.ctx.saw_id(id);
+        }
+        let mut r = lock(self.shard);
+        r.record(&mut self.ids, &mut self.last_recv_ns, e);
+        if self.first_tick {
+            self.first_tick = false;
+            r.record_first_event(self.started.elapsed());
+        }
+        drop(r);
+        if !self.protocol_noted {
+            // No hello came first: the handshake says what was negotiated.
+            self.protocol_noted = true;
+            let protocol = self.ctx.opener.protocol().to_string();
+            *lock(&self.ctx.protocols).entry(protocol).or_default() += 1;
+        }
+    }
+
+    /// A usable stamp, or none; `Err` when the start of the stream shows
+    /// the stamp settings do not fit this server's events.
+    fn stamp(&mut self, stamp: Stamp) -> Result<Option<u64>, ClientError> {
+        match stamp {
+            Stamp::Sent(ns) => {
+                self.good_stamp = true;
+                Ok(Some(ns))
+            }
+            Stamp::Unstamped => Ok(None),
+            Stamp::Bad(why) => {
+                self.bad_stamps += 1;
+                if !self.good_stamp && self.bad_stamps >= STAMP_GRACE {
+                    let field = self.ctx.stamp_shown.as_deref().unwrap_or("the stamp field");
+                    return Err(ClientError::protocol(
+                        self.ctx.opener.url(),
+                        format!(
+                            "the first {STAMP_GRACE} events of the stream have no usable stamp at {field}: {why}; check --stamp-field, --stamp-unit and --event (after one good stamp, bad ones are only counted)"
+                        ),
+                    ));
+                }
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -115,13 +204,28 @@ impl OnMessage<Msg> for Recording<'_> {
                 sent_unix_ns,
                 recv_unix_ns,
                 bytes,
+            } => self.arrival(Arrival {
+                id: Some(id),
+                sent_unix_ns: Some(sent_unix_ns),
+                recv_unix_ns,
+                bytes,
+            }),
+            Msg::Event {
+                id,
+                stamp,
+                recv_unix_ns,
+                bytes,
             } => {
-                let mut r = lock(self.shard);
-                r.record_event(&mut self.ids, id, sent_unix_ns, recv_unix_ns, bytes);
-                if self.first_tick {
-                    self.first_tick = false;
-                    r.record_first_event(self.started.elapsed());
-                }
+                let sent_unix_ns = match self.stamp(stamp) {
+                    Ok(sent) => sent,
+                    Err(e) => return Flow::Fail(e),
+                };
+                self.arrival(Arrival {
+                    id,
+                    sent_unix_ns,
+                    recv_unix_ns,
+                    bytes,
+                });
             }
             Msg::Gap { from, to } => lock(self.shard).record_gap(&mut self.ids, from, to),
             Msg::KeepAlive => lock(self.shard).record_keepalive(),
@@ -136,6 +240,7 @@ impl OnMessage<Msg> for Recording<'_> {
                     );
                     self.ctx.error(self.shard, &e);
                 }
+                self.protocol_noted = true;
                 *lock(&self.ctx.protocols).entry(protocol).or_default() += 1;
             }
         }
@@ -171,9 +276,14 @@ impl ConnectionHook for Recording<'_> {
             r.record_connect(attempt_started.elapsed());
             if self.connected_before {
                 // Resumed: the tracker carries on, so a replay fills holes.
+                // Reopened live (no way to resume): the ids in between were
+                // never asked for, so they are not holes.
                 r.record_reconnect();
                 if let Some(broke) = self.broke_at.take() {
                     r.record_reconnect_time(broke.elapsed());
+                }
+                if !self.ctx.opener.resumes() {
+                    self.ids.reset();
                 }
             }
         }
@@ -181,7 +291,19 @@ impl ConnectionHook for Recording<'_> {
         self.started = attempt_started;
         self.first_tick = true;
         self.draining = false;
-        self.ctx.live.connected.fetch_add(1, Ordering::Relaxed);
+        self.protocol_noted = false;
+        self.good_stamp = false;
+        self.bad_stamps = 0;
+        let open = self.ctx.live.connected.fetch_add(1, Ordering::Relaxed) + 1;
+        if open == self.ctx.connections {
+            let us = u64::try_from(self.ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let _ = self.ctx.all_open_after_us.compare_exchange(
+                0,
+                us.max(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
     }
 
     fn open_failed(&mut self, error: ClientError) {

@@ -12,7 +12,7 @@ use super::spec::WireSpec;
 use crate::client::ServerSnapshot;
 use crate::measure::Recorder;
 use crate::result::{
-    summarize, HistogramError, LoadgenCost, RecorderSnapshot, ServerCost, WireResult,
+    summarize, HistogramError, LoadgenCost, Measured, RecorderSnapshot, ServerCost, WireResult,
 };
 
 /// Everything measured on one wire.
@@ -28,7 +28,13 @@ pub struct WireOutcome {
     pub bytes_in_hold: u64,
     /// Ids up to the final one that some connection never received.
     pub missing_at_end: u64,
+    /// The final id was the server's newest (its `/stats`): ids short of
+    /// it are lost. When it was only the highest any connection saw,
+    /// connections end a tick apart and the shortfall is reported apart.
+    pub missing_is_lost: bool,
     pub final_id: u64,
+    /// µs from the first connection attempt until all were open.
+    pub all_open_after_us: Option<u64>,
     pub server: Option<ServerCost>,
     pub loadgen: LoadgenCost,
     /// The first message of each kind of error, for the user.
@@ -50,6 +56,9 @@ pub struct Finished {
     pub first_errors: BTreeMap<String, String>,
     pub protocols_seen: BTreeMap<String, u64>,
     pub h2_connections: Option<u64>,
+    /// µs from the first connection attempt until all were open.
+    #[serde(default)]
+    pub all_open_after_us: Option<u64>,
     pub problems: Vec<String>,
 }
 
@@ -87,7 +96,9 @@ impl WireOutcome {
             events_in_hold: 0,
             bytes_in_hold: 0,
             missing_at_end: 0,
+            missing_is_lost: true,
             final_id: 0,
+            all_open_after_us: None,
             server: None,
             loadgen: LoadgenCost::default(),
             first_errors: BTreeMap::new(),
@@ -142,7 +153,9 @@ impl WireOutcome {
             events_in_hold: measured.events,
             bytes_in_hold: measured.bytes,
             missing_at_end: finished.missing_at_end,
+            missing_is_lost: true,
             final_id,
+            all_open_after_us: finished.all_open_after_us,
             server,
             loadgen: LoadgenCost {
                 cpu_us_hold: measured.own_cpu_us,
@@ -172,7 +185,11 @@ impl WireOutcome {
             events_per_s: rate(self.events_in_hold, self.hold_s),
             bytes_per_s: rate(self.bytes_in_hold, self.hold_s),
             final_id: self.final_id,
-            lost: c.lost + self.missing_at_end,
+            lost: if self.missing_is_lost {
+                c.lost + self.missing_at_end
+            } else {
+                c.lost
+            },
             missing_at_end: self.missing_at_end,
             duplicates: c.duplicates,
             gap_events: c.gap_events,
@@ -189,6 +206,11 @@ impl WireOutcome {
             loadgen: self.loadgen.clone(),
             problems: self.problems.clone(),
             processes: self.processes,
+            measured: Measured {
+                latency: c.events == 0 || c.unstamped < c.events,
+                loss: c.events == 0 || c.no_id < c.events,
+            },
+            connected_in_s: self.all_open_after_us.map(|us| us as f64 / 1e6),
             recorder: snap,
         })
     }

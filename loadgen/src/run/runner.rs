@@ -1,34 +1,26 @@
 //! Runs scenarios end to end: start (or find) the server, run each wire in
-//! turn, collect a [`RunResult`].
+//! turn, collect a [`RunResult`]. A scenario loads the feed server (embedded
+//! or external), any server given by URLs, or each of several stacks
+//! (`stacks`); every wire goes through the same driver.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::driver::run_wire;
-use super::live::Live;
+use super::gauge::ServerGauge;
+use super::loaded::{drive_wire, Loaded, Placement};
+use super::observer::Observer;
 use super::options::RunOptions;
 use super::server::{ServerSettings, StartedServer};
-use super::spec::WireSpec;
+use super::source::Source;
 use super::worker::TargetSpec;
-use super::workers::run_wire_in_processes;
-use crate::client::ServerProbe;
+use crate::client::{AnyTarget, ServerProbe};
+use crate::measure::ProcessProbe;
 use crate::result::{
-    Environment, RunResult, Scenario, ScenarioResult, Section, ServerSetup, WireResult,
+    AnyServer, Environment, RunResult, Scenario, ScenarioResult, Section, ServerSetup, WireResult,
     SCHEMA_VERSION,
 };
 use crate::wire::Wire;
-
-/// Hooks for a progress view; the binary draws, the library only reports.
-pub trait Observer: Send + Sync {
-    fn scenario_started(&self, _scenario: &Scenario, _server: &ServerSetup) {}
-    fn wire_started(&self, _scenario: &Scenario, _wire: Wire, _live: Arc<Live>) {}
-    fn wire_finished(&self, _result: &WireResult) {}
-}
-
-/// An observer that reports nothing.
-pub struct Silent;
-impl Observer for Silent {}
 
 /// Runs every scenario; never fails: what went wrong is in `problems`.
 pub async fn run_scenarios(
@@ -46,12 +38,43 @@ pub async fn run_scenarios(
             problems.push(format!("interrupted before scenario `{}`", scenario.name));
             break;
         }
-        match run_scenario(scenario, opts, observer, cancel.clone()).await {
-            Ok(r) => {
-                for w in &r.wires {
-                    problems.extend(w.problems.iter().map(|p| format!("{}: {p}", scenario.name)));
+        // A shard runs its block of the connections; its result records
+        // that share, so the shards' results add up to the scenario.
+        let ran = match Placement::of(scenario, opts) {
+            Err(e) => Err(anyhow::anyhow!("--shard: {e}")),
+            Ok((scenario, placed)) => {
+                let scenario = &scenario;
+                if !scenario.stacks.is_empty() {
+                    super::stacks::run_stacks(scenario, placed, opts, observer, cancel.clone())
+                        .await
+                } else if let Some(any) = &scenario.any_server {
+                    run_any(scenario, any, placed, opts, observer, cancel.clone())
+                        .await
+                        .map(|r| (vec![r], Vec::new()))
+                } else {
+                    run_scenario(scenario, placed, opts, observer, cancel.clone())
+                        .await
+                        .map(|r| (vec![r], Vec::new()))
                 }
-                results.push(r);
+            }
+        };
+        match ran {
+            Ok((ran, skipped)) => {
+                problems.extend(
+                    skipped
+                        .into_iter()
+                        .map(|p| format!("{}: {p}", scenario.name)),
+                );
+                for r in ran {
+                    let label = match r.stack {
+                        Some(stack) => format!("{} ({stack})", scenario.name),
+                        None => scenario.name.clone(),
+                    };
+                    for w in &r.wires {
+                        problems.extend(w.problems.iter().map(|p| format!("{label}: {p}")));
+                    }
+                    results.push(r);
+                }
             }
             Err(e) => problems.push(format!("{}: {e:#}", scenario.name)),
         }
@@ -74,21 +97,12 @@ pub async fn run_scenarios(
 
 async fn run_scenario(
     scenario: &Scenario,
+    placed: Placement,
     opts: &RunOptions,
     observer: &dyn Observer,
     cancel: CancellationToken,
 ) -> anyhow::Result<ScenarioResult> {
     scenario.validate()?;
-    // A shard runs its block of the connections; its result records that
-    // share, so the shards' results add up to the scenario.
-    let (sharded, first_index) = match opts.shard {
-        Some(shard) => (
-            shard.scenario(scenario).map_err(anyhow::Error::msg)?,
-            shard.share_of(scenario.connections).1,
-        ),
-        None => (scenario.clone(), 0),
-    };
-    let scenario = &sharded;
     let settings = ServerSettings {
         payload_bytes: scenario.payload_bytes,
         ..ServerSettings::new(scenario.rate_hz, opts.workers)
@@ -102,10 +116,6 @@ async fn run_scenario(
         // A fresh embedded server per wire: memory figures then never inherit
         // a heap another wire grew (the allocator keeps freed memory).
         let server = StartedServer::start(opts, &settings).await?;
-        let placed = Placement {
-            first_index,
-            hold_at_unix_ns: opts.start_at_unix_ns,
-        };
         let result = run_on(
             &server, scenario, wire, placed, opts, &mut setup, observer, &cancel,
         )
@@ -120,18 +130,66 @@ async fn run_scenario(
         scenario: scenario.clone(),
         server,
         wires,
+        stack: None,
+        section: Section::Feed,
+    })
+}
+
+/// A scenario against any server given by URLs: no `/stats`; its memory
+/// and CPU from /proc when its process id is given.
+async fn run_any(
+    scenario: &Scenario,
+    any: &AnyServer,
+    placed: Placement,
+    opts: &RunOptions,
+    observer: &dyn Observer,
+    cancel: CancellationToken,
+) -> anyhow::Result<ScenarioResult> {
+    scenario.validate()?;
+    let target = AnyTarget::resolve(any).await?;
+    let setup = ServerSetup {
+        mode: "any-server".into(),
+        http_url: any.shown_url().to_string(),
+        https_url: None,
+        // Not known to the load generator: another server's feed.
+        rate_hz: 0.0,
+        payload_bytes: 0,
+        workers: None,
+    };
+    observer.scenario_started(scenario, &setup);
+    let loaded = Loaded {
+        source: Source::Any(Arc::new(target)),
+        gauge: match any.server_pid {
+            Some(pid) => ServerGauge::Process(ProcessProbe::new(pid)),
+            None => ServerGauge::Unmeasured,
+        },
+        worker_target: TargetSpec {
+            http_url: any.shown_url().to_string(),
+            https_url: None,
+            ca_cert: any.ca_cert.clone(),
+            any: Some(Box::new(any.clone())),
+        },
+        placed,
+    };
+    let mut wires = Vec::new();
+    for wire in scenario.wires_to_run() {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let result = drive_wire(&loaded, scenario, wire, opts, observer, &cancel).await?;
+        observer.wire_finished(&result);
+        wires.push(result);
+    }
+    Ok(ScenarioResult {
+        scenario: scenario.clone(),
+        server: setup,
+        wires,
+        stack: None,
         section: Section::Feed,
     })
 }
 
 /// Runs one wire of a scenario against a started server.
-/// Where a wire's connections sit among several load generators.
-#[derive(Debug, Clone, Copy)]
-struct Placement {
-    first_index: usize,
-    hold_at_unix_ns: Option<u64>,
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run_on(
     server: &StartedServer,
@@ -161,44 +219,16 @@ async fn run_on(
         observer.scenario_started(scenario, &s);
         *setup = Some(s);
     }
-    let live = Arc::new(Live::default());
-    observer.wire_started(scenario, wire, live.clone());
-    let spec = WireSpec {
-        first_index: placed.first_index,
-        hold_at_unix_ns: placed.hold_at_unix_ns,
-        ..WireSpec::for_scenario(scenario, wire, opts.retry).map_err(anyhow::Error::msg)?
+    let loaded = Loaded {
+        source: Source::Feed(Arc::new(target.clone())),
+        gauge: ServerGauge::Stats(Box::new(probe)),
+        worker_target: TargetSpec {
+            http_url: target.http_url.clone(),
+            https_url: target.https_url.clone(),
+            ca_cert: server.ca_cert(opts),
+            any: None,
+        },
+        placed,
     };
-    let processes = processes_for(scenario, opts);
-    let outcome = match (&opts.worker_exe, processes) {
-        (Some(exe), p) if p > 1 => {
-            let spec_target = TargetSpec {
-                http_url: target.http_url.clone(),
-                https_url: target.https_url.clone(),
-                ca_cert: server.ca_cert(opts),
-            };
-            let mut o = run_wire_in_processes(exe.clone(), spec_target, spec, p, &probe, live)
-                .await
-                .map_err(|e| e.context(format!("{wire} over {processes} processes")))?;
-            o.processes = p;
-            o
-        }
-        _ => run_wire(Arc::new(target.clone()), spec, &probe, live, cancel.clone()).await,
-    };
-    Ok(outcome.to_result()?)
-}
-
-/// Processes for a wire: as asked, or as many as the open-file limit needs
-/// (each process keeps about 1,000 descriptors in reserve).
-fn processes_for(scenario: &Scenario, opts: &RunOptions) -> usize {
-    if let Some(p) = scenario.processes {
-        return p.max(1);
-    }
-    if opts.worker_exe.is_none() {
-        return 1;
-    }
-    let limit = rlimit::Resource::NOFILE
-        .get()
-        .map_or(1024, |(soft, _)| soft) as usize;
-    let usable = limit.saturating_sub(1_000).max(100);
-    scenario.connections.div_ceil(usable).max(1)
+    drive_wire(&loaded, scenario, wire, opts, observer, cancel).await
 }

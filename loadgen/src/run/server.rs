@@ -219,21 +219,7 @@ impl EmbeddedServer {
                 exe: exe.display().to_string(),
                 source,
             })?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-                if let Ok(ready) = serde_json::from_str::<Ready>(&line) {
-                    return Ok(ready);
-                }
-            }
-            Err("it exited first (see its messages above)".to_string())
-        })
-        .await
-        .map_err(|_| EmbeddedError::NotReady("timed out".into()))?
-        .map_err(EmbeddedError::NotReady)?;
-        // Keep reading (and discarding) its stdout so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let ready = ready_line(&mut child).await?;
         Ok(EmbeddedServer::Child { child, ready })
     }
 
@@ -282,6 +268,35 @@ impl EmbeddedServer {
             }
         }
     }
+}
+
+/// How long a child server may take to say it listens.
+const READY_WAIT: Duration = Duration::from_secs(20);
+
+/// Reads a started child's ready line (the first line of its stdout that
+/// parses as `T`), then keeps draining its stdout so it never blocks on a
+/// full pipe.
+pub async fn ready_line<T: serde::de::DeserializeOwned>(
+    child: &mut tokio::process::Child,
+) -> Result<T, EmbeddedError> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| EmbeddedError::NotReady("its stdout is not piped".into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(READY_WAIT, async {
+        while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+            if let Ok(ready) = serde_json::from_str::<T>(&line) {
+                return Ok(ready);
+            }
+        }
+        Err("it exited first (see its messages above)".to_string())
+    })
+    .await
+    .map_err(|_| EmbeddedError::NotReady("timed out".into()))?
+    .map_err(EmbeddedError::NotReady)?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(ready)
 }
 
 /// The `serve` subcommand: runs the server until stdin closes (the parent

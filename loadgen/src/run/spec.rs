@@ -38,6 +38,24 @@ pub struct WireSpec {
     /// the connections are open and settled.
     #[serde(default)]
     pub hold_at_unix_ns: Option<u64>,
+    /// An inter-arrival gap longer than this is a stall.
+    #[serde(default = "default_stall")]
+    pub stall_after: Duration,
+}
+
+fn default_stall() -> Duration {
+    crate::measure::DEFAULT_STALL
+}
+
+/// A stall: as any server's settings say, else a second or three periods
+/// of the feed, whichever is longer (a slow feed's normal gap is no stall).
+fn stall_after(s: &Scenario) -> Duration {
+    match &s.any_server {
+        Some(any) => Duration::from_millis(any.stall_ms),
+        None => Duration::try_from_secs_f64(3.0 / s.rate_hz)
+            .unwrap_or(Duration::MAX)
+            .max(crate::measure::DEFAULT_STALL),
+    }
 }
 
 /// Longest any phase of a wire run may be, as a duration.
@@ -62,6 +80,7 @@ impl WireSpec {
             retry,
             first_index: 0,
             hold_at_unix_ns: None,
+            stall_after: stall_after(s),
         })
     }
 

@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use super::driver::WireRun;
 use super::live::Live;
 use super::outcome::{own_usage, Finished};
+use super::source::Source;
 use super::spec::WireSpec;
-use crate::client::{Target, Trust};
-use crate::result::{summarize, HistogramSummary};
+use crate::client::{AnyTarget, Target, Trust};
+use crate::result::{summarize, AnyServer, HistogramSummary};
 
 /// How a worker finds the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,15 +25,23 @@ pub struct TargetSpec {
     pub https_url: Option<String>,
     /// A CA file to trust, or none for no verification.
     pub ca_cert: Option<PathBuf>,
+    /// Any server's settings, when it is not the feed server.
+    #[serde(default)]
+    pub any: Option<Box<AnyServer>>,
 }
 
 impl TargetSpec {
-    pub async fn target(&self) -> anyhow::Result<Target> {
+    pub async fn source(&self) -> anyhow::Result<Source> {
+        if let Some(any) = &self.any {
+            return Ok(Source::Any(Arc::new(AnyTarget::resolve(any).await?)));
+        }
         let trust = match &self.ca_cert {
             Some(p) => Trust::CaFile(p.clone()),
             None => Trust::Insecure,
         };
-        Ok(Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?)
+        let target =
+            Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?;
+        Ok(Source::Feed(Arc::new(target)))
     }
 }
 
@@ -41,8 +50,8 @@ impl TargetSpec {
 #[serde(rename_all = "snake_case")]
 pub enum ToWorker {
     Job {
-        target: TargetSpec,
         /// Boxed: the other messages are small.
+        target: Box<TargetSpec>,
         spec: Box<WireSpec>,
         first_index: usize,
     },
@@ -72,6 +81,9 @@ pub enum FromWorker {
         rss_bytes: u64,
         /// Every latency so far, encoded (the parent subtracts the marks).
         latency: HistogramSummary,
+        /// The highest id its connections have seen.
+        #[serde(default)]
+        highest_id: u64,
     },
     Finished(Box<Finished>),
 }
@@ -90,11 +102,11 @@ pub async fn serve_worker() -> anyhow::Result<()> {
     else {
         anyhow::bail!("the first message must be a job");
     };
-    let target = Arc::new(target.target().await?);
+    let source = target.source().await?;
     let live = Arc::new(Live::default());
     let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
     let mut run = WireRun::start(
-        target,
+        &source,
         *spec,
         live.clone(),
         CancellationToken::new(),
@@ -120,6 +132,7 @@ pub async fn serve_worker() -> anyhow::Result<()> {
                     cpu_us,
                     rss_bytes,
                     latency: summarize(&run.latency())?,
+                    highest_id: run.highest_id(),
                 };
                 send(&out, &reply).await?;
             }

@@ -19,12 +19,11 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use super::driver::settle_after;
+use super::gauge::ServerGauge;
 use super::live::Live;
 use super::outcome::{hold_only, Finished, Held, WireOutcome};
 use super::spec::WireSpec;
 use super::worker::{FromWorker, TargetSpec, ToWorker};
-use crate::client::ServerProbe;
 use crate::measure::Recorder;
 use crate::result::new_histogram;
 
@@ -85,12 +84,12 @@ pub async fn run_wire_in_processes(
     target: TargetSpec,
     spec: WireSpec,
     processes: usize,
-    probe: &ServerProbe,
+    gauge: &ServerGauge,
     live: Arc<Live>,
 ) -> anyhow::Result<WireOutcome> {
     spec.validate().map_err(anyhow::Error::msg)?;
     let mut problems = Vec::new();
-    let before = probe.snapshot().await.ok();
+    let before = gauge.snapshot().await.ok().flatten();
     live.target.store(spec.connections, Ordering::Relaxed);
     let mut workers = Vec::new();
     let mut first_index = spec.first_index;
@@ -115,7 +114,7 @@ pub async fn run_wire_in_processes(
             p99_us: 0,
         };
         let job = ToWorker::Job {
-            target: target.clone(),
+            target: Box::new(target.clone()),
             spec: Box::new(WireSpec {
                 connections: share,
                 ramp_per_s: spec.ramp_per_s / processes as f64,
@@ -140,6 +139,7 @@ pub async fn run_wire_in_processes(
         publish(&live, &workers_figures(std::slice::from_ref(w)));
     }
     let mut measured = Held::default();
+    let mut highest_id = 0;
     if opened > 0 {
         tokio::time::sleep(spec.settle).await;
         if let Some(at) = spec.hold_at_unix_ns {
@@ -147,7 +147,7 @@ pub async fn run_wire_in_processes(
                 problems.push(super::shard::late_start(late));
             }
         }
-        measured.held = probe.snapshot().await.ok();
+        measured.held = gauge.snapshot().await.ok().flatten();
         let m0 = mark_all(&mut workers).await?;
         let t0 = Instant::now();
         let hold_end = tokio::time::Instant::now() + spec.hold;
@@ -177,7 +177,8 @@ pub async fn run_wire_in_processes(
         }
         measured.hold_s = t0.elapsed().as_secs_f64();
         let m1 = mark_all(&mut workers).await?;
-        measured.end = probe.snapshot().await.ok();
+        measured.end = gauge.snapshot().await.ok().flatten();
+        highest_id = m1.highest_id;
         measured.latency = hold_only(m1.latency, &m0.latency);
         for (a, b) in m0.each.iter().zip(&m1.each) {
             measured.events += b.0 - a.0;
@@ -186,7 +187,11 @@ pub async fn run_wire_in_processes(
             measured.own_rss += b.3;
         }
     }
-    let final_id = measured.end.as_ref().map_or(0, |e| e.last_id.max(1));
+    let final_id = if gauge.knows_newest_id() {
+        measured.end.as_ref().map_or(0, |e| e.last_id.max(1))
+    } else {
+        highest_id
+    };
     let mut parts = Vec::new();
     for w in &mut workers {
         w.tell(&ToWorker::Finish { final_id }).await?;
@@ -201,10 +206,11 @@ pub async fn run_wire_in_processes(
         }
     }
     let finished = merge_finished(parts, &mut problems);
-    let after = settle_after(probe, before.as_ref()).await;
-    Ok(WireOutcome::assemble(
-        spec, finished, measured, before, after, final_id, problems,
-    ))
+    let after = gauge.settle_after(before.as_ref()).await;
+    let mut outcome =
+        WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems);
+    outcome.missing_is_lost = gauge.knows_newest_id();
+    Ok(outcome)
 }
 
 /// Every worker's counters at one moment.
@@ -213,6 +219,8 @@ struct Marks {
     each: Vec<(u64, u64, u64, u64)>,
     /// All workers' latencies so far, merged.
     latency: Histogram<u64>,
+    /// The highest id any worker's connections saw.
+    highest_id: u64,
 }
 
 async fn mark_all(workers: &mut [Worker]) -> anyhow::Result<Marks> {
@@ -222,6 +230,7 @@ async fn mark_all(workers: &mut [Worker]) -> anyhow::Result<Marks> {
     let mut out = Marks {
         each: Vec::new(),
         latency: new_histogram(),
+        highest_id: 0,
     };
     for w in workers.iter_mut() {
         match w.reply(Duration::from_secs(10)).await? {
@@ -231,7 +240,9 @@ async fn mark_all(workers: &mut [Worker]) -> anyhow::Result<Marks> {
                 cpu_us,
                 rss_bytes,
                 latency,
+                highest_id,
             } => {
+                out.highest_id = out.highest_id.max(highest_id);
                 out.each.push((events, bytes, cpu_us, rss_bytes));
                 out.latency.add(latency.decode()?)?;
             }
@@ -276,8 +287,16 @@ pub fn merge_finished(parts: Vec<Finished>, problems: &mut Vec<String>) -> Finis
         first_errors: BTreeMap::new(),
         protocols_seen: BTreeMap::new(),
         h2_connections: None,
+        all_open_after_us: None,
         problems: Vec::new(),
     };
+    let all_open: Vec<Option<u64>> = parts.iter().map(|p| p.all_open_after_us).collect();
+    // Every share open: the slowest one says when all were.
+    out.all_open_after_us = all_open
+        .iter()
+        .copied()
+        .collect::<Option<Vec<u64>>>()
+        .and_then(|v| v.into_iter().max());
     for p in parts {
         match Recorder::from_snapshot(&p.recorder) {
             Ok(r) => recorder.merge(&r),
