@@ -50,9 +50,10 @@ fn main() -> ExitCode {
 async fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     match invocation {
         Invocation::Measure(m) => measure(m).await,
-        Invocation::Serve(config) => {
-            // The ready line is what the parent process waits for, on stdout.
-            loadgen::run::serve(config, |ready| println!("{ready}")).await?;
+        Invocation::Serve { config, edge } => {
+            // The ready line is what the parent process waits for, on stdout
+            // (after the edge's URL, when there is one).
+            loadgen::run::serve(config, edge, |line| println!("{line}")).await?;
             Ok(ExitCode::SUCCESS)
         }
         Invocation::Report(args) => report_command(&args),

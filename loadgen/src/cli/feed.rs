@@ -50,6 +50,8 @@ pub struct RunArgs {
     /// Run the scenarios of a TOML file instead of the flags above.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
     /// Name of the run (default: the scenario's, or `run`).
     #[arg(long)]
     pub name: Option<String>,
@@ -67,6 +69,12 @@ impl RunArgs {
     /// The scenarios this invocation asks for, checked; the error says
     /// which flags (or which scenario file field) to change.
     pub fn scenarios(&self) -> Result<Vec<Scenario>, String> {
+        let mut scenarios = self.scenarios_asked()?;
+        self.edge.apply(&mut scenarios)?;
+        Ok(scenarios)
+    }
+
+    fn scenarios_asked(&self) -> Result<Vec<Scenario>, String> {
         if let Some(path) = &self.scenario {
             return Scenario::load(path).map_err(|e| e.to_string());
         }
@@ -98,6 +106,8 @@ impl RunArgs {
             drain_timeout_s: 5.0,
             connect_timeout_s: 10.0,
             processes: self.processes,
+            edge: None,
+            edge_config: None,
         };
         s.validate().map_err(|e| match e {
             ScenarioError::Invalid { reason, .. } => {
@@ -106,6 +116,34 @@ impl RunArgs {
             other => other.to_string(),
         })?;
         Ok(vec![s])
+    }
+}
+
+/// An edge proxy in front of the embedded server.
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// Put Debian's nginx or haproxy in front of the server (TLS with ALPN
+    /// h2 and http/1.1 at the edge, HTTP/1.1 to the server): every wire
+    /// goes through it (sse-h1 and ws-h1 over TLS; no h2c).
+    #[arg(long, value_parser = ["nginx", "haproxy"])]
+    pub edge: Option<String>,
+    /// The edge's config: tuned (what a careful operator writes), naive
+    /// (just proxy_pass / a bare backend), or a template FILE (see README).
+    #[arg(long, requires = "edge", default_value = "tuned")]
+    pub edge_config: String,
+}
+
+impl EdgeArgs {
+    /// Sets the edge on every scenario (the flags win over a file's).
+    pub fn apply(&self, scenarios: &mut [Scenario]) -> Result<(), String> {
+        if let Some(kind) = &self.edge {
+            for s in scenarios.iter_mut() {
+                s.edge = Some(kind.clone());
+                s.edge_config = Some(self.edge_config.clone());
+                s.edge().map_err(|e| format!("--edge-config: {e}"))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -122,6 +160,8 @@ pub struct SuiteArgs {
     pub out: Option<PathBuf>,
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
     #[command(flatten)]
     pub server: ServerArgs,
 }

@@ -23,8 +23,12 @@ pub enum Invocation {
     /// `run`, `suite`, `chat`, `echo`, `faults`, `limit`: measure, write
     /// result.json and the reports.
     Measure(Measure),
-    /// `serve`: the feed server alone (what the embedded child runs).
-    Serve(server::ServerConfig),
+    /// `serve`: the feed server alone (what the embedded child runs), or
+    /// behind an edge proxy.
+    Serve {
+        config: server::ServerConfig,
+        edge: Option<(edge::EdgeKind, edge::EdgeProfile)>,
+    },
     Report(ReportArgs),
     Compare(CompareArgs),
     Merge(MergeArgs),
@@ -95,9 +99,11 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             for extra in &extras {
                 extra.validate().map_err(|e| format!("{e} (--duration)"))?;
             }
+            let mut scenarios = standard_suite(duration_s);
+            args.edge.apply(&mut scenarios)?;
             Measure {
                 name: "suite".into(),
-                scenarios: standard_suite(duration_s),
+                scenarios,
                 extras,
                 limits,
                 server: args.server,
@@ -117,7 +123,19 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             out: args.out,
             quiet: args.quiet,
         },
-        Command::Serve(args) => return Ok(Invocation::Serve(args.config)),
+        Command::Serve(args) => {
+            let edge = match &args.edge.edge {
+                Some(kind) => Some((
+                    kind.parse().map_err(|e: edge::EdgeError| e.to_string())?,
+                    args.edge.edge_config.parse()?,
+                )),
+                None => None,
+            };
+            return Ok(Invocation::Serve {
+                config: args.config,
+                edge,
+            });
+        }
         Command::Report(args) => return Ok(Invocation::Report(args)),
         Command::Compare(args) => return Ok(Invocation::Compare(args)),
         Command::Merge(args) => return Ok(Invocation::Merge(args)),

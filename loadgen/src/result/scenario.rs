@@ -40,6 +40,13 @@ pub struct Scenario {
     /// as many as the open-file limit requires).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<usize>,
+    /// An edge proxy in front of the embedded server, as Debian's binary
+    /// started for the run: `nginx` or `haproxy` (default: none, direct).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
+    /// The edge's config: `tuned` (default), `naive`, or a template file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_config: Option<String>,
 }
 
 fn all_wires() -> Vec<Wire> {
@@ -141,6 +148,7 @@ impl Scenario {
         if let Some(p) = self.processes {
             Self::PROCESSES.check_named("processes", p).map_err(bad)?;
         }
+        self.edge().map_err(bad)?;
         let ramp_s = self.ramp_seconds();
         if ramp_s > DAY_S {
             return Err(bad(format!(
@@ -149,6 +157,23 @@ impl Scenario {
             )));
         }
         Ok(())
+    }
+
+    /// The edge proxy and its config, if the scenario has one.
+    pub fn edge(&self) -> Result<Option<(edge::EdgeKind, edge::EdgeProfile)>, String> {
+        match (&self.edge, &self.edge_config) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err("edge_config needs an edge (nginx or haproxy)".into()),
+            (Some(kind), config) => {
+                let kind: edge::EdgeKind =
+                    kind.parse().map_err(|e: edge::EdgeError| e.to_string())?;
+                let profile = match config {
+                    Some(c) => c.parse::<edge::EdgeProfile>()?,
+                    None => edge::EdgeProfile::Tuned,
+                };
+                Ok(Some((kind, profile)))
+            }
+        }
     }
 
     /// How long opening every connection takes (0 when all open at once).
@@ -211,6 +236,8 @@ impl Scenario {
             drain_timeout_s: default_drain(),
             connect_timeout_s: default_connect(),
             processes: None,
+            edge: None,
+            edge_config: None,
         }
     }
 }
@@ -235,6 +262,8 @@ pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
             drain_timeout_s: default_drain(),
             connect_timeout_s: default_connect(),
             processes: None,
+            edge: None,
+            edge_config: None,
         })
         .collect()
 }

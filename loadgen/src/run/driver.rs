@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use edge::Edge;
 use hdrhistogram::Histogram;
 use server::event::unix_now_ns;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::feed::{connection, FeedCtx};
 use super::live::{lock, Live, Shards};
 use super::outcome::{hold_only, own_usage, Finished, Held, WireOutcome};
+use super::proxy::ProxySamples;
 use super::spec::WireSpec;
 use crate::client::{Dialer, Opener, ServerProbe, ServerSnapshot, Target};
 use crate::measure::Recorder;
@@ -80,6 +82,12 @@ impl WireRun {
             retry: spec.retry,
             first_errors: Mutex::new(BTreeMap::new()),
             protocols: Mutex::new(BTreeMap::new()),
+            hello_protocol: if target.through_edge {
+                server::wire::Protocol::Http1.as_str()
+            } else {
+                spec.wire.expected_protocol()
+            },
+            client_protocols: Mutex::new(BTreeMap::new()),
             running: AtomicUsize::new(0),
         });
         let start = tokio::time::Instant::now();
@@ -218,6 +226,7 @@ impl WireRun {
             }
         };
         let protocols_seen = lock(&ctx.protocols).clone();
+        let client_protocols = lock(&ctx.client_protocols).clone();
         let h2_connections = ctx.opener.h2_connections();
         Finished {
             recorder,
@@ -225,6 +234,7 @@ impl WireRun {
             missing_at_end,
             first_errors,
             protocols_seen,
+            client_protocols,
             h2_connections,
             problems: self.problems,
         }
@@ -257,15 +267,19 @@ async fn ramp(
 }
 
 /// Runs one wire in this process: ramp, settle, hold, drain, close, with
-/// the server's figures read at each step.
+/// the server's figures (and the edge proxy's, if there is one) read at
+/// each step.
 pub async fn run_wire(
     target: Arc<Target>,
     spec: WireSpec,
     probe: &ServerProbe,
+    proxy: Option<&Edge>,
     live: Arc<Live>,
     cancel: CancellationToken,
 ) -> WireOutcome {
     let mut problems = Vec::new();
+    let mut proxied = ProxySamples::default();
+    ProxySamples::take(&mut proxied.before, proxy);
     let before = snapshot(probe, &mut problems, "before connecting").await;
     let mut run = match WireRun::start(target, spec.clone(), live, cancel, 0) {
         Ok(r) => r,
@@ -279,6 +293,7 @@ pub async fn run_wire(
     if opened > 0 && !run.cancelled() {
         let _ = run.pause(spec.settle).await;
         measured.held = snapshot(probe, &mut problems, "with the connections held").await;
+        ProxySamples::take(&mut proxied.held, proxy);
         let (e0, b0) = run.counters();
         let lat0 = run.latency();
         let (cpu0, _) = own_usage();
@@ -291,12 +306,15 @@ pub async fn run_wire(
         measured.events = e1 - e0;
         measured.bytes = b1 - b0;
         measured.end = snapshot(probe, &mut problems, "at the end of the hold").await;
+        ProxySamples::take(&mut proxied.end, proxy);
         measured.own_cpu_us = cpu1.saturating_sub(cpu0);
         measured.own_rss = rss1;
     }
     let final_id = measured.end.as_ref().map_or(0, |e| e.last_id.max(1));
     let finished = run.finish(final_id).await;
     let after = settle_after(probe, before.as_ref()).await;
+    ProxySamples::take(&mut proxied.after, proxy);
+    measured.proxy = proxied;
     WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems)
 }
 

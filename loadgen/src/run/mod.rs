@@ -9,7 +9,8 @@
 //!   [`workers`]: one wire over several processes, each a [`worker`].
 //! - [`spec`], [`live`], [`outcome`]: what a wire runs, shows while
 //!   running, and measured.
-//! - [`server`]: the one server starter; [`options`]: which server.
+//! - [`server`]: the one server starter (and the edge proxy in front of
+//!   it); [`options`]: which server; [`proxy`]: the edge's figures.
 //! - [`runner`]: scenarios end to end into a `result::RunResult`.
 
 pub mod connection;
@@ -18,6 +19,7 @@ pub mod feed;
 pub mod live;
 pub mod options;
 pub mod outcome;
+pub mod proxy;
 pub mod runner;
 pub mod server;
 pub mod spec;

@@ -81,11 +81,12 @@ async fn run_scenario(
     scenario.validate()?;
     let settings = ServerSettings {
         payload_bytes: scenario.payload_bytes,
+        edge: scenario.edge().map_err(anyhow::Error::msg)?,
         ..ServerSettings::new(scenario.rate_hz, opts.workers)
     };
     let mut setup: Option<ServerSetup> = None;
     let mut wires = Vec::new();
-    for &wire in &scenario.wires {
+    for wire in wires_to_run(scenario, opts, &settings).await? {
         if cancel.is_cancelled() {
             break;
         }
@@ -105,6 +106,40 @@ async fn run_scenario(
         wires,
         section: Section::Feed,
     })
+}
+
+/// The scenario's wires. `all` (the four wires the feed server serves
+/// itself) means the wires the target supports: through an edge (TLS only)
+/// no h2c; WebSocket over HTTP/2 (ws-h2) when the target announces
+/// SETTINGS_ENABLE_CONNECT_PROTOCOL, so a default run against actix stays
+/// as it is. Wires named one by one run as named.
+async fn wires_to_run(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    settings: &ServerSettings,
+) -> anyhow::Result<Vec<Wire>> {
+    if scenario.wires != Wire::ALL {
+        return Ok(scenario.wires.clone());
+    }
+    let server = StartedServer::start(opts, settings).await?;
+    let announced = match (&server.target.tls, server.ca_cert(opts)) {
+        (Some(tls), Some(ca)) => {
+            edge::read_h2_settings(tls.addr, &tls.host, &ca, std::time::Duration::from_secs(10))
+                .await
+                .ok()
+        }
+        _ => None,
+    };
+    let through_edge = server.target.through_edge;
+    server.stop().await;
+    let mut wires: Vec<Wire> = Wire::ALL
+        .into_iter()
+        .filter(|w| !(through_edge && w.protocol() == server::wire::Protocol::H2c))
+        .collect();
+    if announced.is_some_and(|s| s.enable_connect_protocol) {
+        wires.push(Wire::WsH2);
+    }
+    Ok(wires)
 }
 
 /// Runs one wire of a scenario against a started server.
@@ -145,14 +180,33 @@ async fn run_on(
                 http_url: target.http_url.clone(),
                 https_url: target.https_url.clone(),
                 ca_cert: server.ca_cert(opts),
+                through_edge: target.through_edge,
             };
-            let mut o = run_wire_in_processes(exe.clone(), spec_target, spec, p, &probe, live)
-                .await
-                .map_err(|e| e.context(format!("{wire} over {processes} processes")))?;
+            let mut o = run_wire_in_processes(
+                exe.clone(),
+                spec_target,
+                spec,
+                p,
+                &probe,
+                server.edge(),
+                live,
+            )
+            .await
+            .map_err(|e| e.context(format!("{wire} over {processes} processes")))?;
             o.processes = p;
             o
         }
-        _ => run_wire(Arc::new(target.clone()), spec, &probe, live, cancel.clone()).await,
+        _ => {
+            run_wire(
+                Arc::new(target.clone()),
+                spec,
+                &probe,
+                server.edge(),
+                live,
+                cancel.clone(),
+            )
+            .await
+        }
     };
     Ok(outcome.to_result()?)
 }

@@ -24,6 +24,9 @@ pub struct TargetSpec {
     pub https_url: Option<String>,
     /// A CA file to trust, or none for no verification.
     pub ca_cert: Option<PathBuf>,
+    /// `https_url` is an edge proxy in front of the server.
+    #[serde(default)]
+    pub through_edge: bool,
 }
 
 impl TargetSpec {
@@ -32,7 +35,10 @@ impl TargetSpec {
             Some(p) => Trust::CaFile(p.clone()),
             None => Trust::Insecure,
         };
-        Ok(Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?)
+        let mut target =
+            Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?;
+        target.through_edge = self.through_edge;
+        Ok(target)
     }
 }
 
