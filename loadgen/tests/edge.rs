@@ -220,3 +220,53 @@ async fn serve_behind_an_edge_prints_its_url_first() {
         .unwrap();
     assert!(status.success());
 }
+
+/// Direct, naive and tuned nginx in one run: the report's "Through a
+/// proxy" section has the table, the finding naming the lines that fix
+/// the WebSocket, and its charts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_compares_direct_naive_and_tuned() {
+    if !available(EdgeKind::Nginx) {
+        return;
+    }
+    let wires = vec![Wire::SseH2, Wire::WsH1];
+    let mut direct = scenario(wires.clone(), None);
+    direct.name = "direct".into();
+    let mut naive = scenario(wires.clone(), Some(("nginx", "naive")));
+    naive.name = "nginx-naive".into();
+    let mut tuned = scenario(wires, Some(("nginx", "tuned")));
+    tuned.name = "nginx-tuned".into();
+    let result = run_scenarios(
+        "edges",
+        &[direct, naive, tuned],
+        &in_process(),
+        &Silent,
+        CancellationToken::new(),
+    )
+    .await;
+    let report = loadgen::report::render(&result, &Default::default()).expect("report");
+    let md = &report.markdown;
+    let section = md
+        .split("## Through a proxy")
+        .nth(1)
+        .expect("a Through a proxy section");
+    assert!(
+        section
+            .lines()
+            .any(|l| l.starts_with("| ws-h1") && l.contains("nginx naive") && l.contains(" 0/6 ")),
+        "{section}"
+    );
+    assert!(
+        section.contains("proxy_http_version 1.1;"),
+        "the tuned config is shown"
+    );
+    assert!(
+        section.contains("nginx naive, ws-h1: the WebSocket never upgraded")
+            && section.contains("`proxy_set_header Upgrade $http_upgrade;`"),
+        "{section}"
+    );
+    for chart in ["proxy-latency.svg", "proxy-cpu.svg", "proxy-memory.svg"] {
+        assert!(report.charts.iter().any(|c| c.file == chart), "{chart}");
+    }
+    assert!(report.html.contains("Through a proxy"));
+}

@@ -7,7 +7,7 @@ use super::document::{Block, Chart, Document};
 use super::error::{write, ReportError};
 use super::findings::findings;
 use super::markdown::CHART_DIR;
-use super::{charts, environment, extras, format, html, limit, markdown, tables};
+use super::{charts, environment, extras, format, html, limit, markdown, proxy, tables};
 use crate::result::{RunResult, ScenarioResult};
 use crate::wire::Wire;
 
@@ -131,6 +131,9 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
         for block in limit::blocks(s, &stem)? {
             doc.push(block);
         }
+    }
+    for block in proxy::blocks(result)? {
+        doc.push(block);
     }
     extras::push(&mut doc, result);
     environment::push(&mut doc, result);
