@@ -227,23 +227,32 @@ async fn read(addr: SocketAddr, server_name: &str, ca: &Path) -> Result<H2Settin
             got: alpn.map_or("none".into(), |a| String::from_utf8_lossy(&a).into_owned()),
         });
     }
-    let (mut io, mut rx) = SettingsSniffer::new(tls);
-    let tls_err = |source| EdgeError::Tls { addr, source };
-    io.write_all(CLIENT_PREFACE).await.map_err(tls_err)?;
-    io.flush().await.map_err(tls_err)?;
+    match preface_of(tls)
+        .await
+        .map_err(|source| EdgeError::Tls { addr, source })?
+    {
+        Preface::Settings(s) => Ok(s),
+        _ => Err(EdgeError::NoH2 {
+            addr,
+            got: "h2 by ALPN, but no SETTINGS frame first".into(),
+        }),
+    }
+}
+
+/// Sends the client preface on a connection that negotiated h2 (or speaks
+/// h2c) and reads the server's first frame.
+pub async fn preface_of<T: AsyncRead + AsyncWrite + Unpin>(io: T) -> io::Result<Preface> {
+    let (mut io, mut rx) = SettingsSniffer::new(io);
+    io.write_all(CLIENT_PREFACE).await?;
+    io.flush().await?;
     let mut buf = [0u8; 4096];
     loop {
-        match *rx.borrow_and_update() {
-            Preface::Settings(s) => return Ok(s),
-            Preface::NotHttp2 => {
-                return Err(EdgeError::NoH2 {
-                    addr,
-                    got: "h2 by ALPN, but no SETTINGS frame first".into(),
-                })
-            }
-            Preface::Pending => {}
+        let seen = *rx.borrow_and_update();
+        if seen != Preface::Pending {
+            return Ok(seen);
         }
-        io.read(&mut buf).await.map_err(tls_err)?;
+        // The sniffer sees what is read (an end of stream included).
+        let _read = io.read(&mut buf).await?;
     }
 }
 

@@ -37,7 +37,7 @@ pub use cert::{EdgeCert, LOOPBACK_NAMES};
 pub use error::EdgeError;
 pub use footprint::{connections_to, Footprint};
 pub use h2_settings::{
-    announced, parse_preface, read_h2_settings, H2Settings, Preface, SettingsSniffer,
+    announced, parse_preface, preface_of, read_h2_settings, H2Settings, Preface, SettingsSniffer,
 };
 pub use kind::EdgeKind;
 pub use profile::EdgeProfile;

@@ -34,6 +34,8 @@ pub enum Invocation {
     Merge(MergeArgs),
     /// `worker`: one share of a wire, driven by a parent over stdin/stdout.
     Worker,
+    /// `doctor URL`: check a deployed endpoint.
+    Doctor(crate::doctor::DoctorSpec),
 }
 
 /// A measuring run, checked.
@@ -140,6 +142,7 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
         Command::Compare(args) => return Ok(Invocation::Compare(args)),
         Command::Merge(args) => return Ok(Invocation::Merge(args)),
         Command::Worker => return Ok(Invocation::Worker),
+        Command::Doctor(args) => return Ok(Invocation::Doctor(args.spec())),
     };
     measure.server.check()?;
     Ok(Invocation::Measure(measure))

@@ -3,6 +3,7 @@
 //! [`parse`], the one path `main` and the tests share.
 
 mod args;
+mod doctor;
 mod extras;
 mod feed;
 mod files;
@@ -12,6 +13,7 @@ mod numbers;
 mod server;
 
 pub use args::{Cli, Command};
+pub use doctor::DoctorArgs;
 pub use extras::{ChatArgs, EchoArgs, ExtraOut, FaultArgs};
 pub use feed::{RunArgs, SuiteArgs, WireList};
 pub use files::{default_out_dir, CompareArgs, MergeArgs, ReportArgs, ServeArgs};

@@ -201,6 +201,22 @@ async fn resolve(
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a server's base URL has no query or fragment".into()));
     }
+    let (addr, host) = locate(&url, raw, allow_remote).await?;
+    let base = url.as_str().trim_end_matches('/').to_string();
+    Ok((addr, host, base))
+}
+
+/// The address and host name of any URL (path and query allowed), refused
+/// unless loopback or `allow_remote`.
+pub async fn locate(
+    url: &url::Url,
+    raw: &str,
+    allow_remote: bool,
+) -> Result<(SocketAddr, String), TargetError> {
+    let bad = |reason: String| TargetError::BadUrl {
+        url: raw.to_string(),
+        reason,
+    };
     let host = url
         .host_str()
         .ok_or_else(|| bad("no host".into()))?
@@ -227,8 +243,7 @@ async fn resolve(
             addr,
         });
     }
-    let base = url.as_str().trim_end_matches('/').to_string();
-    Ok((addr, host, base))
+    Ok((addr, host))
 }
 
 #[cfg(test)]

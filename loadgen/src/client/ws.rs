@@ -185,6 +185,39 @@ impl WsStream {
             .map_err(|e| ws_error(&self.url, e))
     }
 
+    /// Sends a ping and reads (dropping text) until its pong comes back;
+    /// the round trip.
+    pub async fn ping_pong(&mut self, wait: Duration) -> Result<Duration, ClientError> {
+        let sent = std::time::Instant::now();
+        let payload = b"workbench".to_vec();
+        self.ws
+            .send(Message::Ping(payload.clone().into()))
+            .await
+            .map_err(|e| ws_error(&self.url, e))?;
+        let url = self.url.clone();
+        let answer = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Pong(p))) if p.as_ref() == payload.as_slice() => {
+                        return Ok(sent.elapsed())
+                    }
+                    Some(Ok(Message::Close(_))) | None => {
+                        return Err(ClientError::Closed { url: url.clone() })
+                    }
+                    Some(Err(e)) => return Err(ws_error(&url, e)),
+                    Some(Ok(_)) => {}
+                }
+            }
+        };
+        tokio::time::timeout(wait, answer)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: self.url.clone(),
+                what: "waiting for the pong",
+                secs: wait.as_secs_f64(),
+            })?
+    }
+
     /// Sends a close frame and waits briefly for the server's.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
