@@ -69,6 +69,19 @@ pub fn connections_to(pids: &[u32], peer: SocketAddr) -> Result<usize, EdgeError
         .count())
 }
 
+/// Established TCP connections of any process in this network namespace
+/// whose peer is `peer`: a browser's connections to the edge, counted
+/// without knowing the browser's processes (its network service is one of
+/// several).
+pub fn established_to(peer: SocketAddr) -> Result<usize, EdgeError> {
+    let mut entries = procfs::net::tcp()?;
+    entries.extend(procfs::net::tcp6().unwrap_or_default());
+    Ok(entries
+        .iter()
+        .filter(|e| e.state == TcpState::Established && same_peer(e.remote_address, peer))
+        .count())
+}
+
 /// IPv4 peers may show up as IPv4-mapped IPv6 in `tcp6`.
 fn same_peer(seen: SocketAddr, peer: SocketAddr) -> bool {
     if seen.port() != peer.port() {
@@ -96,6 +109,7 @@ mod tests {
         // Our two client sockets have the listener as peer; the accepted
         // ones have ephemeral peers and do not count.
         assert_eq!(connections_to(&me, addr).unwrap(), 2);
+        assert_eq!(established_to(addr).unwrap(), 2);
         drop((a, b));
         let f = footprint(&me);
         assert_eq!(f.processes, 1);

@@ -35,7 +35,7 @@ mod template;
 
 pub use cert::{EdgeCert, LOOPBACK_NAMES};
 pub use error::EdgeError;
-pub use footprint::{connections_to, Footprint};
+pub use footprint::{connections_to, established_to, Footprint};
 pub use h2_settings::{
     announced, parse_preface, preface_of, read_h2_settings, H2Settings, Preface, SettingsSniffer,
 };
