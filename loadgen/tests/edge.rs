@@ -270,3 +270,76 @@ async fn the_report_compares_direct_naive_and_tuned() {
     }
     assert!(report.html.contains("Through a proxy"));
 }
+
+/// The browser model learns the edge's SETTINGS: nginx's 128 streams per
+/// connection (the 129th and 130th EventSource wait), HAProxy's RFC 8441
+/// (a tab's WebSocket rides the page's h2 connection: no connection of
+/// its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_model_learns_the_edges_settings() {
+    use loadgen::result::{LimitCase, LimitSpec, Protocol};
+    if !available(EdgeKind::Nginx) || !available(EdgeKind::Haproxy) {
+        return;
+    }
+    server::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = edge::EdgeCert::generate(dir.path()).unwrap();
+    let mut c = server::ServerConfig::ephemeral();
+    c.rate = 5.0;
+    c.workers = Some(2);
+    c.tls_cert = Some(cert.cert_path.clone());
+    c.tls_key = Some(cert.key_path.clone());
+    let running = server::run(c).expect("server starts");
+    for (kind, streams, ws_over_h2) in [(EdgeKind::Nginx, 130, false), (EdgeKind::Haproxy, 3, true)]
+    {
+        let spec = edge::EdgeSpec::new(
+            kind,
+            edge::EdgeProfile::Tuned,
+            running.http_addr.to_string(),
+        )
+        .with_cert(cert.clone());
+        let proxy = edge::Edge::start(spec).expect("edge starts");
+        let opts = RunOptions {
+            server: ServerChoice::External {
+                http_url: running.http_url(),
+                https_url: Some(proxy.url().trim_end_matches('/').to_string()),
+                trust: loadgen::client::Trust::CaFile(cert.cert_path.clone()),
+                allow_remote: false,
+            },
+            workers: None,
+            retry: Duration::from_secs(1),
+            worker_exe: None,
+        };
+        let spec = LimitSpec {
+            cases: vec![LimitCase {
+                ws_per_tab: 1,
+                ..LimitCase::new(Protocol::H2, 1, streams)
+            }],
+            get_cap_ms: 300,
+            ..LimitSpec::default()
+        };
+        let r = loadgen::limit::run(&spec, &opts)
+            .await
+            .expect("the model runs");
+        let l = r.limit().cloned().unwrap();
+        let case = &l.cases[0];
+        match kind {
+            EdgeKind::Nginx => {
+                assert_eq!(l.h2_announced_max_streams, Some(128));
+                assert_eq!((case.streams_opened, case.streams_pending), (128, 2));
+            }
+            EdgeKind::Haproxy => {
+                assert_eq!(l.h2_announced_max_streams, Some(100));
+                assert_eq!((case.streams_opened, case.streams_pending), (3, 0));
+            }
+        }
+        assert_eq!(l.h2_enable_connect_protocol, ws_over_h2, "{kind}");
+        assert_eq!(case.ws_opened, 1, "{kind}: {:?}", case.problems);
+        assert_eq!(
+            case.ws_connections,
+            Some(if ws_over_h2 { 0 } else { 1 }),
+            "{kind}"
+        );
+        assert_eq!(case.connections, 1, "{kind}: one h2 connection per origin");
+    }
+}

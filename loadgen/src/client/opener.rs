@@ -28,12 +28,12 @@ pub const WS_RESUME_QUERY: &str = "lastEventId";
 
 enum Transport {
     SseH1,
-    SseH2(Box<H2Pool>),
+    SseH2(Arc<H2Pool>),
     Ws {
         resume_query: String,
     },
     WsH2 {
-        pool: Box<H2Pool>,
+        pool: Arc<H2Pool>,
         resume_query: String,
     },
 }
@@ -66,7 +66,7 @@ impl Opener {
     /// (prior knowledge) for `http://`; streams spread over `pool_size`
     /// connections.
     pub fn sse_h2(endpoint: Endpoint, dialer: Dialer, pool_size: usize) -> Opener {
-        let pool = Box::new(H2Pool::new(endpoint.clone(), dialer.clone(), pool_size));
+        let pool = Arc::new(H2Pool::new(endpoint.clone(), dialer.clone(), pool_size));
         Opener::new(Transport::SseH2(pool), endpoint, dialer)
     }
 
@@ -79,9 +79,31 @@ impl Opener {
     /// WebSocket over HTTP/2 (RFC 8441) to an `https://` endpoint offering
     /// ALPN h2, streams spread over `pool_size` connections.
     pub fn ws_h2(endpoint: Endpoint, dialer: Dialer, pool_size: usize) -> Opener {
-        let pool = Box::new(H2Pool::new(endpoint.clone(), dialer.clone(), pool_size));
+        let pool = Arc::new(H2Pool::new(endpoint.clone(), dialer.clone(), pool_size));
         let resume_query = WS_RESUME_QUERY.to_string();
         Opener::new(Transport::WsH2 { pool, resume_query }, endpoint, dialer)
+    }
+
+    /// WebSocket over HTTP/2 at `path` on this opener's own HTTP/2
+    /// connections (an SSE opener's pool): what a browser does for a
+    /// `wss://` WebSocket to an origin whose h2 connection announced
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL. `None` for an HTTP/1.1 opener.
+    pub fn ws_h2_sharing(&self, path: &str) -> Option<Opener> {
+        let pool = self.h2_pool_shared()?.clone();
+        let endpoint = self.endpoint.at(path);
+        let resume_query = WS_RESUME_QUERY.to_string();
+        Some(Opener::new(
+            Transport::WsH2 { pool, resume_query },
+            endpoint,
+            self.dialer.clone(),
+        ))
+    }
+
+    fn h2_pool_shared(&self) -> Option<&Arc<H2Pool>> {
+        match &self.transport {
+            Transport::SseH2(pool) | Transport::WsH2 { pool, .. } => Some(pool),
+            _ => None,
+        }
     }
 
     /// Decodes events with `decoder` instead of the feed's JSON.
@@ -150,10 +172,7 @@ impl Opener {
 
     /// The HTTP/2 pool, for an HTTP/2 opener.
     pub fn h2_pool(&self) -> Option<&H2Pool> {
-        match &self.transport {
-            Transport::SseH2(pool) | Transport::WsH2 { pool, .. } => Some(pool),
-            _ => None,
-        }
+        self.h2_pool_shared().map(|p| p.as_ref())
     }
 
     /// HTTP/2 connections made so far (HTTP/2 openers only).
