@@ -2,6 +2,7 @@
 //! in the foreground as a child of ours.
 
 use std::fmt;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -121,6 +122,24 @@ impl EdgeKind {
                 dir.join("access.log"),
             ],
             EdgeKind::Haproxy => vec![dir.join("stderr.log")],
+        }
+    }
+}
+
+/// For tests that need `kind`: whether it is installed. If not, prints a
+/// loud `SKIPPED: …` with the install command (the test then passes), or
+/// panics when `WORKBENCH_REQUIRE_EDGE=1` (CI, where it must run).
+pub fn installed_or_skip(kind: EdgeKind) -> bool {
+    match kind.locate() {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var("WORKBENCH_REQUIRE_EDGE").as_deref() == Ok("1") {
+                panic!("WORKBENCH_REQUIRE_EDGE=1 but {e}");
+            }
+            // Straight to stderr: the test harness would hide a passing
+            // test's captured output.
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {e}");
+            false
         }
     }
 }

@@ -39,7 +39,7 @@ pub use footprint::{connections_to, established_to, Footprint};
 pub use h2_settings::{
     announced, parse_preface, preface_of, read_h2_settings, H2Settings, Preface, SettingsSniffer,
 };
-pub use kind::EdgeKind;
+pub use kind::{installed_or_skip, EdgeKind};
 pub use profile::EdgeProfile;
 pub use running::{Edge, EdgeSpec};
 pub use template::Placeholders;

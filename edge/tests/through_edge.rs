@@ -115,14 +115,7 @@ async fn ws_over_h2_is_refused_without_extended_connect(#[case] kind: Option<Edg
     }
     let certs = certs();
     let server = feed_server(&certs, |_| {});
-    let _edge;
-    let addr = match kind {
-        Some(k) => {
-            _edge = edge(k, Tuned, server.http_addr, &certs);
-            _edge.addr()
-        }
-        None => server.https_addr.expect("TLS listener"),
-    };
+    let (_edge, addr) = edge_or_direct(kind, Tuned, &server, &certs);
     let mut conn = H2Conn::connect(addr, &certs.cert.cert_path).await;
     let err = conn.ws("/ws").await.expect_err("no RFC 8441 here");
     assert!(
@@ -152,14 +145,7 @@ async fn h2_settings_announced(
     }
     let certs = certs();
     let server = feed_server(&certs, |_| {});
-    let _edge;
-    let addr = match kind {
-        Some(k) => {
-            _edge = edge(k, Naive, server.http_addr, &certs);
-            _edge.addr()
-        }
-        None => server.https_addr.expect("TLS listener"),
-    };
+    let (_edge, addr) = edge_or_direct(kind, Naive, &server, &certs);
     let want = H2Settings {
         max_concurrent_streams: streams,
         enable_connect_protocol: connect,

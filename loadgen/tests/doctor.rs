@@ -13,16 +13,7 @@ use loadgen::doctor::{diagnose, Diagnosis, DoctorSpec, Verdict};
 use rstest::rstest;
 
 fn available(kind: EdgeKind) -> bool {
-    match kind.locate() {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("WORKBENCH_REQUIRE_EDGE").as_deref() == Ok("1") {
-                panic!("WORKBENCH_REQUIRE_EDGE=1 but {e}");
-            }
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-    }
+    edge::installed_or_skip(kind)
 }
 
 /// The server on port 0 with `cert` on its TLS listener.

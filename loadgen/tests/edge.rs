@@ -16,16 +16,7 @@ use tokio::io::AsyncBufReadExt as _;
 use tokio_util::sync::CancellationToken;
 
 fn available(kind: EdgeKind) -> bool {
-    match kind.locate() {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("WORKBENCH_REQUIRE_EDGE").as_deref() == Ok("1") {
-                panic!("WORKBENCH_REQUIRE_EDGE=1 but {e}");
-            }
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-    }
+    edge::installed_or_skip(kind)
 }
 
 fn in_process() -> RunOptions {

@@ -30,16 +30,7 @@ const STATE: &str =
     "({sse: window.workbench.sse, ws: window.workbench.ws, errors: window.workbench.errors})";
 
 fn haproxy_or_skip() -> bool {
-    match EdgeKind::Haproxy.locate() {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("WORKBENCH_REQUIRE_EDGE").as_deref() == Ok("1") {
-                panic!("WORKBENCH_REQUIRE_EDGE=1 but {e}");
-            }
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-    }
+    edge::installed_or_skip(EdgeKind::Haproxy)
 }
 
 /// Loads `origin/`, connects both panels (to the page's own origin, as the

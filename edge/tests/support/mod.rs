@@ -29,20 +29,7 @@ use tokio_tungstenite::WebSocketStream;
 /// The longest any one step may take.
 pub const STEP: Duration = Duration::from_secs(10);
 
-/// Whether `kind` is installed. If not, prints `SKIPPED: …` (the test
-/// then passes), or fails when `WORKBENCH_REQUIRE_EDGE=1`.
-pub fn available(kind: EdgeKind) -> bool {
-    match kind.locate() {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("WORKBENCH_REQUIRE_EDGE").as_deref() == Ok("1") {
-                panic!("WORKBENCH_REQUIRE_EDGE=1 but {e}");
-            }
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-    }
-}
+pub use edge::installed_or_skip as available;
 
 /// A certificate for the loopback names in a temp directory.
 pub struct Certs {
@@ -73,6 +60,24 @@ pub fn feed_server(certs: &Certs, tweak: impl FnOnce(&mut ServerConfig)) -> Runn
 pub fn edge(kind: EdgeKind, profile: EdgeProfile, upstream: SocketAddr, certs: &Certs) -> Edge {
     let spec = EdgeSpec::new(kind, profile, upstream.to_string()).with_cert(certs.cert.clone());
     Edge::start(spec).unwrap_or_else(|e| panic!("starting {kind}: {e}"))
+}
+
+/// An edge of `kind` in front of `server`, or (`None`) the server's own TLS
+/// listener: the edge (kept alive by the caller) and the address to use.
+pub fn edge_or_direct(
+    kind: Option<EdgeKind>,
+    profile: EdgeProfile,
+    server: &RunningServer,
+    certs: &Certs,
+) -> (Option<Edge>, SocketAddr) {
+    match kind {
+        Some(k) => {
+            let e = edge(k, profile, server.http_addr, certs);
+            let addr = e.addr();
+            (Some(e), addr)
+        }
+        None => (None, server.https_addr.expect("TLS listener")),
+    }
 }
 
 /// A config file: the shipped `tuned` template of `kind` with `from`
