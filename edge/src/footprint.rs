@@ -43,17 +43,7 @@ pub(crate) fn footprint(pids: &[u32]) -> Footprint {
 /// Established TCP connections owned by `pids` whose peer is `peer`: the
 /// proxy's upstream connections, or a browser's connections to the edge.
 pub fn connections_to(pids: &[u32], peer: SocketAddr) -> Result<usize, EdgeError> {
-    let mut inodes = HashSet::new();
-    for &pid in pids {
-        let Ok(fds) = Process::new(pid as i32).and_then(|p| p.fd()) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if let FDTarget::Socket(inode) = fd.target {
-                inodes.insert(inode);
-            }
-        }
-    }
+    let inodes = socket_inodes(pids);
     let Some(&first) = pids.first() else {
         return Ok(0);
     };
@@ -67,6 +57,42 @@ pub fn connections_to(pids: &[u32], peer: SocketAddr) -> Result<usize, EdgeError
         .filter(|e| same_peer(e.remote_address, peer))
         .filter(|e| inodes.contains(&e.inode))
         .count())
+}
+
+/// Whether one of `pids` holds a listening socket on `addr`. Connecting is
+/// no proof: another process may own the port (a proxy given the same
+/// free port by a race answers for one that failed to bind).
+pub fn listening_on(pids: &[u32], addr: SocketAddr) -> bool {
+    let inodes = socket_inodes(pids);
+    let Some(&first) = pids.first() else {
+        return false;
+    };
+    let Ok(proc) = Process::new(first as i32) else {
+        return false;
+    };
+    let mut entries = proc.tcp().unwrap_or_default();
+    entries.extend(proc.tcp6().unwrap_or_default());
+    entries.iter().any(|e| {
+        e.state == TcpState::Listen
+            && e.local_address.port() == addr.port()
+            && inodes.contains(&e.inode)
+    })
+}
+
+/// The socket inodes in the fd tables of `pids`.
+fn socket_inodes(pids: &[u32]) -> HashSet<u64> {
+    let mut inodes = HashSet::new();
+    for &pid in pids {
+        let Ok(fds) = Process::new(pid as i32).and_then(|p| p.fd()) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let FDTarget::Socket(inode) = fd.target {
+                inodes.insert(inode);
+            }
+        }
+    }
+    inodes
 }
 
 /// Established TCP connections of any process in this network namespace
@@ -110,6 +136,11 @@ mod tests {
         // ones have ephemeral peers and do not count.
         assert_eq!(connections_to(&me, addr).unwrap(), 2);
         assert_eq!(established_to(addr).unwrap(), 2);
+        assert!(listening_on(&me, addr));
+        assert!(
+            !listening_on(&[1], addr),
+            "pid 1 does not hold our listener"
+        );
         drop((a, b));
         let f = footprint(&me);
         assert_eq!(f.processes, 1);

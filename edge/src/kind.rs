@@ -95,8 +95,12 @@ impl EdgeKind {
             ],
             // -db: foreground, one process (threads); its log lines go to
             // stderr (`log stderr` in the config), which we keep in a file.
+            // -dR: no SO_REUSEPORT, which HAProxy sets by default: two
+            // HAProxys given the same free port would then share it
+            // silently, each taking the other's connections.
             EdgeKind::Haproxy => vec![
                 "-db".into(),
+                "-dR".into(),
                 "-f".into(),
                 show(config),
                 "-p".into(),

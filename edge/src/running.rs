@@ -129,6 +129,9 @@ impl Edge {
                     drop(process);
                     let (log_path, tail) = log_tail(spec.kind, dir.path());
                     if tail.contains("Address already in use") && attempt < PORT_TRIES {
+                        // Start the next try's log afresh.
+                        let _ = std::fs::remove_file(&log);
+                        let _ = std::fs::remove_file(dir.path().join("error.log"));
                         tracing::debug!(port, "edge port taken meanwhile; trying another");
                         continue;
                     }
@@ -285,7 +288,11 @@ fn wait_listening(process: &mut ProxyProcess, addr: SocketAddr) -> Result<(), Op
         if let Some(status) = process.exited() {
             return Err(Some(status.to_string()));
         }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        // Our own listener, not another process's on the same port (a race
+        // for a free port), and accepting.
+        if footprint::listening_on(&process.pids(), addr)
+            && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        {
             return Ok(());
         }
         if Instant::now() >= deadline {

@@ -99,8 +99,14 @@ async fn ws_over_h2_through_haproxy_shares_the_connection(#[case] profile: EdgeP
         1,
         "one TLS connection"
     );
+    // At least one upstream connection per client stream: HAProxy does not
+    // multiplex them upstream. (On a loaded machine it was once seen
+    // holding a second set, so not exactly three.)
     let upstream = settle(3, || edge.upstream_connections().unwrap()).await;
-    assert_eq!(upstream, 3, "one upstream connection per client stream");
+    assert!(
+        upstream >= 3,
+        "one upstream connection per client stream: {upstream}"
+    );
 }
 
 /// Only a server announcing SETTINGS_ENABLE_CONNECT_PROTOCOL gets an
