@@ -107,6 +107,17 @@ fn edges(feed: &[&ScenarioResult]) -> Table {
     t
 }
 
+/// Every wire any scenario ran, in report order.
+fn wires_of(feed: &[&ScenarioResult]) -> Vec<Wire> {
+    let mut wires: Vec<Wire> = feed
+        .iter()
+        .flat_map(|s| s.wires.iter().map(|w| w.wire))
+        .collect();
+    wires.sort();
+    wires.dedup();
+    wires
+}
+
 fn protocols(map: &std::collections::BTreeMap<String, u64>) -> String {
     if map.is_empty() {
         return "-".into();
@@ -130,12 +141,7 @@ fn per_wire(feed: &[&ScenarioResult]) -> Table {
         "proxy CPU/event",
         "upstream/stream",
     ]);
-    let mut wires: Vec<Wire> = feed
-        .iter()
-        .flat_map(|s| s.wires.iter().map(|w| w.wire))
-        .collect();
-    wires.sort();
-    wires.dedup();
+    let wires = wires_of(feed);
     for wire in wires {
         for s in feed {
             let Some(w) = s.wires.iter().find(|w| w.wire == wire) else {
@@ -263,12 +269,7 @@ fn compare(kind: &str, naive: &WireResult, tuned: &WireResult) -> Vec<String> {
 fn charts_of(feed: &[&ScenarioResult]) -> Result<Vec<Chart>, ReportError> {
     let targets: Vec<String> = feed.iter().map(|s| label(s)).collect();
     let names: Vec<&str> = targets.iter().map(String::as_str).collect();
-    let mut wires: Vec<Wire> = feed
-        .iter()
-        .flat_map(|s| s.wires.iter().map(|w| w.wire))
-        .collect();
-    wires.sort();
-    wires.dedup();
+    let wires = wires_of(feed);
     let groups = |f: &dyn Fn(&WireResult) -> Option<f64>| {
         wires
             .iter()
