@@ -512,8 +512,12 @@
 
     retryMs() { return (this.info && Number(this.info.retry_ms)) || 1000; },
 
-    /** The origin for a panel's choice: `h1` = http_url, `h2` = https_url. */
+    /**
+     * The origin for a panel's choice: `h1` = http_url, `h2` = https_url,
+     * `page` = the page's own origin (a proxy in front of the server).
+     */
     originFor(choice) {
+      if (choice === 'page') return location.origin;
       const raw = this.info && (choice === 'h2' ? this.info.https_url : this.info.http_url);
       if (!raw) return null;
       const u = new URL(raw);
@@ -569,11 +573,14 @@
         $('tls-origin-link').href = `${this.originFor('h2')}/info`;
       }
       const pageIsH2 = location.origin === this.originFor('h2');
+      // Served through a proxy (loadgen serve --edge): streams go the same way.
+      const viaProxy = !pageIsH2 && location.origin !== this.originFor('h1');
       for (const panel of panels) {
         const select = panel.els.origin;
         select.querySelector('option[value="h2"]').disabled = !tls;
         if (!tls) select.querySelector('option[value="h2"]').textContent = 'HTTP/2 (TLS off)';
-        select.value = pageIsH2 ? 'h2' : 'h1';
+        select.querySelector('option[value="page"]').hidden = !viaProxy;
+        select.value = viaProxy ? 'page' : pageIsH2 ? 'h2' : 'h1';
         panel.els.url.textContent = this.originFor(select.value) || '–';
       }
     },

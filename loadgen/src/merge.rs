@@ -222,11 +222,15 @@ fn merge_wire(
     let sum_f = |f: fn(&WireResult) -> f64| parts.iter().map(|(_, w)| f(w)).sum::<f64>();
     let events_in_hold = sum(|w| w.events_in_hold);
     let mut protocols_seen = BTreeMap::new();
+    let mut client_protocols = BTreeMap::new();
     let mut errors = BTreeMap::new();
     let mut first_errors = BTreeMap::new();
     for (_, w) in parts {
         for (k, v) in &w.protocols_seen {
             *protocols_seen.entry(k.clone()).or_insert(0) += v;
+        }
+        for (k, v) in &w.client_protocols {
+            *client_protocols.entry(k.clone()).or_insert(0) += v;
         }
         for (k, v) in &w.errors {
             *errors.entry(k.clone()).or_insert(0) += v;
@@ -246,6 +250,7 @@ fn merge_wire(
             Some(h2.iter().sum())
         },
         protocols_seen,
+        client_protocols,
         hold_s: parts.iter().map(|(_, w)| w.hold_s).fold(0.0, f64::max),
         events_in_hold,
         events_per_s: sum_f(|w| w.events_per_s),
@@ -265,6 +270,11 @@ fn merge_wire(
         first_event_us: snap.first_event_us.clone(),
         reconnect_us: snap.reconnect_us.clone(),
         server: merge_server(parts, events_in_hold, shared_server),
+        // Each part went through its own proxy, if any: not added up.
+        proxy: match parts {
+            [(_, only)] => only.proxy.clone(),
+            _ => None,
+        },
         loadgen: LoadgenCost {
             cpu_us_hold: sum(|w| w.loadgen.cpu_us_hold),
             cpu_us_per_event: per_event(sum(|w| w.loadgen.cpu_us_hold), events_in_hold),

@@ -31,6 +31,8 @@ fn scenario(any: AnyServer, connections: usize, hold_s: f64) -> Scenario {
         processes: None,
         any_server: Some(any),
         stacks: Vec::new(),
+        edge: None,
+        edge_config: None,
     }
 }
 

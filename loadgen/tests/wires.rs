@@ -76,6 +76,7 @@ async fn every_connection_gets_every_event(#[case] wire: Wire) {
         target(&server),
         spec(wire, n, 1500),
         &probe,
+        None,
         Arc::new(Live::default()),
         CancellationToken::new(),
     )
@@ -156,6 +157,7 @@ async fn server_drops_are_resumed_without_loss(#[case] wire: Wire) {
         target(&server),
         spec(wire, n, 2000),
         &probe,
+        None,
         Arc::new(Live::default()),
         CancellationToken::new(),
     )
@@ -190,6 +192,7 @@ async fn resuming_beyond_the_ring_reports_the_true_loss() {
         target(&server),
         spec(Wire::SseH1, 5, 2500),
         &probe,
+        None,
         Arc::new(Live::default()),
         CancellationToken::new(),
     )

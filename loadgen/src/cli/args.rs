@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+use super::doctor::DoctorArgs;
 use super::extras::{ChatArgs, EchoArgs, FaultArgs};
 use super::feed::{RunArgs, SuiteArgs};
 use super::files::{CompareArgs, MergeArgs, ReportArgs, ServeArgs, ServeBareArgs};
@@ -39,6 +40,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Combine results of the same scenarios taken on several machines.
     Merge(MergeArgs),
+    /// Check a deployed SSE or WebSocket endpoint for proxy and protocol
+    /// pitfalls: PASS, WARN or FAIL per check, with the fix; exit 1 on FAIL.
+    Doctor(DoctorArgs),
     /// One share of a wire, driven by a parent `loadgen` over stdin/stdout.
     #[command(hide = true)]
     Worker,

@@ -70,6 +70,8 @@ pub struct RunArgs {
     /// Run the scenarios of a TOML file instead of the flags above.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
     /// Name of the run (default: the scenario's, or `run`).
     #[arg(long)]
     pub name: Option<String>,
@@ -94,7 +96,8 @@ impl RunArgs {
     /// The scenarios this invocation asks for, checked; the error says
     /// which flags (or which scenario file field) to change.
     pub fn scenarios(&self) -> Result<Vec<Scenario>, String> {
-        let scenarios = self.unsharded()?;
+        let mut scenarios = self.unsharded()?;
+        self.edge.apply(&mut scenarios)?;
         if self.start_at.is_some() && (scenarios.len() != 1 || scenarios[0].wires.len() != 1) {
             return Err(
                 "--start-at measures one window: give this process one scenario of one wire \
@@ -157,6 +160,8 @@ impl RunArgs {
             processes: self.processes,
             any_server,
             stacks: stacks.unwrap_or_default(),
+            edge: None,
+            edge_config: None,
         };
         s.validate().map_err(|e| match e {
             ScenarioError::Invalid { reason, .. } => {
@@ -165,6 +170,34 @@ impl RunArgs {
             other => other.to_string(),
         })?;
         Ok(vec![s])
+    }
+}
+
+/// An edge proxy in front of the embedded server.
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// Put Debian's nginx or haproxy in front of the server (TLS with ALPN
+    /// h2 and http/1.1 at the edge, HTTP/1.1 to the server): every wire
+    /// goes through it (sse-h1 and ws-h1 over TLS; no h2c).
+    #[arg(long, value_parser = ["nginx", "haproxy"])]
+    pub edge: Option<String>,
+    /// The edge's config: tuned (what a careful operator writes), naive
+    /// (just proxy_pass / a bare backend), or a template FILE (see README).
+    #[arg(long, requires = "edge", default_value = "tuned")]
+    pub edge_config: String,
+}
+
+impl EdgeArgs {
+    /// Sets the edge on every scenario (the flags win over a file's).
+    pub fn apply(&self, scenarios: &mut [Scenario]) -> Result<(), String> {
+        if let Some(kind) = &self.edge {
+            for s in scenarios.iter_mut() {
+                s.edge = Some(kind.clone());
+                s.edge_config = Some(self.edge_config.clone());
+                s.edge().map_err(|e| format!("--edge-config: {e}"))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -185,6 +218,8 @@ pub struct SuiteArgs {
     /// 10,000 connections and a rate sweep at 1,000 (loadgen/scenarios/stacks.toml).
     #[arg(long, value_parser = parse_stacks, conflicts_with_all = ["target", "in_process"])]
     pub stacks: Option<StackList>,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
     #[command(flatten)]
     pub server: ServerArgs,
 }

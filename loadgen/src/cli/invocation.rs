@@ -23,8 +23,13 @@ pub enum Invocation {
     /// `run`, `suite`, `chat`, `echo`, `faults`, `limit`: measure, write
     /// result.json and the reports.
     Measure(Measure),
-    /// `serve`: the feed server alone (what the embedded child runs).
-    Serve(server::ServerConfig),
+    /// `serve`: the feed server alone (what the embedded child runs), or
+    /// behind an edge proxy.
+    Serve {
+        /// Boxed: the server's settings are large beside the other variants.
+        config: Box<server::ServerConfig>,
+        edge: Option<(edge::EdgeKind, edge::EdgeProfile)>,
+    },
     Report(ReportArgs),
     Compare(CompareArgs),
     Merge(MergeArgs),
@@ -32,6 +37,8 @@ pub enum Invocation {
     Worker,
     /// `serve-bare`: the bare baseline (what `--stacks bare` starts).
     ServeBare(bare::BareConfig),
+    /// `doctor URL`: check a deployed endpoint.
+    Doctor(crate::doctor::DoctorSpec),
 }
 
 /// A measuring run, checked.
@@ -115,9 +122,11 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             for extra in &extras {
                 extra.validate().map_err(|e| format!("{e} (--duration)"))?;
             }
+            let mut scenarios = standard_suite(duration_s);
+            args.edge.apply(&mut scenarios)?;
             Measure {
                 name: "suite".into(),
-                scenarios: standard_suite(duration_s),
+                scenarios,
                 extras,
                 limits,
                 server: args.server,
@@ -137,12 +146,25 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             out: args.out,
             quiet: args.quiet,
         },
-        Command::Serve(args) => return Ok(Invocation::Serve(args.config)),
+        Command::Serve(args) => {
+            let edge = match &args.edge.edge {
+                Some(kind) => Some((
+                    kind.parse().map_err(|e: edge::EdgeError| e.to_string())?,
+                    args.edge.edge_config.parse()?,
+                )),
+                None => None,
+            };
+            return Ok(Invocation::Serve {
+                config: Box::new(args.config),
+                edge,
+            });
+        }
         Command::Report(args) => return Ok(Invocation::Report(args)),
         Command::Compare(args) => return Ok(Invocation::Compare(args)),
         Command::Merge(args) => return Ok(Invocation::Merge(args)),
         Command::Worker => return Ok(Invocation::Worker),
         Command::ServeBare(args) => return Ok(Invocation::ServeBare(args.config)),
+        Command::Doctor(args) => return Ok(Invocation::Doctor(args.spec())),
     };
     measure.server.check()?;
     Ok(Invocation::Measure(measure))

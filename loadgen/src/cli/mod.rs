@@ -4,6 +4,7 @@
 
 mod any_server;
 mod args;
+mod doctor;
 mod extras;
 mod feed;
 mod files;
@@ -14,6 +15,7 @@ mod server;
 
 pub use any_server::AnyServerArgs;
 pub use args::{Cli, Command};
+pub use doctor::DoctorArgs;
 pub use extras::{ChatArgs, EchoArgs, ExtraOut, FaultArgs};
 pub use feed::{RunArgs, StackList, SuiteArgs, WireList};
 pub use files::{default_out_dir, CompareArgs, MergeArgs, ReportArgs, ServeArgs, ServeBareArgs};

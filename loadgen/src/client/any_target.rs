@@ -10,7 +10,7 @@ use super::dial::{Dialer, SourceAddresses};
 use super::endpoint::Endpoint;
 use super::field_decoder::FieldDecoder;
 use super::opener::Opener;
-use super::target::{resolve_url, sources_toward, TargetError};
+use super::target::{locate, sources_toward, TargetError};
 use super::tls::{TlsSettings, Trust};
 use crate::result::{parse_header, AnyServer, SseProtocol};
 use crate::wire::Wire;
@@ -136,7 +136,7 @@ async fn resolve(raw: &str, allow_remote: bool) -> Result<(SocketAddr, String, b
         reason: e.to_string(),
     })?;
     let secure = matches!(url.scheme(), "https" | "wss");
-    let (addr, host) = resolve_url(raw, &url, allow_remote).await?;
+    let (addr, host) = locate(&url, raw, allow_remote).await?;
     Ok((addr, host, secure))
 }
 

@@ -68,6 +68,9 @@ pub enum ClientError {
     Protocol { url: Arc<str>, detail: String },
     #[error("{url}: HTTP error: {detail}")]
     Http { url: Arc<str>, detail: String },
+    /// The server lacks what the wire needs (e.g. RFC 8441 for ws-h2).
+    #[error("{url}: {detail}")]
+    Unsupported { url: Arc<str>, detail: String },
     #[error("{url}: the server closed the stream")]
     Closed { url: Arc<str> },
     #[error("{url}: nothing within {secs:.1} s while {what}")]
@@ -88,7 +91,7 @@ impl ClientError {
                 ErrorKind::Http(*status)
             }
             ClientError::ContentType { .. } | ClientError::Protocol { .. } => ErrorKind::Protocol,
-            ClientError::Http { .. } => ErrorKind::Protocol,
+            ClientError::Http { .. } | ClientError::Unsupported { .. } => ErrorKind::Protocol,
             ClientError::Closed { .. } => ErrorKind::Closed,
             ClientError::Timeout { .. } => ErrorKind::Timeout,
         }

@@ -57,6 +57,8 @@ pub use request::{request, sse_request, Body};
 pub use sse::{open_h1, FeedEvents, NamedEvent, NamedEvents, SseDecode, SseStream};
 pub use stats::{ServerProbe, ServerSnapshot};
 pub use stream::MessageStream;
-pub use target::{sources_toward, Target, TargetError, TlsTarget, CONNECTIONS_PER_SOURCE};
+pub use target::{locate, sources_toward, Target, TargetError, TlsTarget, CONNECTIONS_PER_SOURCE};
 pub use tls::{client_config, TlsConfigError, TlsSettings, Trust, ALPN_H2, ALPN_HTTP1};
-pub use ws::{open as open_ws, ws_config, WsIncoming, WsStream};
+pub use ws::{
+    open as open_ws, open_h2 as open_ws_h2, ws_config, WsIncoming, WsStream, NO_EXTENDED_CONNECT,
+};

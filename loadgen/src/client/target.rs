@@ -39,10 +39,17 @@ pub struct TlsTarget {
 /// A server to load.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The server's plain listener: HTTP/1.1 and h2c streams, and `/stats`
+    /// (read directly, also behind an edge).
     pub http_addr: SocketAddr,
     pub http_url: String,
+    /// The TLS listener: the server's, or the edge's in front of it.
     pub tls: Option<TlsTarget>,
     pub https_url: Option<String>,
+    /// Streams go through a TLS-only edge proxy (nginx, HAProxy): every
+    /// wire uses the TLS listener, and the server's hello names only the
+    /// proxy's upstream hop (`http/1.1`).
+    pub through_edge: bool,
 }
 
 impl Target {
@@ -63,6 +70,24 @@ impl Target {
                 .as_ref()
                 .map(|t| format!("https://localhost:{}", t.addr.port())),
             tls,
+            through_edge: false,
+        })
+    }
+
+    /// The same server reached through an edge proxy listening on
+    /// `edge_addr` (TLS as `localhost`, trusting `cert`): streams go
+    /// there, `/stats` still to the server's plain listener.
+    pub fn via_edge(
+        self,
+        edge_addr: SocketAddr,
+        cert: std::path::PathBuf,
+    ) -> Result<Target, TargetError> {
+        let tls = tls_target(edge_addr, "localhost", &Trust::CaFile(cert))?;
+        Ok(Target {
+            https_url: Some(format!("https://localhost:{}", edge_addr.port())),
+            tls: Some(tls),
+            through_edge: true,
+            ..self
         })
     }
 
@@ -86,6 +111,7 @@ impl Target {
             http_url,
             https_url,
             tls,
+            through_edge: false,
         })
     }
 
@@ -181,17 +207,17 @@ async fn resolve(
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a server's base URL has no query or fragment".into()));
     }
-    let (addr, host) = resolve_url(raw, &url, allow_remote).await?;
+    let (addr, host) = locate(&url, raw, allow_remote).await?;
     let base = url.as_str().trim_end_matches('/').to_string();
     Ok((addr, host, base))
 }
 
 /// A parsed URL's socket address and host name (brackets off an IPv6
-/// literal), refused unless loopback or `allow_remote`; `raw` names it in
-/// errors.
-pub async fn resolve_url(
-    raw: &str,
+/// literal; path and query allowed), refused unless loopback or
+/// `allow_remote`; `raw` names it in errors.
+pub async fn locate(
     url: &url::Url,
+    raw: &str,
     allow_remote: bool,
 ) -> Result<(SocketAddr, String), TargetError> {
     let bad = |reason: &str| TargetError::BadUrl {

@@ -26,8 +26,15 @@ use crate::wire::Wire;
 
 const SIZE: (u32, u32) = (620, 340);
 pub const FONT: &str = "sans-serif";
-/// Bar colours: first series dark, second light.
-const SERIES: [RGBColor; 2] = [RGBColor(52, 84, 140), RGBColor(150, 182, 222)];
+/// Bar colours: first series dark, second light, then more for charts
+/// with more series (the proxy section: direct and each edge).
+const SERIES: [RGBColor; 5] = [
+    RGBColor(52, 84, 140),
+    RGBColor(150, 182, 222),
+    RGBColor(214, 120, 40),
+    RGBColor(90, 160, 90),
+    RGBColor(170, 80, 150),
+];
 
 pub type Drawn = Result<(), Box<dyn Error>>;
 
@@ -287,7 +294,7 @@ fn events(wires: &[WireResult]) -> Result<String, String> {
 
 /// Grouped bars: one group per wire, one bar per series, the value written
 /// above each bar (`n/a` where it is missing).
-fn bars(
+pub(super) fn bars(
     series: &[&str],
     y_desc: &str,
     groups: &[(Wire, Vec<Option<f64>>)],

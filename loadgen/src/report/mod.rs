@@ -21,6 +21,7 @@ mod html;
 mod latency;
 mod limit;
 mod markdown;
+mod proxy;
 mod render;
 mod stack_charts;
 mod stack_runs;

@@ -7,7 +7,7 @@ use super::document::{Block, Chart, Document};
 use super::error::{write, ReportError};
 use super::findings::findings;
 use super::markdown::CHART_DIR;
-use super::{charts, environment, extras, format, html, limit, markdown, stacks, tables};
+use super::{charts, environment, extras, format, html, limit, markdown, proxy, stacks, tables};
 use crate::result::{RunResult, ScenarioResult};
 use crate::wire::Wire;
 
@@ -134,6 +134,9 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
         for block in limit::blocks(s, &stem)? {
             doc.push(block);
         }
+    }
+    for block in proxy::blocks(result)? {
+        doc.push(block);
     }
     extras::push(&mut doc, result);
     environment::push(&mut doc, result);

@@ -22,6 +22,29 @@ pub struct ServerSetup {
     pub rate_hz: f64,
     pub payload_bytes: usize,
     pub workers: Option<usize>,
+    /// The proxy in front of the server, if the streams went through one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<EdgeSetup>,
+}
+
+/// An edge proxy (nginx, HAProxy) the streams went through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeSetup {
+    /// `nginx` or `haproxy`.
+    pub kind: String,
+    /// `tuned`, `naive` or the config file's path.
+    pub config: String,
+    /// `https://localhost:PORT/`.
+    pub url: String,
+    /// The proxy's version line (`nginx version: nginx/1.22.1`).
+    #[serde(default)]
+    pub version: String,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS the edge announces (none: unlimited).
+    pub h2_max_concurrent_streams: Option<u32>,
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL: WebSocket over HTTP/2 (RFC 8441).
+    pub enable_connect_protocol: bool,
+    /// The rendered config, as it ran.
+    pub config_text: String,
 }
 
 /// Everything measured on one wire.
@@ -33,8 +56,13 @@ pub struct WireResult {
     pub opened: usize,
     /// HTTP/2 connections that carried the streams (h2 and h2c only).
     pub h2_connections: Option<u64>,
-    /// Protocols the server said it negotiated, with stream counts.
+    /// Protocols the server said it negotiated, with stream counts (behind
+    /// an edge: the proxy's upstream hop).
     pub protocols_seen: BTreeMap<String, u64>,
+    /// Protocols the load generator's own connections negotiated (ALPN
+    /// `h2` or `http/1.1`, `h2c`), with stream counts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_protocols: BTreeMap<String, u64>,
     pub hold_s: f64,
     pub events_in_hold: u64,
     pub events_per_s: f64,
@@ -68,6 +96,9 @@ pub struct WireResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnect_us: Option<HistogramSummary>,
     pub server: Option<ServerCost>,
+    /// What the edge proxy cost and held, when the streams went through one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyCost>,
     pub loadgen: LoadgenCost,
     pub problems: Vec<String>,
     /// Load-generator processes that shared the connections.
@@ -124,6 +155,25 @@ pub struct ServerCost {
     pub rss_per_connection: f64,
     pub cpu_us_hold: u64,
     pub cpu_us_per_event: f64,
+}
+
+/// What the edge proxy cost while the connections were held: its
+/// processes (master and workers) summed, from /proc.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyCost {
+    pub processes: usize,
+    pub rss_before: u64,
+    pub rss_held: u64,
+    pub rss_after: u64,
+    /// (held - before) / connections.
+    pub rss_per_connection: f64,
+    pub cpu_us_hold: u64,
+    pub cpu_us_per_event: f64,
+    /// TCP connections the proxy held to the server with the streams open.
+    pub upstream_connections: usize,
+    /// `upstream_connections` / streams open: 1 when every stream (even
+    /// those multiplexed on one client h2 connection) costs its own.
+    pub upstream_per_stream: f64,
 }
 
 /// What the load generator itself spent during the hold.

@@ -32,7 +32,7 @@ pub use chat::{ChatResult, ChatSpec, ChatWire};
 pub use echo::{EchoLevel, EchoResult, EchoSpec};
 pub use environment::Environment;
 pub use faults::{FaultSpec, FaultWire, FaultsResult};
-pub use feed::{LoadgenCost, Measured, ServerCost, ServerSetup, WireResult};
+pub use feed::{EdgeSetup, LoadgenCost, Measured, ProxyCost, ServerCost, ServerSetup, WireResult};
 pub use histogram::{
     new_histogram, summarize, HistogramError, HistogramSummary, HIGHEST_US, LOWEST_US,
     SIGNIFICANT_FIGURES,

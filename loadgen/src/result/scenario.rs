@@ -50,6 +50,13 @@ pub struct Scenario {
     /// (empty: the embedded feed server alone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stacks: Vec<Stack>,
+    /// An edge proxy in front of the embedded server, as Debian's binary
+    /// started for the run: `nginx` or `haproxy` (default: none, direct).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
+    /// The edge's config: `tuned` (default), `naive`, or a template file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_config: Option<String>,
 }
 
 fn all_wires() -> Vec<Wire> {
@@ -133,6 +140,12 @@ impl Scenario {
         } else if self.wires.is_empty() {
             return Err(bad("no wires".into()));
         }
+        if self.edge.is_some() && (self.any_server.is_some() || !self.stacks.is_empty()) {
+            return Err(bad(
+                "an edge goes in front of the embedded feed server only: drop edge, or any_server and stacks"
+                    .into(),
+            ));
+        }
         Self::CONNECTIONS
             .check_named("connections", self.connections)
             .map_err(bad)?;
@@ -159,6 +172,7 @@ impl Scenario {
         if let Some(p) = self.processes {
             Self::PROCESSES.check_named("processes", p).map_err(bad)?;
         }
+        self.edge().map_err(bad)?;
         let ramp_s = self.ramp_seconds();
         if ramp_s > DAY_S {
             return Err(bad(format!(
@@ -175,6 +189,23 @@ impl Scenario {
         match &self.any_server {
             Some(any) => any.wires(),
             None => self.wires.clone(),
+        }
+    }
+
+    /// The edge proxy and its config, if the scenario has one.
+    pub fn edge(&self) -> Result<Option<(edge::EdgeKind, edge::EdgeProfile)>, String> {
+        match (&self.edge, &self.edge_config) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err("edge_config needs an edge (nginx or haproxy)".into()),
+            (Some(kind), config) => {
+                let kind: edge::EdgeKind =
+                    kind.parse().map_err(|e: edge::EdgeError| e.to_string())?;
+                let profile = match config {
+                    Some(c) => c.parse::<edge::EdgeProfile>()?,
+                    None => edge::EdgeProfile::Tuned,
+                };
+                Ok(Some((kind, profile)))
+            }
         }
     }
 
@@ -240,6 +271,8 @@ impl Scenario {
             processes: None,
             any_server: None,
             stacks: Vec::new(),
+            edge: None,
+            edge_config: None,
         }
     }
 }
@@ -275,6 +308,8 @@ fn feed_scenario(wires: Vec<Wire>, connections: usize, rate_hz: f64, duration_s:
         processes: None,
         any_server: None,
         stacks: Vec::new(),
+        edge: None,
+        edge_config: None,
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use edge::Edge;
 use hdrhistogram::Histogram;
 use server::event::unix_now_ns;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use super::feed::{connection, FeedCtx};
 use super::gauge::ServerGauge;
 use super::live::{lock, Live, Shards};
 use super::outcome::{hold_only, own_usage, Finished, Held, WireOutcome};
+use super::proxy::ProxySamples;
 use super::source::Source;
 use super::spec::WireSpec;
 use crate::client::{ServerProbe, ServerSnapshot, Target};
@@ -93,6 +95,12 @@ impl WireRun {
             retry: spec.retry,
             first_errors: Mutex::new(BTreeMap::new()),
             protocols: Mutex::new(BTreeMap::new()),
+            hello_protocol: if source.through_edge() {
+                server::wire::Protocol::Http1.as_str()
+            } else {
+                spec.wire.expected_protocol()
+            },
+            client_protocols: Mutex::new(BTreeMap::new()),
             running: AtomicUsize::new(0),
             highest_id: AtomicU64::new(0),
             connections: spec.connections,
@@ -252,6 +260,7 @@ impl WireRun {
             }
         };
         let protocols_seen = lock(&ctx.protocols).clone();
+        let client_protocols = lock(&ctx.client_protocols).clone();
         let h2_connections = ctx.opener.h2_connections();
         Finished {
             recorder,
@@ -259,6 +268,7 @@ impl WireRun {
             missing_at_end,
             first_errors,
             protocols_seen,
+            client_protocols,
             h2_connections,
             all_open_after_us: (all_open > 0).then_some(all_open),
             problems: self.problems,
@@ -292,30 +302,36 @@ async fn ramp(
 }
 
 /// Runs one wire of the feed server in this process: ramp, settle, hold,
-/// drain, close, with the server's `/stats` read at each step.
+/// drain, close, with the server's `/stats` (and the edge proxy's figures,
+/// if there is one) read at each step.
 pub async fn run_wire(
     target: Arc<Target>,
     spec: WireSpec,
     probe: &ServerProbe,
+    proxy: Option<&Edge>,
     live: Arc<Live>,
     cancel: CancellationToken,
 ) -> WireOutcome {
     let gauge = ServerGauge::Stats(Box::new(probe.clone()));
-    run_wire_on(&Source::Feed(target), spec, &gauge, live, cancel).await
+    run_wire_on(&Source::Feed(target), spec, &gauge, proxy, live, cancel).await
 }
 
 /// Runs one wire against any source in this process, with the server's
-/// figures read through `gauge` at each step. The final id every
-/// connection must reach is the server's newest (from `/stats`), or else
-/// the highest any connection saw (0 without ids: nothing to drain).
+/// figures read through `gauge` (and the edge proxy's, if there is one) at
+/// each step. The final id every connection must reach is the server's
+/// newest (from `/stats`), or else the highest any connection saw (0
+/// without ids: nothing to drain).
 pub async fn run_wire_on(
     source: &Source,
     spec: WireSpec,
     gauge: &ServerGauge,
+    proxy: Option<&Edge>,
     live: Arc<Live>,
     cancel: CancellationToken,
 ) -> WireOutcome {
     let mut problems = Vec::new();
+    let mut proxied = ProxySamples::default();
+    ProxySamples::take(&mut proxied.before, proxy);
     let before = snapshot(gauge, &mut problems, "before connecting").await;
     let mut run = match WireRun::start(source, spec.clone(), live, cancel, spec.first_index) {
         Ok(r) => r,
@@ -334,6 +350,7 @@ pub async fn run_wire_on(
             }
         }
         measured.held = snapshot(gauge, &mut problems, "with the connections held").await;
+        ProxySamples::take(&mut proxied.held, proxy);
         let (e0, b0) = run.counters();
         let lat0 = run.latency();
         let (cpu0, _) = own_usage();
@@ -346,6 +363,7 @@ pub async fn run_wire_on(
         measured.events = e1 - e0;
         measured.bytes = b1 - b0;
         measured.end = snapshot(gauge, &mut problems, "at the end of the hold").await;
+        ProxySamples::take(&mut proxied.end, proxy);
         measured.own_cpu_us = cpu1.saturating_sub(cpu0);
         measured.own_rss = rss1;
     }
@@ -356,6 +374,8 @@ pub async fn run_wire_on(
     };
     let finished = run.finish(final_id).await;
     let after = gauge.settle_after(before.as_ref()).await;
+    ProxySamples::take(&mut proxied.after, proxy);
+    measured.proxy = proxied;
     let mut outcome =
         WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems);
     outcome.missing_is_lost = gauge.knows_newest_id();

@@ -37,7 +37,13 @@ pub struct FeedCtx {
     pub drain_to: AtomicU64,
     pub retry: Duration,
     pub first_errors: Mutex<BTreeMap<String, String>>,
+    /// What the server's hellos said it negotiated.
     pub protocols: Mutex<BTreeMap<String, u64>>,
+    /// What the hello must say: the wire's protocol, or behind an edge the
+    /// proxy's upstream hop (`http/1.1`).
+    pub hello_protocol: &'static str,
+    /// What this process's own streams negotiated (the opener's ALPN).
+    pub client_protocols: Mutex<BTreeMap<String, u64>>,
     /// Connection tasks not yet finished, between streams included.
     pub running: AtomicUsize,
     /// The highest id any connection has seen: the final id of a server
@@ -232,7 +238,7 @@ impl OnMessage<Msg> for Recording<'_> {
             // The reconnect loop takes `retry:` itself.
             Msg::Retry(_) => {}
             Msg::Hello { protocol, .. } => {
-                let want = self.ctx.wire.expected_protocol();
+                let want = self.ctx.hello_protocol;
                 if protocol != want {
                     let e = ClientError::protocol(
                         self.ctx.opener.url(),
@@ -287,6 +293,9 @@ impl ConnectionHook for Recording<'_> {
                 }
             }
         }
+        *lock(&self.ctx.client_protocols)
+            .entry(self.ctx.opener.protocol().to_string())
+            .or_default() += 1;
         self.connected_before = true;
         self.started = attempt_started;
         self.first_tick = true;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use edge::Edge;
 use tokio_util::sync::CancellationToken;
 
 use super::driver::run_wire_on;
@@ -19,13 +20,17 @@ use crate::result::{Scenario, WireResult};
 use crate::wire::Wire;
 
 /// What one wire runs against: where its streams go, how the server's
-/// side is read, how a worker process finds the server, and where this
-/// process's connections sit among several load generators.
-pub struct Loaded {
+/// side is read, how a worker process finds the server, where this
+/// process's connections sit among several load generators, and the edge
+/// proxy in front, if any.
+pub struct Loaded<'a> {
     pub source: Source,
     pub gauge: ServerGauge,
     pub worker_target: TargetSpec,
     pub placed: Placement,
+    /// The edge proxy in front of the server, if any: its figures are read
+    /// with the server's.
+    pub proxy: Option<&'a Edge>,
 }
 
 /// Where a wire's connections sit among several load generators
@@ -61,7 +66,7 @@ impl Placement {
 
 /// Runs one wire against what is loaded, in this process or several.
 pub async fn drive_wire(
-    loaded: &Loaded,
+    loaded: &Loaded<'_>,
     scenario: &Scenario,
     wire: Wire,
     opts: &RunOptions,
@@ -79,13 +84,31 @@ pub async fn drive_wire(
     let outcome = match (&opts.worker_exe, processes) {
         (Some(exe), p) if p > 1 => {
             let target = loaded.worker_target.clone();
-            let mut o = run_wire_in_processes(exe.clone(), target, spec, p, &loaded.gauge, live)
-                .await
-                .map_err(|e| e.context(format!("{wire} over {processes} processes")))?;
+            let mut o = run_wire_in_processes(
+                exe.clone(),
+                target,
+                spec,
+                p,
+                &loaded.gauge,
+                loaded.proxy,
+                live,
+            )
+            .await
+            .map_err(|e| e.context(format!("{wire} over {processes} processes")))?;
             o.processes = p;
             o
         }
-        _ => run_wire_on(&loaded.source, spec, &loaded.gauge, live, cancel.clone()).await,
+        _ => {
+            run_wire_on(
+                &loaded.source,
+                spec,
+                &loaded.gauge,
+                loaded.proxy,
+                live,
+                cancel.clone(),
+            )
+            .await
+        }
     };
     Ok(outcome.to_result()?)
 }

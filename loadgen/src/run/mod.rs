@@ -11,7 +11,8 @@
 //!   running, and measured.
 //! - [`source`]: what a wire connects to (the feed server or any server);
 //!   [`gauge`]: how the server's side is read (`/stats`, /proc, nothing).
-//! - [`server`]: the one server starter; [`options`]: which server.
+//! - [`server`]: the one server starter (and the edge proxy in front of
+//!   it); [`options`]: which server; [`proxy`]: the edge's figures.
 //! - [`loaded`]: one wire against what is loaded, in one process or
 //!   several; [`observer`]: what a progress view is told.
 //! - [`stacks`]: the stacks (actix, bare, node) started in child processes,
@@ -29,6 +30,7 @@ pub mod loaded;
 pub mod observer;
 pub mod options;
 pub mod outcome;
+pub mod proxy;
 pub mod runner;
 pub mod server;
 pub mod shard;

@@ -8,11 +8,13 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::proxy::ProxySamples;
 use super::spec::WireSpec;
 use crate::client::ServerSnapshot;
 use crate::measure::Recorder;
 use crate::result::{
-    summarize, HistogramError, LoadgenCost, Measured, RecorderSnapshot, ServerCost, WireResult,
+    summarize, HistogramError, LoadgenCost, Measured, ProxyCost, RecorderSnapshot, ServerCost,
+    WireResult,
 };
 
 /// Everything measured on one wire.
@@ -23,6 +25,7 @@ pub struct WireOutcome {
     pub opened_peak: usize,
     pub h2_connections: Option<u64>,
     pub protocols_seen: BTreeMap<String, u64>,
+    pub client_protocols: BTreeMap<String, u64>,
     pub hold_s: f64,
     pub events_in_hold: u64,
     pub bytes_in_hold: u64,
@@ -36,6 +39,7 @@ pub struct WireOutcome {
     /// µs from the first connection attempt until all were open.
     pub all_open_after_us: Option<u64>,
     pub server: Option<ServerCost>,
+    pub proxy: Option<ProxyCost>,
     pub loadgen: LoadgenCost,
     /// The first message of each kind of error, for the user.
     pub first_errors: BTreeMap<String, String>,
@@ -55,6 +59,9 @@ pub struct Finished {
     pub missing_at_end: u64,
     pub first_errors: BTreeMap<String, String>,
     pub protocols_seen: BTreeMap<String, u64>,
+    /// What this process's own connections negotiated, per stream.
+    #[serde(default)]
+    pub client_protocols: BTreeMap<String, u64>,
     pub h2_connections: Option<u64>,
     /// µs from the first connection attempt until all were open.
     #[serde(default)]
@@ -75,6 +82,8 @@ pub struct Held {
     /// Latencies of the events received during the hold only (the ramp's
     /// connection storm is left out).
     pub latency: Option<Histogram<u64>>,
+    /// The edge proxy's readings, when there is one.
+    pub proxy: ProxySamples,
 }
 
 /// `end` minus `start`: what was recorded in between.
@@ -92,6 +101,7 @@ impl WireOutcome {
             opened_peak: 0,
             h2_connections: None,
             protocols_seen: BTreeMap::new(),
+            client_protocols: BTreeMap::new(),
             hold_s: 0.0,
             events_in_hold: 0,
             bytes_in_hold: 0,
@@ -100,6 +110,7 @@ impl WireOutcome {
             final_id: 0,
             all_open_after_us: None,
             server: None,
+            proxy: None,
             loadgen: LoadgenCost::default(),
             first_errors: BTreeMap::new(),
             problems,
@@ -149,6 +160,8 @@ impl WireOutcome {
             opened_peak: finished.opened,
             h2_connections: finished.h2_connections,
             protocols_seen: finished.protocols_seen,
+            client_protocols: finished.client_protocols,
+            proxy: measured.proxy.cost(finished.opened, measured.events),
             hold_s: measured.hold_s,
             events_in_hold: measured.events,
             bytes_in_hold: measured.bytes,
@@ -180,6 +193,7 @@ impl WireOutcome {
             opened: self.opened_peak,
             h2_connections: self.h2_connections,
             protocols_seen: self.protocols_seen.clone(),
+            client_protocols: self.client_protocols.clone(),
             hold_s: self.hold_s,
             events_in_hold: self.events_in_hold,
             events_per_s: rate(self.events_in_hold, self.hold_s),
@@ -203,6 +217,7 @@ impl WireOutcome {
             first_event_us: snap.first_event_us.clone(),
             reconnect_us: snap.reconnect_us.clone(),
             server: self.server.clone(),
+            proxy: self.proxy.clone(),
             loadgen: self.loadgen.clone(),
             problems: self.problems.clone(),
             processes: self.processes,

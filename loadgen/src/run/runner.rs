@@ -105,11 +105,12 @@ async fn run_scenario(
     scenario.validate()?;
     let settings = ServerSettings {
         payload_bytes: scenario.payload_bytes,
+        edge: scenario.edge().map_err(anyhow::Error::msg)?,
         ..ServerSettings::new(scenario.rate_hz, opts.workers)
     };
     let mut setup: Option<ServerSetup> = None;
     let mut wires = Vec::new();
-    for &wire in &scenario.wires {
+    for wire in wires_to_run(scenario, opts, &settings).await? {
         if cancel.is_cancelled() {
             break;
         }
@@ -155,6 +156,7 @@ async fn run_any(
         rate_hz: 0.0,
         payload_bytes: 0,
         workers: None,
+        edge: None,
     };
     observer.scenario_started(scenario, &setup);
     let loaded = Loaded {
@@ -168,8 +170,10 @@ async fn run_any(
             https_url: None,
             ca_cert: any.ca_cert.clone(),
             any: Some(Box::new(any.clone())),
+            through_edge: false,
         },
         placed,
+        proxy: None,
     };
     let mut wires = Vec::new();
     for wire in scenario.wires_to_run() {
@@ -187,6 +191,40 @@ async fn run_any(
         stack: None,
         section: Section::Feed,
     })
+}
+
+/// The scenario's wires. `all` (the four wires the feed server serves
+/// itself) means the wires the target supports: through an edge (TLS only)
+/// no h2c; WebSocket over HTTP/2 (ws-h2) when the target announces
+/// SETTINGS_ENABLE_CONNECT_PROTOCOL, so a default run against actix stays
+/// as it is. Wires named one by one run as named.
+async fn wires_to_run(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    settings: &ServerSettings,
+) -> anyhow::Result<Vec<Wire>> {
+    if scenario.wires != Wire::ALL {
+        return Ok(scenario.wires.clone());
+    }
+    let server = StartedServer::start(opts, settings).await?;
+    let announced = match (&server.target.tls, server.ca_cert(opts)) {
+        (Some(tls), Some(ca)) => {
+            edge::read_h2_settings(tls.addr, &tls.host, &ca, std::time::Duration::from_secs(10))
+                .await
+                .ok()
+        }
+        _ => None,
+    };
+    let through_edge = server.target.through_edge;
+    server.stop().await;
+    let mut wires: Vec<Wire> = Wire::ALL
+        .into_iter()
+        .filter(|w| !(through_edge && w.protocol() == server::wire::Protocol::H2c))
+        .collect();
+    if announced.is_some_and(|s| s.enable_connect_protocol) {
+        wires.push(Wire::WsH2);
+    }
+    Ok(wires)
 }
 
 /// Runs one wire of a scenario against a started server.
@@ -227,8 +265,10 @@ async fn run_on(
             https_url: target.https_url.clone(),
             ca_cert: server.ca_cert(opts),
             any: None,
+            through_edge: target.through_edge,
         },
         placed,
+        proxy: server.edge(),
     };
     drive_wire(&loaded, scenario, wire, opts, observer, cancel).await
 }

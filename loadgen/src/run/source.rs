@@ -34,6 +34,15 @@ impl Source {
         }
     }
 
+    /// Whether the streams go through an edge proxy (the server's hello then
+    /// names the proxy's upstream hop, HTTP/1.1, whatever the wire).
+    pub fn through_edge(&self) -> bool {
+        match self {
+            Source::Feed(t) => t.through_edge,
+            Source::Any(_) => false,
+        }
+    }
+
     /// The configured stamp of any server's events (`/ts (ms)`), for messages.
     pub fn stamp_shown(&self) -> Option<String> {
         match self {

@@ -270,6 +270,7 @@ async fn run_stack(
             rate_hz: scenario.rate_hz,
             payload_bytes: scenario.payload_bytes,
             workers: opts.workers,
+            edge: None,
         });
         if wires.is_empty() {
             observer.scenario_started(scenario, s);
@@ -283,10 +284,12 @@ async fn run_stack(
                     StackProcess::Baseline(_) => None,
                 },
                 any: None,
+                through_edge: false,
             },
             source: Source::Feed(Arc::new(server.target.clone())),
             gauge: ServerGauge::Process(ProcessProbe::new(server.pid)),
             placed,
+            proxy: None,
         };
         let result = drive_wire(&loaded, scenario, wire, opts, observer, cancel).await;
         server.stop().await;

@@ -28,6 +28,9 @@ pub struct TargetSpec {
     /// Any server's settings, when it is not the feed server.
     #[serde(default)]
     pub any: Option<Box<AnyServer>>,
+    /// `https_url` is an edge proxy in front of the server.
+    #[serde(default)]
+    pub through_edge: bool,
 }
 
 impl TargetSpec {
@@ -39,8 +42,9 @@ impl TargetSpec {
             Some(p) => Trust::CaFile(p.clone()),
             None => Trust::Insecure,
         };
-        let target =
+        let mut target =
             Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?;
+        target.through_edge = self.through_edge;
         Ok(Source::Feed(Arc::new(target)))
     }
 }

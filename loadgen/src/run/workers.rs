@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use edge::Edge;
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
@@ -22,6 +23,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use super::gauge::ServerGauge;
 use super::live::Live;
 use super::outcome::{hold_only, Finished, Held, WireOutcome};
+use super::proxy::ProxySamples;
 use super::spec::WireSpec;
 use super::worker::{FromWorker, TargetSpec, ToWorker};
 use crate::measure::Recorder;
@@ -85,10 +87,13 @@ pub async fn run_wire_in_processes(
     spec: WireSpec,
     processes: usize,
     gauge: &ServerGauge,
+    proxy: Option<&Edge>,
     live: Arc<Live>,
 ) -> anyhow::Result<WireOutcome> {
     spec.validate().map_err(anyhow::Error::msg)?;
     let mut problems = Vec::new();
+    let mut proxied = ProxySamples::default();
+    ProxySamples::take(&mut proxied.before, proxy);
     let before = gauge.snapshot().await.ok().flatten();
     live.target.store(spec.connections, Ordering::Relaxed);
     let mut workers = Vec::new();
@@ -148,6 +153,7 @@ pub async fn run_wire_in_processes(
             }
         }
         measured.held = gauge.snapshot().await.ok().flatten();
+        ProxySamples::take(&mut proxied.held, proxy);
         let m0 = mark_all(&mut workers).await?;
         let t0 = Instant::now();
         let hold_end = tokio::time::Instant::now() + spec.hold;
@@ -178,6 +184,7 @@ pub async fn run_wire_in_processes(
         measured.hold_s = t0.elapsed().as_secs_f64();
         let m1 = mark_all(&mut workers).await?;
         measured.end = gauge.snapshot().await.ok().flatten();
+        ProxySamples::take(&mut proxied.end, proxy);
         highest_id = m1.highest_id;
         measured.latency = hold_only(m1.latency, &m0.latency);
         for (a, b) in m0.each.iter().zip(&m1.each) {
@@ -207,6 +214,8 @@ pub async fn run_wire_in_processes(
     }
     let finished = merge_finished(parts, &mut problems);
     let after = gauge.settle_after(before.as_ref()).await;
+    ProxySamples::take(&mut proxied.after, proxy);
+    measured.proxy = proxied;
     let mut outcome =
         WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems);
     outcome.missing_is_lost = gauge.knows_newest_id();
@@ -286,6 +295,7 @@ pub fn merge_finished(parts: Vec<Finished>, problems: &mut Vec<String>) -> Finis
         missing_at_end: 0,
         first_errors: BTreeMap::new(),
         protocols_seen: BTreeMap::new(),
+        client_protocols: BTreeMap::new(),
         h2_connections: None,
         all_open_after_us: None,
         problems: Vec::new(),
@@ -309,6 +319,9 @@ pub fn merge_finished(parts: Vec<Finished>, problems: &mut Vec<String>) -> Finis
         }
         for (k, v) in p.protocols_seen {
             *out.protocols_seen.entry(k).or_default() += v;
+        }
+        for (k, v) in p.client_protocols {
+            *out.client_protocols.entry(k).or_default() += v;
         }
         if let Some(n) = p.h2_connections {
             *out.h2_connections.get_or_insert(0) += n;
