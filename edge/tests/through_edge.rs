@@ -16,7 +16,8 @@ use EdgeKind::{Haproxy, Nginx};
 use EdgeProfile::{Naive, Tuned};
 
 /// SSE over h2 at the edge reaches the server over HTTP/1.1 (its hello
-/// names the upstream hop) and loses nothing.
+/// names the upstream hop, and behind a tuned edge the client's h2) and
+/// loses nothing.
 #[rstest]
 #[case(Nginx, Tuned)]
 #[case(Nginx, Naive)]
@@ -36,7 +37,9 @@ async fn sse_over_h2_through_the_edge(#[case] kind: EdgeKind, #[case] profile: E
     assert_eq!(
         hello,
         Feed::Hello {
-            protocol: "http/1.1".into()
+            protocol: "http/1.1".into(),
+            // Only the tuned configs pass on what the client negotiated.
+            edge_protocol: (*edge.profile() == Tuned).then(|| "h2".into()),
         }
     );
     consecutive_sse(&mut sse, 5).await;
@@ -65,7 +68,10 @@ async fn ws_over_h1_through_the_edge(
     let edge = edge(kind, profile, server.http_addr, &certs);
     let ws = ws_h1(edge.addr(), &certs.cert.cert_path, "/ws").await;
     match (ws, upgrades) {
-        (Ok(mut ws), true) => ws_hello_then_ticks(&mut ws, "http/1.1", 5).await,
+        (Ok(mut ws), true) => {
+            let alpn = (*edge.profile() == Tuned).then_some("http/1.1");
+            ws_hello_then_ticks(&mut ws, "http/1.1", alpn, 5).await
+        }
         (Err(e), false) => assert!(e.contains("HTTP error: 4"), "{e}"),
         (Ok(_), false) => panic!("naive {kind} upgraded a WebSocket"),
         (Err(e), true) => panic!("{kind} {} did not upgrade: {e}", edge.profile()),
@@ -90,7 +96,10 @@ async fn ws_over_h2_through_haproxy_shares_the_connection(#[case] profile: EdgeP
     let mut a = conn.sse("/sse").await;
     let mut b = conn.sse("/sse").await;
     let mut ws = conn.ws("/ws").await.expect("WebSocket over HTTP/2");
-    ws_hello_then_ticks(&mut ws, "http/1.1", 5).await;
+    // The server sees an HTTP/1.1 upgrade; the tuned edge tells it the
+    // client came over h2.
+    let alpn = (*edge.profile() == Tuned).then_some("h2");
+    ws_hello_then_ticks(&mut ws, "http/1.1", alpn, 5).await;
     consecutive_sse(&mut a, 3).await;
     consecutive_sse(&mut b, 3).await;
     let me = [std::process::id()];

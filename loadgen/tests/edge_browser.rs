@@ -112,12 +112,15 @@ async fn through_haproxy_the_websocket_shares_the_pages_connection() {
             through_edge == 0,
             "through HAProxy: the EventSource and WebSocket ride the page's connection, but {through_edge} more opened"
         );
-        // Behind the edge the server saw HTTP/1.1 for the WebSocket.
+        // Behind the edge the server saw HTTP/1.1 for the WebSocket; the
+        // panel shows that the browser's side of it was h2 (RFC 8441).
         ensure!(ws["protocol"] == "http/1.1", "{ws}");
+        ensure!(ws["edgeProtocol"] == "h2", "the panel shows h2: {ws}");
 
         let direct_addr = server.https_addr.context("the TLS listener")?;
         let direct_origin = server.https_url().context("the TLS listener")?;
-        let (direct, _) = page_with_both_streams(&browser, &direct_origin, direct_addr).await?;
+        let (direct, ws) = page_with_both_streams(&browser, &direct_origin, direct_addr).await?;
+        ensure!(ws["edgeProtocol"].is_null(), "no edge, none shown: {ws}");
         ensure!(
             direct == 1,
             "direct to actix: the WebSocket needs one HTTP/1.1 connection of its own, got {direct} more"

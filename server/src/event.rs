@@ -81,6 +81,13 @@ pub struct Hello {
     /// The protocol the server negotiated: `http/1.1`, `h2` or `h2c`. A page
     /// cannot read this for an open EventSource, so the server says it.
     pub protocol: String,
+    /// Behind a reverse proxy, the protocol the *client* negotiated with the
+    /// proxy (its ALPN: `h2` or `http/1.1`), as the proxy tells it in the
+    /// `X-Client-Alpn` request header; absent without one. This is how the
+    /// page shows that its WebSocket rode the page's HTTP/2 connection
+    /// (RFC 8441) while the server itself saw an HTTP/1.1 upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_protocol: Option<String>,
     pub resume: Resume,
     /// The newest id the feed had made when the stream started.
     pub last_id: u64,
@@ -100,9 +107,19 @@ impl Hello {
             kind: "hello".into(),
             transport: transport.as_str().into(),
             protocol: protocol.as_str().into(),
+            edge_protocol: None,
             resume,
             last_id,
             rate_hz,
+        }
+    }
+
+    /// The same hello, naming what the client negotiated with a proxy in
+    /// front (see `edge_protocol`).
+    pub fn behind_edge(self, edge_protocol: Option<&'static str>) -> Self {
+        Hello {
+            edge_protocol: edge_protocol.map(String::from),
+            ..self
         }
     }
 }
@@ -322,6 +339,14 @@ mod tests {
     }
 
     #[test]
+    fn the_edge_protocol_is_named_only_behind_an_edge() {
+        let direct = Hello::new(Transport::Ws, Protocol::Http1, Resume::Live, 0, 1.0);
+        assert!(!hello_json(&direct).contains("edge_protocol"));
+        let behind = direct.behind_edge(Some("h2"));
+        assert!(hello_json(&behind).contains(r#""edge_protocol":"h2""#));
+    }
+
+    #[test]
     fn every_encoding_decodes_to_what_was_encoded() {
         let ev = encode_tick(5, 10, 300);
         assert_eq!(
@@ -337,6 +362,7 @@ mod tests {
             kind: "hello".into(),
             transport: "sse".into(),
             protocol: "h2".into(),
+            edge_protocol: None,
             resume: Resume::Replay,
             last_id: 4,
             rate_hz: 1.0,

@@ -18,7 +18,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::event::{self, Hello, SSE_KEEPALIVE};
 use crate::hub::{Item, LastId, Permit, Subscription};
 use crate::sse_response::event_stream;
-use crate::state::{keepalive_timer, protocol_of, refused, AppState};
+use crate::state::{edge_protocol_of, keepalive_timer, protocol_of, refused, AppState};
 use crate::stats::ConnTally;
 use crate::wire::{Transport, Wire};
 
@@ -55,7 +55,8 @@ pub async fn handler(
         resume,
         state.hub.latest_id(),
         state.config.rate,
-    );
+    )
+    .behind_edge(edge_protocol_of(&req));
     let body = SseBody {
         hello: Some(event::sse_hello(state.config.retry_ms, &hello)),
         sub,

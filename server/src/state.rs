@@ -64,6 +64,19 @@ pub fn protocol_of(req: &HttpRequest) -> Protocol {
     }
 }
 
+/// What the client negotiated with a reverse proxy in front, from the
+/// `X-Client-Alpn` header the project's edge configs set (HAProxy
+/// `%[ssl_fc_alpn]`, nginx `$ssl_alpn_protocol`). Only the two ALPN names a
+/// browser uses are taken; anything else (a client's own header, a proxy
+/// without TLS) is ignored. Informational: it goes into the hello only.
+pub fn edge_protocol_of(req: &HttpRequest) -> Option<&'static str> {
+    match req.headers().get("x-client-alpn")?.as_bytes() {
+        b"h2" => Some("h2"),
+        b"http/1.1" => Some("http/1.1"),
+        _ => None,
+    }
+}
+
 /// 503 for a stream beyond the stream limit. On HTTP/1.1 the connection is
 /// closed after it, so a refused client gives its descriptor back at once
 /// instead of holding it in keep-alive.

@@ -8,7 +8,7 @@ use bytestring::ByteString;
 use crate::event::{self, Hello};
 use crate::hub::{Item, LastId, Subscription};
 use crate::sse::ResumeQuery;
-use crate::state::{protocol_of, AppState};
+use crate::state::{edge_protocol_of, protocol_of, AppState};
 use crate::stats::ConnTally;
 use crate::wire::{Transport, Wire};
 use crate::ws_session::{self, Conversation, Out};
@@ -33,7 +33,8 @@ pub async fn handler(
         resume,
         state.hub.latest_id(),
         state.config.rate,
-    );
+    )
+    .behind_edge(edge_protocol_of(&req));
     let feed = FeedSocket {
         hello: Some(event::hello_json(&hello).into()),
         hello_sent: false,

@@ -222,9 +222,11 @@ pub async fn ws_h1(
 /// One message of the feed, from either wire.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Feed {
-    /// The hello, with the protocol the server negotiated.
+    /// The hello, with the protocol the server negotiated and, behind a
+    /// tuned edge, what the client negotiated with the edge.
     Hello {
         protocol: String,
+        edge_protocol: Option<String>,
     },
     Tick {
         id: u64,
@@ -241,6 +243,7 @@ fn parse_json(text: &str) -> Feed {
     match v["type"].as_str() {
         Some("hello") => Feed::Hello {
             protocol: v["protocol"].as_str().unwrap_or_default().into(),
+            edge_protocol: v["edge_protocol"].as_str().map(String::from),
         },
         Some("tick") => Feed::Tick {
             id: v["id"].as_u64().expect("tick id"),
@@ -379,15 +382,21 @@ pub async fn consecutive_sse(reader: &mut SseReader, n: usize) {
     }
 }
 
-/// Asserts a hello naming `protocol`, then `n` consecutive ticks.
-pub async fn ws_hello_then_ticks<S>(ws: &mut WebSocketStream<S>, protocol: &str, n: usize)
-where
+/// Asserts a hello naming `protocol` (and `edge_protocol`, what the client
+/// negotiated with the edge), then `n` consecutive ticks.
+pub async fn ws_hello_then_ticks<S>(
+    ws: &mut WebSocketStream<S>,
+    protocol: &str,
+    edge_protocol: Option<&str>,
+    n: usize,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     assert_eq!(
         ws_next(ws).await,
         Feed::Hello {
-            protocol: protocol.into()
+            protocol: protocol.into(),
+            edge_protocol: edge_protocol.map(String::from),
         }
     );
     let mut last = None;
