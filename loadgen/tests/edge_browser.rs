@@ -7,6 +7,11 @@
 //! port, before and after Connect. The browser model, asked for the same,
 //! makes the same connections.
 //!
+//! And the edge's SETTINGS_MAX_CONCURRENT_STREAMS is what the browser
+//! holds: through HAProxy (100) and nginx (128) Chromium opens that many
+//! EventSources on the page's one h2 connection and queues the rest; the
+//! model learns the number from the same SETTINGS and holds as many.
+//!
 //! Skips loudly without Chromium (`WORKBENCH_REQUIRE_BROWSER=1` fails
 //! instead) or without HAProxy (`WORKBENCH_REQUIRE_EDGE=1`).
 
@@ -31,6 +36,44 @@ const STATE: &str =
 
 fn haproxy_or_skip() -> bool {
     edge::installed_or_skip(EdgeKind::Haproxy)
+}
+
+/// The feed server (TLS with the edge's generated certificate) and a tuned
+/// `kind` edge in front of it.
+async fn server_behind_edge(
+    kind: EdgeKind,
+    dir: &std::path::Path,
+) -> anyhow::Result<(server::RunningServer, Edge, EdgeCert)> {
+    server::tls::install_crypto_provider();
+    let cert = EdgeCert::generate(dir)?;
+    let mut config = server::ServerConfig::ephemeral();
+    config.rate = 5.0;
+    config.workers = Some(2);
+    config.tls_cert = Some(cert.cert_path.clone());
+    config.tls_key = Some(cert.key_path.clone());
+    let server = server::run(config)?;
+    let spec = EdgeSpec::new(kind, EdgeProfile::Tuned, server.http_addr.to_string())
+        .with_cert(cert.clone());
+    let edge = tokio::task::spawn_blocking(move || Edge::start(spec)).await??;
+    Ok((server, edge, cert))
+}
+
+/// The run options of the browser model against `https` (an edge or the
+/// server's own TLS origin), trusting `cert`.
+fn model_options(server: &server::RunningServer, https: String, cert: &EdgeCert) -> RunOptions {
+    RunOptions {
+        server: ServerChoice::External {
+            http_url: server.http_url(),
+            https_url: Some(https),
+            trust: Trust::CaFile(cert.cert_path.clone()),
+            allow_remote: false,
+        },
+        workers: None,
+        retry: Duration::from_secs(1),
+        worker_exe: None,
+        shard: None,
+        start_at_unix_ns: None,
+    }
 }
 
 /// Loads `origin/`, connects both panels (to the page's own origin, as the
@@ -83,22 +126,8 @@ async fn through_haproxy_the_websocket_shares_the_pages_connection() {
         return;
     }
     run_browser_test("edge_browser", |exe| async move {
-        server::tls::install_crypto_provider();
         let dir = tempfile::tempdir()?;
-        let cert = EdgeCert::generate(dir.path())?;
-        let mut config = server::ServerConfig::ephemeral();
-        config.rate = 5.0;
-        config.workers = Some(2);
-        config.tls_cert = Some(cert.cert_path.clone());
-        config.tls_key = Some(cert.key_path.clone());
-        let server = server::run(config)?;
-        let spec = EdgeSpec::new(
-            EdgeKind::Haproxy,
-            EdgeProfile::Tuned,
-            server.http_addr.to_string(),
-        )
-        .with_cert(cert.clone());
-        let edge = tokio::task::spawn_blocking(move || Edge::start(spec)).await??;
+        let (server, edge, cert) = server_behind_edge(EdgeKind::Haproxy, dir.path()).await?;
         let spki = cert
             .spki_sha256
             .clone()
@@ -131,19 +160,7 @@ async fn through_haproxy_the_websocket_shares_the_pages_connection() {
         // one WebSocket on the h2 origin), through the edge and direct:
         // the connections it makes match Chromium's.
         let model = |https: String| {
-            let opts = RunOptions {
-                server: ServerChoice::External {
-                    http_url: server.http_url(),
-                    https_url: Some(https),
-                    trust: Trust::CaFile(cert.cert_path.clone()),
-                    allow_remote: false,
-                },
-                workers: None,
-                retry: Duration::from_secs(1),
-                worker_exe: None,
-                shard: None,
-                start_at_unix_ns: None,
-            };
+            let opts = model_options(&server, https, &cert);
             async move {
                 let spec = LimitSpec {
                     cases: vec![LimitCase {
@@ -180,6 +197,102 @@ async fn through_haproxy_the_websocket_shares_the_pages_connection() {
             "model {straight} vs Chromium {direct} direct"
         );
         drop(edge);
+        Ok(())
+    })
+    .await;
+}
+
+/// Opens `n` EventSources to the page's own origin (the edge, over h2) and
+/// returns how many opened once the count stopped growing.
+async fn eventsources_opened(page: &chromiumoxide::Page, n: usize) -> anyhow::Result<u64> {
+    let open = format!(
+        "(() => {{ window.opened = 0; window.sources = []; \
+         for (let i = 0; i < {n}; i += 1) {{ \
+           const es = new EventSource('/sse?edge_limit=' + i); \
+           es.addEventListener('open', () => {{ window.opened += 1; }}); \
+           window.sources.push(es); }} \
+         return true; }})()"
+    );
+    eval_json(page, &open).await?;
+    let mut last = u64::MAX;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        // Settled: the same count over two seconds, after a first wait.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = eval_json(page, "window.opened")
+            .await?
+            .as_u64()
+            .unwrap_or(0);
+        if now == last || tokio::time::Instant::now() >= deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_holds_as_many_streams_as_the_edge_announces() {
+    let kinds: Vec<EdgeKind> = [EdgeKind::Haproxy, EdgeKind::Nginx]
+        .into_iter()
+        .filter(|k| edge::installed_or_skip(*k))
+        .collect();
+    if kinds.is_empty() {
+        return;
+    }
+    run_browser_test("edge_browser_streams", |exe| async move {
+        for kind in kinds {
+            let dir = tempfile::tempdir()?;
+            let (server, edge, cert) = server_behind_edge(kind, dir.path()).await?;
+            let spki = cert.spki_sha256.clone().context("a generated certificate")?;
+            let origin = edge.url().trim_end_matches('/').to_string();
+
+            // The model first: what the edge announces, and what it holds
+            // of more streams than that on one origin.
+            let announced =
+                edge::read_h2_settings(edge.addr(), "localhost", &cert.cert_path, PATIENCE)
+                    .await
+                .context("reading the edge's SETTINGS")?
+                .max_concurrent_streams
+                .context("the edge announces SETTINGS_MAX_CONCURRENT_STREAMS")?;
+            let asked = announced as usize + 10;
+            let spec = LimitSpec {
+                cases: vec![LimitCase::new(Protocol::H2, 1, asked)],
+                get_cap_ms: 300,
+                ..LimitSpec::default()
+            };
+            let r = loadgen::limit::run(&spec, &model_options(&server, origin.clone(), &cert)).await?;
+            let l = r.limit().cloned().context("a limit section")?;
+            ensure!(
+                l.h2_announced_max_streams == Some(announced),
+                "{kind}: the model learns {announced}: {:?}",
+                l.h2_announced_max_streams
+            );
+            let modelled = l.cases[0].streams_opened;
+
+            // Then Chromium, on a page served by the edge over h2.
+            let browser = Chromium::launch(&exe, Some(&spki)).await?;
+            let (page, _console) = browser.open(&format!("{origin}/info")).await?;
+            let opened = eventsources_opened(&page, asked).await?;
+            let connections = edge::established_to(edge.addr()).context("reading /proc/net/tcp")?;
+            page.close().await.ok();
+            browser.close().await;
+            println!(
+                "{kind}: announces {announced}; {asked} EventSources: Chromium opened {opened} on {connections} connection(s), the model {modelled}"
+            );
+            ensure!(
+                opened == announced as u64,
+                "{kind}: Chromium holds the announced {announced} streams, not {opened}"
+            );
+            ensure!(
+                connections == 1,
+                "{kind}: Chromium queues the rest on its one h2 connection, but holds {connections}"
+            );
+            ensure!(
+                modelled == opened as usize,
+                "{kind}: the model opened {modelled}, Chromium {opened}"
+            );
+            drop(edge);
+        }
         Ok(())
     })
     .await;

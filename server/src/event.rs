@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn the_edge_protocol_is_named_only_behind_an_edge() {
-        let direct = Hello::new(Transport::Ws, Protocol::Http1, Resume::Live, 0, 1.0);
+        let direct = Hello::new(Transport::Ws, Protocol::Http1, Resume::None, 0, 1.0);
         assert!(!hello_json(&direct).contains("edge_protocol"));
         let behind = direct.behind_edge(Some("h2"));
         assert!(hello_json(&behind).contains(r#""edge_protocol":"h2""#));
