@@ -184,7 +184,7 @@
     /** A new session (Connect) starts every figure from zero. */
     resetSession() {
       Object.assign(this, {
-        url: null, protocol: null, nextHop: null, resume: null, lastId: null, events: 0, gaps: 0,
+        url: null, protocol: null, edgeProtocol: null, nextHop: null, resume: null, lastId: null, events: 0, gaps: 0,
         lost: 0, dups: 0, opens: 0, hellos: 0, attempts: 0, errors: 0, lastError: null,
         latencyMs: null, recoveryMs: null, pendingDrop: null, backoffMs: this.app.retryMs(),
         pendingLog: [],
@@ -296,6 +296,9 @@
     onHello(msg) {
       this.hellos += 1;
       this.protocol = msg.protocol || null;
+      // Behind a proxy: what this browser negotiated with it (h2 means the
+      // WebSocket rode the page's HTTP/2 connection, RFC 8441).
+      this.edgeProtocol = msg.edge_protocol || null;
       this.resume = msg.resume || null;
       this.backoffMs = this.app.retryMs();
       this.log('hello', `hello protocol=${msg.protocol} resume=${msg.resume} last_id=${msg.last_id}`);
@@ -375,7 +378,7 @@
     snapshot() {
       return Object.freeze({
         transport: this.name, state: this.state, origin: this.els.origin.value, url: this.url,
-        protocol: this.protocol, nextHopProtocol: this.nextHop, resume: this.resume,
+        protocol: this.protocol, edgeProtocol: this.edgeProtocol, nextHopProtocol: this.nextHop, resume: this.resume,
         lastId: this.lastId, events: this.events, eventsPerSec: this.rate.perSecond(),
         latencyMs: this.latencyMs, p50Ms: this.latencies.percentile(0.5),
         p99Ms: this.latencies.percentile(0.99), samples: this.latencies.count,
@@ -389,7 +392,8 @@
       this.rate.sample(now, this.events);
       const s = this.snapshot();
       const text = {
-        protocol: s.protocol || '–', 'next-hop': s.nextHopProtocol === null ? '–' : (s.nextHopProtocol || '(empty)'),
+        protocol: !s.protocol ? '–' : s.edgeProtocol ? `${s.edgeProtocol} to the proxy, ${s.protocol} behind it` : s.protocol,
+        'next-hop': s.nextHopProtocol === null ? '–' : (s.nextHopProtocol || '(empty)'),
         resume: s.resume || '–', 'last-id': s.lastId === null ? '–' : String(s.lastId),
         events: String(s.events), rate: s.eventsPerSec.toFixed(1), latency: fmtMs(s.latencyMs),
         p50: fmtMs(s.p50Ms), p99: fmtMs(s.p99Ms), reconnects: String(s.reconnects), lost: String(s.lost),
@@ -512,8 +516,12 @@
 
     retryMs() { return (this.info && Number(this.info.retry_ms)) || 1000; },
 
-    /** The origin for a panel's choice: `h1` = http_url, `h2` = https_url. */
+    /**
+     * The origin for a panel's choice: `h1` = http_url, `h2` = https_url,
+     * `page` = the page's own origin (a proxy in front of the server).
+     */
     originFor(choice) {
+      if (choice === 'page') return location.origin;
       const raw = this.info && (choice === 'h2' ? this.info.https_url : this.info.http_url);
       if (!raw) return null;
       const u = new URL(raw);
@@ -569,11 +577,14 @@
         $('tls-origin-link').href = `${this.originFor('h2')}/info`;
       }
       const pageIsH2 = location.origin === this.originFor('h2');
+      // Served through a proxy (loadgen serve --edge): streams go the same way.
+      const viaProxy = !pageIsH2 && location.origin !== this.originFor('h1');
       for (const panel of panels) {
         const select = panel.els.origin;
         select.querySelector('option[value="h2"]').disabled = !tls;
         if (!tls) select.querySelector('option[value="h2"]').textContent = 'HTTP/2 (TLS off)';
-        select.value = pageIsH2 ? 'h2' : 'h1';
+        select.querySelector('option[value="page"]').hidden = !viaProxy;
+        select.value = viaProxy ? 'page' : pageIsH2 ? 'h2' : 'h1';
         panel.els.url.textContent = this.originFor(select.value) || '–';
       }
     },

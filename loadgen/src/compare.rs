@@ -151,11 +151,16 @@ pub fn compare(a: &RunResult, b: &RunResult, threshold: f64) -> Comparison {
         ));
     }
     for sa in &fa {
-        let name = &sa.scenario.name;
+        // A scenario run on several stacks is one scenario per stack.
+        let name = &match sa.stack {
+            Some(stack) => format!("{} on {stack}", sa.scenario.name),
+            None => sa.scenario.name.clone(),
+        };
         let found = if single {
             fb.first()
         } else {
-            fb.iter().find(|s| &s.scenario.name == name)
+            fb.iter()
+                .find(|s| s.scenario.name == sa.scenario.name && s.stack == sa.stack)
         };
         let Some(sb) = found else {
             out.notes.push(format!("scenario `{name}` is only in A"));
@@ -191,7 +196,10 @@ pub fn compare(a: &RunResult, b: &RunResult, threshold: f64) -> Comparison {
         }
     }
     for sb in fb.iter().filter(|_| !single) {
-        if !fa.iter().any(|s| s.scenario.name == sb.scenario.name) {
+        if !fa
+            .iter()
+            .any(|s| s.scenario.name == sb.scenario.name && s.stack == sb.stack)
+        {
             out.notes
                 .push(format!("scenario `{}` is only in B", sb.scenario.name));
         }

@@ -19,6 +19,8 @@
 //!   scenario runner.
 //! - [`scenarios`] (chat, echo, faults) and [`limit`] (the browser model of
 //!   the six-connection limit): runs beyond the feed, on the same core.
+//! - [`doctor`]: checks a deployed endpoint for proxy and protocol
+//!   pitfalls, on the same core.
 //! - [`report`]: report.md, report.html, charts and the terminal's tables,
 //!   from a result alone.
 //! - [`compare`], [`merge`]: two or more results into a comparison or one result.
@@ -30,6 +32,7 @@
 pub mod cli;
 pub mod client;
 pub mod compare;
+pub mod doctor;
 pub mod limit;
 pub mod measure;
 pub mod merge;

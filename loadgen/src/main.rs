@@ -50,19 +50,49 @@ fn main() -> ExitCode {
 async fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
     match invocation {
         Invocation::Measure(m) => measure(m).await,
-        Invocation::Serve(config) => {
-            // The ready line is what the parent process waits for, on stdout.
-            loadgen::run::serve(config, |ready| println!("{ready}")).await?;
+        Invocation::Serve { config, edge } => {
+            // The ready line is what the parent process waits for, on stdout
+            // (after the edge's URL, when there is one).
+            loadgen::run::serve(*config, edge, |line| println!("{line}")).await?;
             Ok(ExitCode::SUCCESS)
         }
         Invocation::Report(args) => report_command(&args),
         Invocation::Compare(args) => compare_command(&args),
         Invocation::Merge(args) => merge_command(&args),
+        Invocation::Doctor(spec) => doctor_command(&spec).await,
         Invocation::Worker => {
             loadgen::run::serve_worker().await?;
             Ok(ExitCode::SUCCESS)
         }
+        Invocation::ServeBare(config) => {
+            // The ready line is what the parent process waits for, on stdout.
+            loadgen::run::serve_bare(config, |ready| println!("{ready}")).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// One line per check; exit 1 when any check failed.
+async fn doctor_command(spec: &loadgen::doctor::DoctorSpec) -> anyhow::Result<ExitCode> {
+    println!("doctor: {} (within {:?})", spec.url, spec.max_wait);
+    if matches!(spec.trust, loadgen::client::Trust::Insecure)
+        && (spec.url.starts_with("https:") || spec.url.starts_with("wss:"))
+    {
+        println!("note: the TLS certificate is not verified (give --ca-cert FILE to verify it)");
+    }
+    let diagnosis = loadgen::doctor::diagnose(spec)
+        .await
+        .with_context(|| format!("checking {}", spec.url))?;
+    for check in &diagnosis.checks {
+        println!("{check}");
+    }
+    let worst = diagnosis.worst();
+    println!("doctor: {worst}");
+    Ok(if worst == loadgen::doctor::Verdict::Fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn measure(m: Measure) -> anyhow::Result<ExitCode> {

@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 
 use crate::measure::{add_network, Recorder};
 use crate::result::{
-    Environment, HistogramError, LoadgenCost, NetworkResult, RunResult, ScenarioResult, ServerCost,
-    WireResult, SCHEMA_VERSION,
+    Environment, HistogramError, LoadgenCost, Measured, NetworkResult, RunResult, ScenarioResult,
+    ServerCost, WireResult, SCHEMA_VERSION,
 };
 use crate::wire::Wire;
 
@@ -73,7 +73,10 @@ pub fn merge(sources: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
         let mut n: Vec<String> = r
             .scenarios
             .iter()
-            .map(|s| s.scenario.name.clone())
+            .map(|s| match s.stack {
+                Some(stack) => format!("{} on {stack}", s.scenario.name),
+                None => s.scenario.name.clone(),
+            })
             .collect();
         n.sort();
         n.join(", ")
@@ -95,7 +98,7 @@ pub fn merge(sources: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
                 let found = r
                     .scenarios
                     .iter()
-                    .find(|o| o.scenario.name == s.scenario.name)?;
+                    .find(|o| o.scenario.name == s.scenario.name && o.stack == s.stack)?;
                 Some((label, found))
             })
             .collect();
@@ -220,11 +223,15 @@ fn merge_wire(
     let sum_f = |f: fn(&WireResult) -> f64| parts.iter().map(|(_, w)| f(w)).sum::<f64>();
     let events_in_hold = sum(|w| w.events_in_hold);
     let mut protocols_seen = BTreeMap::new();
+    let mut client_protocols = BTreeMap::new();
     let mut errors = BTreeMap::new();
     let mut first_errors = BTreeMap::new();
     for (_, w) in parts {
         for (k, v) in &w.protocols_seen {
             *protocols_seen.entry(k.clone()).or_insert(0) += v;
+        }
+        for (k, v) in &w.client_protocols {
+            *client_protocols.entry(k.clone()).or_insert(0) += v;
         }
         for (k, v) in &w.errors {
             *errors.entry(k.clone()).or_insert(0) += v;
@@ -244,6 +251,7 @@ fn merge_wire(
             Some(h2.iter().sum())
         },
         protocols_seen,
+        client_protocols,
         hold_s: parts.iter().map(|(_, w)| w.hold_s).fold(0.0, f64::max),
         events_in_hold,
         events_per_s: sum_f(|w| w.events_per_s),
@@ -261,7 +269,13 @@ fn merge_wire(
         latency_hold_us: merge_hold_latency(parts),
         connect_us: snap.connect_us.clone(),
         first_event_us: snap.first_event_us.clone(),
+        reconnect_us: snap.reconnect_us.clone(),
         server: merge_server(parts, events_in_hold, shared_server),
+        // Each part went through its own proxy, if any: not added up.
+        proxy: match parts {
+            [(_, only)] => only.proxy.clone(),
+            _ => None,
+        },
         loadgen: LoadgenCost {
             cpu_us_hold: sum(|w| w.loadgen.cpu_us_hold),
             cpu_us_per_event: per_event(sum(|w| w.loadgen.cpu_us_hold), events_in_hold),
@@ -272,6 +286,16 @@ fn merge_wire(
             .flat_map(|(l, w)| w.problems.iter().map(move |p| format!("[{l}] {p}")))
             .collect(),
         processes: parts.iter().map(|(_, w)| w.processes).sum(),
+        measured: Measured {
+            latency: parts.iter().any(|(_, w)| w.measured.latency),
+            loss: parts.iter().any(|(_, w)| w.measured.loss),
+        },
+        // Machines connected at once: the slowest one says when all were.
+        connected_in_s: parts
+            .iter()
+            .map(|(_, w)| w.connected_in_s)
+            .collect::<Option<Vec<f64>>>()
+            .map(|v| v.into_iter().fold(0.0, f64::max)),
         recorder: snap,
         network: merge_network(scenario, parts)?,
     })

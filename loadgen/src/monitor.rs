@@ -138,8 +138,12 @@ impl Observer for Monitor {
             r.opened,
             r.connections,
             r.events_per_s,
-            us(r.latency_us.p99),
-            r.lost,
+            if r.measured.latency {
+                us(r.latency_us.p99)
+            } else {
+                crate::report::text::NOT_MEASURED.to_string()
+            },
+            crate::report::text::lost_shown(r),
             r.duplicates
         ));
     }

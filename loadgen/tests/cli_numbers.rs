@@ -201,7 +201,8 @@ fn usable(
             prop_assert!(c.threshold.is_finite() && c.threshold >= 0.0);
         }
         // The server's own flags: parsing them did not panic.
-        Invocation::Serve(_) => {}
+        Invocation::Serve { .. } => {}
+        Invocation::Doctor(_) => {}
         other => prop_assert!(false, "{:?}: unexpected {:?}", args, other),
     }
     Ok(())

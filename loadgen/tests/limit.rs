@@ -18,6 +18,8 @@ fn in_process() -> RunOptions {
         workers: Some(2),
         retry: Duration::from_secs(1),
         worker_exe: None,
+        shard: None,
+        start_at_unix_ns: None,
     }
 }
 
@@ -241,6 +243,8 @@ async fn model_vs_browser(exe: PathBuf) -> anyhow::Result<()> {
         workers: None,
         retry: Duration::from_secs(1),
         worker_exe: None,
+        shard: None,
+        start_at_unix_ns: None,
     };
     let m = model(
         vec![

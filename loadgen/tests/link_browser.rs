@@ -154,6 +154,8 @@ async fn link_cut_for_20s_both_panels_recover_without_loss() {
         workers: Some(2),
         retry: Duration::from_secs(1),
         worker_exe: None,
+        shard: None,
+        start_at_unix_ns: None,
     };
     let server =
         StartedServer::start_over(&opts, &ServerSettings::new(RATE_HZ, Some(2)), Some(&link))

@@ -30,6 +30,8 @@ fn options() -> RunOptions {
         workers: Some(2),
         retry: Duration::from_millis(200),
         worker_exe: Some(exe()),
+        shard: None,
+        start_at_unix_ns: None,
     }
 }
 

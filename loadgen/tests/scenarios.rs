@@ -15,6 +15,8 @@ fn opts() -> RunOptions {
         workers: Some(2),
         retry: Duration::from_secs(1),
         worker_exe: None,
+        shard: None,
+        start_at_unix_ns: None,
     }
 }
 

@@ -31,6 +31,9 @@ fn spec(wire: Wire, connections: usize, hold_ms: u64) -> WireSpec {
         connect_timeout: Duration::from_secs(10),
         retry: Duration::from_millis(200),
         link: None,
+        first_index: 0,
+        hold_at_unix_ns: None,
+        stall_after: loadgen::measure::DEFAULT_STALL,
     }
 }
 
@@ -74,6 +77,7 @@ async fn every_connection_gets_every_event(#[case] wire: Wire) {
         target(&server),
         spec(wire, n, 1500),
         &probe,
+        None,
         Arc::new(Live::default()),
         CancellationToken::new(),
     )
@@ -154,6 +158,7 @@ async fn server_drops_are_resumed_without_loss(#[case] wire: Wire) {
         target(&server),
         spec(wire, n, 2000),
         &probe,
+        None,
         Arc::new(Live::default()),
         CancellationToken::new(),
     )
@@ -188,6 +193,7 @@ async fn resuming_beyond_the_ring_reports_the_true_loss() {
         target(&server),
         spec(Wire::SseH1, 5, 2500),
         &probe,
+        None,
         Arc::new(Live::default()),
         CancellationToken::new(),
     )

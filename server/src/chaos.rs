@@ -25,12 +25,12 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, DROP_BUCKETS};
-use crate::routes::{admin_allowed, AdminQuery, AppState};
+use crate::state::AppState;
 
 /// The longest restart pause the admin route accepts.
 pub const MAX_PAUSE: Duration = Duration::from_secs(60);
@@ -59,6 +59,11 @@ impl Chaos {
     /// Gives `mode=pause` the running server's handle.
     pub fn set_handle(&self, handle: ServerHandle) {
         let _ = self.handle.set(handle);
+    }
+
+    /// The running server's handle, once it runs.
+    pub fn handle(&self) -> Option<ServerHandle> {
+        self.handle.get().cloned()
     }
 
     /// Refuses stream routes for `pause` from now.
@@ -99,7 +104,7 @@ pub async fn gate(
         .filter(|_| is_stream_route(req.path()));
     if let Some(left) = refusing {
         if let Some(state) = req.app_data::<web::Data<AppState>>() {
-            state.hub.stats.restart_refusals.inc();
+            state.hub.stats.counters.restart_refusals.inc();
         }
         let secs = left.as_secs_f64().ceil().max(1.0) as u64;
         let res = HttpResponse::ServiceUnavailable()
@@ -133,14 +138,8 @@ pub async fn run(hub: Arc<Hub>, fraction: f64, every: Duration, stop: Cancellati
 
 /// Drops a fraction and counts it; returns the buckets dropped.
 pub fn drop_fraction(hub: &Hub, fraction: f64) -> usize {
-    hub.stats.chaos_drops.inc();
+    hub.stats.counters.chaos_drops.inc();
     hub.drop_fraction(fraction)
-}
-
-/// `?fraction=` on `POST /admin/drop`.
-#[derive(Debug, Deserialize)]
-pub struct DropQuery {
-    pub fraction: Option<f64>,
 }
 
 /// The answer to a fraction drop.
@@ -163,67 +162,6 @@ pub fn fraction_body(hub: &Hub, fraction: f64) -> FractionDropped {
         buckets_dropped,
         buckets: DROP_BUCKETS,
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RestartQuery {
-    pause_ms: Option<u64>,
-    mode: Option<String>,
-}
-
-/// `POST /admin/restart?pause_ms=N&mode=refuse|pause`
-pub(crate) async fn restart(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    chaos: web::Data<Chaos>,
-    admin: web::Query<AdminQuery>,
-    query: web::Query<RestartQuery>,
-) -> HttpResponse {
-    if !admin_allowed(&req, &state, &admin) {
-        return HttpResponse::Forbidden().body(
-            "admin routes need the server's --admin-token (?token=), or a loopback client\n",
-        );
-    }
-    let pause = Duration::from_millis(query.pause_ms.unwrap_or(1000));
-    if pause > MAX_PAUSE {
-        return HttpResponse::BadRequest().body(format!(
-            "pause_ms must be at most {} (a restart, not an outage)\n",
-            MAX_PAUSE.as_millis()
-        ));
-    }
-    let mode = query.mode.as_deref().unwrap_or("refuse");
-    let dropped = match mode {
-        "refuse" => {
-            chaos.refuse_for(pause);
-            state.hub.drop_all()
-        }
-        "pause" => {
-            let Some(handle) = chaos.handle.get().cloned() else {
-                return HttpResponse::ServiceUnavailable().body("the server is not running yet\n");
-            };
-            let dropped = state.hub.drop_all();
-            handle.pause().await;
-            // The server acknowledges before its accept thread has acted on
-            // it: give it a moment, so no connection slips in after the reply.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            actix_web::rt::spawn(async move {
-                tokio::time::sleep(pause).await;
-                handle.resume().await;
-            });
-            dropped
-        }
-        other => {
-            return HttpResponse::BadRequest()
-                .body(format!("mode is `refuse` or `pause`, not `{other}`\n"))
-        }
-    };
-    state.hub.stats.restarts.inc();
-    tracing::info!(dropped, ?pause, mode, "simulated a listener restart");
-    HttpResponse::Ok().json(serde_json::json!({
-        "dropped": dropped,
-        "pause_ms": pause.as_millis() as u64,
-        "mode": mode,
-    }))
 }
 
 #[cfg(test)]

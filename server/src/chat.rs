@@ -17,25 +17,24 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::AggregatedMessage;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use crate::echo::{close_for, keepalive};
 use crate::event::unix_now_ns;
 use crate::hub::Permit;
-use crate::routes::{refused, AppState};
-use crate::ws::{client_timeout, upgrade, Upgraded};
+use crate::sse_response::event_stream;
+use crate::state::{bad_request, refused, AppState};
+use crate::ws_session::{self, Conversation, Out};
 
-/// The most tokens one answer may ask for.
-pub const MAX_TOKENS: u32 = 100_000;
-/// The fastest token rate one answer may ask for (tokens/s).
-pub const MAX_RATE: f64 = 100_000.0;
+/// What one prompt may ask (defined with the flags, which share them).
+pub use crate::config::{
+    CHAT_MAX_RATE as MAX_RATE, CHAT_MAX_TOKENS as MAX_TOKENS, CHAT_MIN_RATE as MIN_RATE,
+};
 
 /// The words answers are made of.
 const WORDS: [&str; 8] = [
@@ -87,9 +86,10 @@ impl Answer {
         if tokens > MAX_TOKENS {
             return Err(format!("tokens must be at most {MAX_TOKENS}, got {tokens}"));
         }
-        if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+        // Rejected, never clamped: `!(..)` also catches NaN.
+        if !(MIN_RATE..=MAX_RATE).contains(&rate) {
             return Err(format!(
-                "rate must be above 0 and at most {MAX_RATE}, got {rate}"
+                "rate must be between {MIN_RATE} and {MAX_RATE} tokens/s, got {rate}"
             ));
         }
         Ok(Answer {
@@ -140,9 +140,10 @@ pub async fn sse_handler(state: web::Data<AppState>, body: web::Bytes) -> HttpRe
     let prompt: Prompt = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => {
-            return HttpResponse::BadRequest().body(format!(
-                "expected {{\"prompt\":\"...\",\"tokens\":M,\"rate\":T}}: {e}\n"
-            ))
+            return bad_request(
+                &state,
+                format!("expected {{\"prompt\":\"...\",\"tokens\":M,\"rate\":T}}: {e}"),
+            )
         }
     };
     let answer = match Answer::start(
@@ -151,7 +152,7 @@ pub async fn sse_handler(state: web::Data<AppState>, body: web::Bytes) -> HttpRe
         state.config.chat_token_rate,
     ) {
         Ok(a) => a,
-        Err(e) => return HttpResponse::BadRequest().body(e + "\n"),
+        Err(e) => return bad_request(&state, e),
     };
     let Some(permit) = state.hub.admit() else {
         return refused(&state);
@@ -159,14 +160,13 @@ pub async fn sse_handler(state: web::Data<AppState>, body: web::Bytes) -> HttpRe
     let body = SseAnswer {
         answer,
         stop: Box::pin(state.hub.stream_token().cancelled_owned()),
-        state: state.into_inner(),
+        state: state.clone().into_inner(),
         _permit: permit,
     };
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_ENCODING, "identity"))
-        .streaming(futures_util::stream::unfold(body, SseAnswer::next_chunk))
+    event_stream(
+        &state,
+        futures_util::stream::unfold(body, SseAnswer::next_chunk),
+    )
 }
 
 struct SseAnswer {
@@ -184,7 +184,7 @@ impl SseAnswer {
             next = self.answer.next() => next?,
         };
         if event == "done" {
-            self.state.hub.stats.chat_answers.inc();
+            self.state.hub.stats.counters.chat_answers.inc();
         }
         let frame = Bytes::from(format!("event: {event}\ndata: {json}\n\n"));
         Some((Ok(frame), self))
@@ -197,111 +197,69 @@ pub async fn ws_handler(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let Upgraded {
-        response,
-        session,
-        messages,
-        permit,
-    } = match upgrade(&req, body, &state)? {
-        Ok(u) => u,
+    let (response, socket) = match ws_session::upgrade(&req, body, &state).await? {
+        Ok(upgraded) => upgraded,
         Err(refusal) => return Ok(refusal),
     };
-    let socket = ChatSocket {
-        session,
-        messages,
-        stop: Box::pin(state.hub.stream_token().cancelled_owned()),
+    let chat = ChatSocket {
+        answer: None,
         state: state.into_inner(),
-        _permit: permit,
     };
-    actix_web::rt::spawn(socket.run());
+    actix_web::rt::spawn(ws_session::serve(socket, chat));
     Ok(response)
 }
 
+/// One answer at a time on one socket.
 struct ChatSocket {
-    session: Session,
-    messages: AggregatedMessageStream,
-    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    answer: Option<Answer>,
     state: Arc<AppState>,
-    _permit: Permit,
 }
 
-impl ChatSocket {
-    async fn run(mut self) {
-        if let Some(reason) = self.serve().await {
-            let close = self.session.close(reason);
-            let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
-        }
-    }
+impl Conversation for ChatSocket {
+    const AWAY: &'static str = "server closed the socket";
 
-    /// Serves prompts until the socket ends; the close frame still due, if any.
-    async fn serve(&mut self) -> Option<Option<CloseReason>> {
-        let period = self.state.config.keepalive;
-        let timeout = client_timeout(period);
-        let mut heartbeat = keepalive(period);
-        let mut last_heard = Instant::now();
-        let mut answer: Option<Answer> = None;
+    /// The next token of the answer in progress; pending while none.
+    async fn next(&mut self) -> Option<Out> {
         loop {
-            tokio::select! {
-                biased;
-                _ = &mut self.stop => return Some(Some(CloseReason {
-                    code: CloseCode::Away,
-                    description: Some("server closed the socket".into()),
-                })),
-                msg = self.messages.recv() => {
-                    last_heard = Instant::now();
-                    let sent = match msg {
-                        None => return None,
-                        Some(Ok(AggregatedMessage::Text(text))) => {
-                            match self.prompt(&text, answer.is_some()) {
-                                Ok(a) => {
-                                    answer = Some(a);
-                                    Ok(())
-                                }
-                                Err(reply) => self.session.text(reply).await,
-                            }
-                        }
-                        Some(Ok(AggregatedMessage::Ping(p))) => self.session.pong(&p).await,
-                        Some(Ok(AggregatedMessage::Close(reason))) => return Some(reason),
-                        Some(Ok(_)) => Ok(()),
-                        Some(Err(err)) => {
-                            self.state.hub.stats.ws_protocol_errors.inc();
-                            return Some(Some(close_for(&err)));
-                        }
-                    };
-                    if sent.is_err() {
-                        return None;
-                    }
-                }
-                next = next_of(&mut answer) => {
-                    let Some((event, json)) = next else {
-                        answer = None;
-                        continue;
-                    };
+            let Some(answer) = &mut self.answer else {
+                return std::future::pending().await;
+            };
+            match answer.next().await {
+                Some((event, json)) => {
                     if event == "done" {
-                        self.state.hub.stats.chat_answers.inc();
+                        self.state.hub.stats.counters.chat_answers.inc();
                     }
-                    if self.session.text(json).await.is_err() {
-                        return None;
-                    }
+                    return Some(Out::Text(json.into()));
                 }
-                _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > timeout && answer.is_none() {
-                        self.state.hub.stats.ws_timeouts.inc();
-                        return Some(Some(CloseReason {
-                            code: CloseCode::Policy,
-                            description: Some("no pong within the client timeout".into()),
-                        }));
-                    }
-                    if self.session.ping(b"").await.is_err() {
-                        return None;
-                    }
-                }
+                None => self.answer = None,
             }
         }
     }
 
+    /// A prompt starts an answer; a bad one, or one while an answer
+    /// streams, gets an `error` message.
+    fn on_message(&mut self, message: AggregatedMessage) -> Option<Out> {
+        let AggregatedMessage::Text(text) = message else {
+            return None;
+        };
+        match self.prompt(&text) {
+            Ok(answer) => {
+                self.answer = Some(answer);
+                None
+            }
+            Err(reply) => Some(Out::Text(reply.into())),
+        }
+    }
+
+    /// A client waiting for its answer may be silent meanwhile.
+    fn may_time_out(&self) -> bool {
+        self.answer.is_none()
+    }
+}
+
+impl ChatSocket {
     /// Starts an answer, or says why not (as an `error` message).
-    fn prompt(&self, text: &str, busy: bool) -> Result<Answer, String> {
+    fn prompt(&self, text: &str) -> Result<Answer, String> {
         let error = |id: u64, reason: &str| {
             serde_json::json!({ "type": "error", "id": id, "reason": reason }).to_string()
         };
@@ -311,7 +269,7 @@ impl ChatSocket {
                 &format!("expected {{\"type\":\"prompt\",\"id\":q,\"prompt\":\"...\"}}: {e}"),
             )
         })?;
-        if busy {
+        if self.answer.is_some() {
             return Err(error(
                 prompt.id,
                 "an answer is still streaming on this socket",
@@ -320,14 +278,6 @@ impl ChatSocket {
         let config = &self.state.config;
         Answer::start(&prompt, config.chat_tokens, config.chat_token_rate)
             .map_err(|e| error(prompt.id, &e))
-    }
-}
-
-/// The next token of the answer in progress; pending forever when none.
-async fn next_of(answer: &mut Option<Answer>) -> Option<(&'static str, String)> {
-    match answer {
-        Some(a) => a.next().await,
-        None => std::future::pending().await,
     }
 }
 
@@ -369,5 +319,8 @@ mod tests {
         assert!(Answer::start(&p(MAX_TOKENS + 1, 1.0), 1, 1.0).is_err());
         assert!(Answer::start(&p(1, 0.0), 1, 1.0).is_err());
         assert!(Answer::start(&p(1, f64::NAN), 1, 1.0).is_err());
+        // Found by hand: a tiny positive rate made a period no Duration holds.
+        assert!(Answer::start(&p(3, 1e-300), 1, 1.0).is_err());
+        assert!(Answer::start(&p(3, MIN_RATE), 1, 1.0).is_ok());
     }
 }

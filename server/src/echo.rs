@@ -2,7 +2,7 @@
 //!
 //! - WebSocket: `GET /ws/echo`; every text or binary message comes back on the
 //!   same socket, unchanged. The socket follows RFC 6455 where the Autobahn
-//!   suite probes it: see [`close_for`] for the close code of each fault.
+//!   suite probes it: see [`crate::ws_session::close_for`] for the close code of each fault.
 //! - SSE: `GET /sse/echo?client=<id>` opens a stream for one client (the
 //!   `hello` names the id; the server picks one when none is given), and
 //!   `POST /echo` with `{"client":id,"corr":n,"sent_unix_ns":t}` puts an
@@ -17,21 +17,21 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::AggregatedMessage;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::time::Interval;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::event::{unix_now_ns, SSE_KEEPALIVE};
 use crate::hub::Permit;
-use crate::routes::{protocol_of, refused, AppState};
-use crate::ws::{client_timeout, upgrade, Upgraded};
+use crate::sse_response::event_stream;
+use crate::state::{bad_request, keepalive_timer, protocol_of, refused, AppState};
+use crate::ws_session::{self, Conversation, Out};
 
 /// Lock shards of the client registry.
 const SHARDS: usize = 16;
@@ -177,22 +177,14 @@ pub async fn sse_handler(
     let body = EchoBody {
         hello: Some(Bytes::from(hello)),
         registration,
-        keepalive: keepalive(state.config.keepalive),
+        keepalive: keepalive_timer(state.config.keepalive),
         stop: Box::pin(state.hub.stream_token().cancelled_owned()),
         _permit: permit,
     };
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_ENCODING, "identity"))
-        .streaming(futures_util::stream::unfold(body, EchoBody::next_chunk))
-}
-
-pub(crate) fn keepalive(period: Duration) -> Interval {
-    let period = period.max(Duration::from_millis(1));
-    let mut i = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    i
+    event_stream(
+        &state,
+        futures_util::stream::unfold(body, EchoBody::next_chunk),
+    )
 }
 
 struct EchoBody {
@@ -227,18 +219,19 @@ pub async fn post_handler(
     let req: EchoRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return HttpResponse::BadRequest().body(format!(
-                "expected {{\"client\":id,\"corr\":n,\"sent_unix_ns\":t}}: {e}\n"
-            ))
+            return bad_request(
+                &state,
+                format!("expected {{\"client\":id,\"corr\":n,\"sent_unix_ns\":t}}: {e}"),
+            )
         }
     };
     match clients.send(req.client, sse_reply(&req)) {
         Ok(()) => {
-            state.hub.stats.echo_replies.inc();
+            state.hub.stats.counters.echo_replies.inc();
             HttpResponse::Accepted().finish()
         }
         Err(rejected) => {
-            state.hub.stats.echo_rejected.inc();
+            state.hub.stats.counters.echo_rejected.inc();
             match rejected {
                 Rejected::UnknownClient => HttpResponse::NotFound().body(format!(
                     "no open /sse/echo stream for client {}\n",
@@ -258,135 +251,30 @@ pub async fn ws_handler(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
-    let Upgraded {
-        response,
-        session,
-        messages,
-        permit,
-    } = match upgrade(&req, body, &state)? {
-        Ok(u) => u,
+    let (response, socket) = match ws_session::upgrade(&req, body, &state).await? {
+        Ok(upgraded) => upgraded,
         Err(refusal) => return Ok(refusal),
     };
-    let conn = EchoSocket {
-        session,
-        messages,
-        stop: Box::pin(state.hub.stream_token().cancelled_owned()),
-        keepalive: state.config.keepalive,
-        state: state.into_inner(),
-        _permit: permit,
-    };
-    actix_web::rt::spawn(conn.run());
+    actix_web::rt::spawn(ws_session::serve(socket, EchoSocket));
     Ok(response)
 }
 
-struct EchoSocket {
-    session: Session,
-    messages: AggregatedMessageStream,
-    stop: Pin<Box<WaitForCancellationFutureOwned>>,
-    keepalive: Duration,
-    state: Arc<AppState>,
-    _permit: Permit,
-}
+/// Every text or binary message back, unchanged; nothing of its own.
+struct EchoSocket;
 
-/// How long the closing handshake may wait for room in the session.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+impl Conversation for EchoSocket {
+    const AWAY: &'static str = "server closed the socket";
 
-impl EchoSocket {
-    async fn run(mut self) {
-        let ending = self.serve().await;
-        if let Some(reason) = ending {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.session.close(reason)).await;
-        }
+    async fn next(&mut self) -> Option<Out> {
+        std::future::pending().await
     }
 
-    /// Echoes until the socket ends; returns the close frame to send, if one
-    /// is still due (`None`: the peer is gone).
-    async fn serve(&mut self) -> Option<Option<CloseReason>> {
-        let timeout = client_timeout(self.keepalive);
-        let mut heartbeat = keepalive(self.keepalive);
-        let mut last_heard = Instant::now();
-        loop {
-            tokio::select! {
-                biased;
-                _ = &mut self.stop => return Some(Some(CloseReason {
-                    code: CloseCode::Away,
-                    description: Some("server closed the socket".into()),
-                })),
-                msg = self.messages.recv() => {
-                    last_heard = Instant::now();
-                    let sent = match msg {
-                        None => return None,
-                        Some(Ok(AggregatedMessage::Text(text))) => self.session.text(text).await,
-                        Some(Ok(AggregatedMessage::Binary(bin))) => self.session.binary(bin).await,
-                        Some(Ok(AggregatedMessage::Ping(p))) => self.session.pong(&p).await,
-                        Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
-                        // The closing handshake: answer with the peer's code.
-                        Some(Ok(AggregatedMessage::Close(reason))) => return Some(reason),
-                        Some(Err(err)) => {
-                            self.state.hub.stats.ws_protocol_errors.inc();
-                            tracing::debug!(%err, "closing an echo socket on a protocol error");
-                            return Some(Some(close_for(&err)));
-                        }
-                    };
-                    if sent.is_err() {
-                        return None;
-                    }
-                }
-                _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > timeout {
-                        self.state.hub.stats.ws_timeouts.inc();
-                        return Some(Some(CloseReason {
-                            code: CloseCode::Policy,
-                            description: Some("no pong within the client timeout".into()),
-                        }));
-                    }
-                    if self.session.ping(b"").await.is_err() {
-                        return None;
-                    }
-                }
-            }
+    fn on_message(&mut self, message: AggregatedMessage) -> Option<Out> {
+        match message {
+            AggregatedMessage::Text(text) => Some(Out::Text(text)),
+            AggregatedMessage::Binary(bin) => Some(Out::Binary(bin)),
+            _ => None,
         }
-    }
-}
-
-/// The close code for a protocol fault, as RFC 6455 asks:
-///
-/// - invalid UTF-8 in a text message: **1007**. actix-http reports it as
-///   `ProtocolError::Io` of kind `InvalidData` (actix-ws `stream.rs`, the
-///   `Frame::Text` arm of `MessageStream::poll_next`, wraps the `Utf8Error`;
-///   `aggregated.rs`, the `ContinuationKind::Text` arm, wraps its text);
-/// - a reserved RSV bit: **1002**. actix-http 3.20 reports it with the same
-///   `Io`/`InvalidData` (`ws/frame.rs`, `parse_metadata`: "Received a frame
-///   with non-zero reserved bits", a `TODO(semver-major)` to give it its own
-///   variant), so the two are told apart by the message: only a UTF-8 error
-///   mentions "utf-8";
-/// - a message or frame over `--ws-max-frame`: **1009** (`Overflow`, or
-///   aggregated.rs's "Exceeded maximum continuation size");
-/// - anything else (reserved opcode, unmasked frame, bad continuation, bad
-///   close payload, fragmented or oversized control frame): **1002**.
-pub fn close_for(err: &actix_ws::ProtocolError) -> CloseReason {
-    let (code, description) = match err {
-        actix_ws::ProtocolError::Overflow => (CloseCode::Size, "message too big".to_string()),
-        actix_ws::ProtocolError::Io(io) => {
-            let text = io.to_string();
-            if text.contains("maximum continuation size") {
-                (CloseCode::Size, "message too big".to_string())
-            } else if io.kind() == std::io::ErrorKind::InvalidData
-                && text.to_ascii_lowercase().contains("utf-8")
-            {
-                (
-                    CloseCode::Invalid,
-                    "text message is not valid UTF-8".to_string(),
-                )
-            } else {
-                (CloseCode::Protocol, text)
-            }
-        }
-        other => (CloseCode::Protocol, other.to_string()),
-    };
-    CloseReason {
-        code,
-        description: Some(description),
     }
 }
 
@@ -435,26 +323,5 @@ mod tests {
             sent_unix_ns: 1,
         };
         assert!(clients.send(3, sse_reply(&req)).is_ok());
-    }
-
-    #[test]
-    fn close_codes_follow_rfc_6455() {
-        use std::io;
-        let bytes = vec![b'a', 0xff];
-        let utf8 = std::str::from_utf8(&bytes).unwrap_err();
-        let e = actix_ws::ProtocolError::Io(io::Error::new(io::ErrorKind::InvalidData, utf8));
-        assert_eq!(close_for(&e).code, CloseCode::Invalid);
-        let rsv = actix_ws::ProtocolError::Io(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "Received a frame with non-zero reserved bits",
-        ));
-        assert_eq!(close_for(&rsv).code, CloseCode::Protocol);
-        let big =
-            actix_ws::ProtocolError::Io(io::Error::other("Exceeded maximum continuation size"));
-        assert_eq!(close_for(&big).code, CloseCode::Size);
-        assert_eq!(
-            close_for(&actix_ws::ProtocolError::InvalidOpcode(3)).code,
-            CloseCode::Protocol
-        );
     }
 }

@@ -14,6 +14,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 
+use crate::wire::{Protocol, Transport};
+
 /// One tick of the feed, as the JSON both wires carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick {
@@ -41,6 +43,13 @@ pub struct Gap {
     pub to: u64,
 }
 
+/// One item for a subscriber: an event, or ids announced lost.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Event(SharedEvent),
+    Gap(Gap),
+}
+
 /// How the server answered a resume request; sent in the `hello` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,6 +60,10 @@ pub enum Resume {
     Replay,
     /// Some missed events were older than the ring: a gap event names them.
     Gap,
+    /// Some missed events were older than this instance's ring: they come
+    /// from the shared feed's stream (`--feed-redis`), with a gap event for
+    /// any the stream no longer holds.
+    Archive,
     /// The last id was not a decimal number: ignored, the stream starts live.
     Malformed,
     /// The last id is newer than any event the feed made (a client of an
@@ -68,10 +81,47 @@ pub struct Hello {
     /// The protocol the server negotiated: `http/1.1`, `h2` or `h2c`. A page
     /// cannot read this for an open EventSource, so the server says it.
     pub protocol: String,
+    /// Behind a reverse proxy, the protocol the *client* negotiated with the
+    /// proxy (its ALPN: `h2` or `http/1.1`), as the proxy tells it in the
+    /// `X-Client-Alpn` request header; absent without one. This is how the
+    /// page shows that its WebSocket rode the page's HTTP/2 connection
+    /// (RFC 8441) while the server itself saw an HTTP/1.1 upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_protocol: Option<String>,
     pub resume: Resume,
     /// The newest id the feed had made when the stream started.
     pub last_id: u64,
     pub rate_hz: f64,
+}
+
+impl Hello {
+    /// The hello of a feed stream.
+    pub fn new(
+        transport: Transport,
+        protocol: Protocol,
+        resume: Resume,
+        last_id: u64,
+        rate_hz: f64,
+    ) -> Self {
+        Hello {
+            kind: "hello".into(),
+            transport: transport.as_str().into(),
+            protocol: protocol.as_str().into(),
+            edge_protocol: None,
+            resume,
+            last_id,
+            rate_hz,
+        }
+    }
+
+    /// The same hello, naming what the client negotiated with a proxy in
+    /// front (see `edge_protocol`).
+    pub fn behind_edge(self, edge_protocol: Option<&'static str>) -> Self {
+        Hello {
+            edge_protocol: edge_protocol.map(String::from),
+            ..self
+        }
+    }
 }
 
 /// An event encoded for both wires, shared by every subscriber.
@@ -289,6 +339,14 @@ mod tests {
     }
 
     #[test]
+    fn the_edge_protocol_is_named_only_behind_an_edge() {
+        let direct = Hello::new(Transport::Ws, Protocol::Http1, Resume::None, 0, 1.0);
+        assert!(!hello_json(&direct).contains("edge_protocol"));
+        let behind = direct.behind_edge(Some("h2"));
+        assert!(hello_json(&behind).contains(r#""edge_protocol":"h2""#));
+    }
+
+    #[test]
     fn every_encoding_decodes_to_what_was_encoded() {
         let ev = encode_tick(5, 10, 300);
         assert_eq!(
@@ -304,6 +362,7 @@ mod tests {
             kind: "hello".into(),
             transport: "sse".into(),
             protocol: "h2".into(),
+            edge_protocol: None,
             resume: Resume::Replay,
             last_id: 4,
             rate_hz: 1.0,

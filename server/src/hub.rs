@@ -7,13 +7,22 @@
 //! nothing); one that lags past the ring is sent a gap event naming exactly
 //! the ids it lost. Memory is bounded by the channel and the ring, shared by
 //! all, whatever the clients do.
+//!
+//! When the feed is shared by several servers (`--feed-redis`), the hub
+//! also has an [`Archive`]: the shared stream, which holds more than the
+//! ring. A subscriber that asks for ids older than the ring is served from
+//! it page by page (bounded memory per subscriber), and only what the
+//! archive no longer holds is announced as a gap.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use futures_util::future::BoxFuture;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::event::Item;
 use crate::event::{Gap, Resume, SharedEvent};
 use crate::ring::ReplayRing;
 use crate::stats::Stats;
@@ -39,11 +48,31 @@ impl LastId {
     }
 }
 
-/// One item for a subscriber.
-#[derive(Debug)]
-pub enum Item {
-    Event(SharedEvent),
-    Gap(Gap),
+/// Ids older than the ring fetched from the archive at once: what one
+/// catching-up subscriber holds at most.
+pub const ARCHIVE_PAGE: u64 = 256;
+
+/// Why the archive could not answer (the subscriber's stream then ends,
+/// and its client resumes later: nothing is announced lost that was not).
+#[derive(Debug, thiserror::Error)]
+#[error("the shared feed's archive is unavailable: {0}")]
+pub struct ArchiveError(pub String);
+
+/// Events older than the ring, kept by a shared feed (the Redis stream).
+pub trait Archive: Send + Sync + std::fmt::Debug {
+    /// The events it still holds with ids in `from..=to`, oldest first
+    /// (at most [`ARCHIVE_PAGE`] are asked at once); an id it no longer
+    /// holds is absent.
+    fn range(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> BoxFuture<'static, Result<Vec<SharedEvent>, ArchiveError>>;
+
+    /// The highest id the shared feed may have made by now (another
+    /// instance may be ahead of this one): a resume id up to it waits for
+    /// the feed instead of being refused as from the future.
+    fn horizon(&self) -> u64;
 }
 
 /// The shared state of the feed.
@@ -64,6 +93,8 @@ pub struct Hub {
     buckets: Vec<Mutex<CancellationToken>>,
     next_bucket: AtomicUsize,
     next_drop: AtomicUsize,
+    /// The shared feed's stream, when there is one (`--feed-redis`).
+    archive: OnceLock<Arc<dyn Archive>>,
 }
 
 /// Buckets of streams for [`Hub::drop_fraction`]: the fraction's granularity.
@@ -71,6 +102,16 @@ pub const DROP_BUCKETS: usize = 64;
 
 impl Hub {
     pub fn new(replay: usize, fanout_buffer: usize, max_connections: usize) -> Arc<Hub> {
+        Self::with_stats(replay, fanout_buffer, max_connections, Stats::new())
+    }
+
+    /// A hub whose figures are `stats` (the shared feed's include the broker's).
+    pub fn with_stats(
+        replay: usize,
+        fanout_buffer: usize,
+        max_connections: usize,
+        stats: Stats,
+    ) -> Arc<Hub> {
         // The ring must cover the fan-out buffer: a subscriber that lags
         // past the buffer is refilled from the ring, and must never be told
         // ids are lost that the buffer still held.
@@ -83,7 +124,7 @@ impl Hub {
             latest: AtomicU64::new(0),
             open: AtomicUsize::new(0),
             max_connections,
-            stats: Stats::new(),
+            stats,
             buckets: (0..DROP_BUCKETS)
                 .map(|_| Mutex::new(drop_all.child_token()))
                 .collect(),
@@ -91,7 +132,20 @@ impl Hub {
             next_bucket: AtomicUsize::new(0),
             next_drop: AtomicUsize::new(0),
             shutdown,
+            archive: OnceLock::new(),
         })
+    }
+
+    /// Serves resumes older than the ring from `archive` (set once, by the
+    /// shared feed, before streams are served).
+    pub fn set_archive(&self, archive: Arc<dyn Archive>) {
+        if self.archive.set(archive).is_err() {
+            tracing::warn!("the hub already has an archive; keeping the first");
+        }
+    }
+
+    fn archive(&self) -> Option<&Arc<dyn Archive>> {
+        self.archive.get()
     }
 
     fn ring(&self) -> MutexGuard<'_, ReplayRing> {
@@ -120,12 +174,40 @@ impl Hub {
         self.stats.feed_last_id.set(id as i64);
     }
 
+    /// Fills the ring with events made before this process joined a shared
+    /// feed, without sending them live: a subscriber already waiting starts
+    /// with the next live event, a resuming one finds them in the ring.
+    /// Events not newer than the latest are skipped.
+    pub fn seed(&self, events: impl IntoIterator<Item = SharedEvent>) {
+        let mut ring = self.ring();
+        let mut latest = self.latest_id();
+        for event in events {
+            if event.id > latest {
+                latest = event.id;
+                ring.push(event);
+            }
+        }
+        self.latest.store(latest, Ordering::Release);
+        drop(ring);
+        self.stats.feed_last_id.set(latest as i64);
+    }
+
+    /// How many events the ring keeps.
+    pub fn ring_capacity(&self) -> usize {
+        self.ring().capacity()
+    }
+
+    /// The events the ring holds now, oldest first.
+    pub fn ring_events(&self) -> Vec<SharedEvent> {
+        self.ring().events().cloned().collect()
+    }
+
     /// Admits one more stream, or refuses when `max_connections` are open.
     pub fn admit(self: &Arc<Self>) -> Option<Permit> {
         let before = self.open.fetch_add(1, Ordering::AcqRel);
         if before >= self.max_connections {
             self.open.fetch_sub(1, Ordering::AcqRel);
-            self.stats.refused.inc();
+            self.stats.counters.refused.inc();
             return None;
         }
         Some(Permit { hub: self.clone() })
@@ -141,44 +223,70 @@ impl Hub {
         let ring = self.ring();
         let rx = self.tx.subscribe();
         let newest = self.latest_id();
-        let (resume, last_sent, backlog) = match last {
-            LastId::None => (Resume::None, newest, Default::default()),
+        let archive = self.archive();
+        let mut sub = Subscription {
+            rx,
+            backlog: VecDeque::new(),
+            catch_up: false,
+            lagged: false,
+            // Nothing made yet (a relay that has not read the shared feed):
+            // the first live event, whatever its id, starts the stream.
+            follow_first: newest == 0,
+            last_sent: newest,
+            hub: self.clone(),
+        };
+        let resume = match last {
+            LastId::None => Resume::None,
             LastId::Malformed => {
-                self.stats.malformed_resumes.inc();
-                (Resume::Malformed, newest, Default::default())
+                self.stats.counters.malformed_resumes.inc();
+                Resume::Malformed
+            }
+            // Another instance of a shared feed may be ahead of this one:
+            // wait for the feed to pass the id.
+            LastId::Id(id) if id > newest && archive.is_some_and(|a| id <= a.horizon()) => {
+                self.stats.counters.resumes.inc();
+                sub.last_sent = id;
+                sub.follow_first = false;
+                Resume::Replay
             }
             LastId::Id(id) if id > newest => {
-                self.stats.future_resumes.inc();
-                (Resume::Future, newest, Default::default())
+                self.stats.counters.future_resumes.inc();
+                Resume::Future
             }
             LastId::Id(id) => {
-                self.stats.resumes.inc();
-                let backlog = ring.after(id, newest);
-                let resume = if backlog.gap.is_some() {
-                    Resume::Gap
+                self.stats.counters.resumes.inc();
+                sub.last_sent = id;
+                sub.follow_first = false;
+                let older_than_ring = ring.first_id().map_or(id < newest, |f| id + 1 < f);
+                if older_than_ring && archive.is_some() {
+                    sub.catch_up = true;
+                    Resume::Archive
                 } else {
-                    Resume::Replay
-                };
-                (resume, id, backlog)
+                    let gaps = ring.items_after(id, newest, &mut sub.backlog);
+                    if gaps > 0 {
+                        Resume::Gap
+                    } else {
+                        Resume::Replay
+                    }
+                }
             }
         };
         drop(ring);
-        if let Some(gap) = backlog.gap {
-            self.count_gap(gap);
-        }
-        let sub = Subscription {
-            rx,
-            pending_gap: backlog.gap,
-            backlog: Some(backlog.events.into_iter()).filter(|b| b.len() > 0),
-            last_sent,
-            hub: self.clone(),
-        };
+        self.count_gaps(&sub.backlog);
         (sub, resume)
     }
 
     fn count_gap(&self, gap: Gap) {
-        self.stats.gaps.inc();
-        self.stats.gap_ids.inc_by(gap.to - gap.from + 1);
+        self.stats.counters.gaps.inc();
+        self.stats.counters.gap_ids.inc_by(gap.to - gap.from + 1);
+    }
+
+    fn count_gaps(&self, items: &VecDeque<Item>) {
+        for item in items {
+            if let Item::Gap(gap) = item {
+                self.count_gap(*gap);
+            }
+        }
     }
 
     /// A token cancelled when the server shuts down.
@@ -230,7 +338,7 @@ impl Hub {
         let mut token = self.drop_all.lock().unwrap_or_else(|p| p.into_inner());
         token.cancel();
         *token = self.shutdown.child_token();
-        self.stats.admin_drops.inc();
+        self.stats.counters.admin_drops.inc();
         open
     }
 
@@ -257,63 +365,131 @@ impl Drop for Permit {
 #[derive(Debug)]
 pub struct Subscription {
     rx: broadcast::Receiver<SharedEvent>,
-    pending_gap: Option<Gap>,
-    /// Replayed events still to send; `None` once sent, so the buffer is freed.
-    backlog: Option<std::vec::IntoIter<SharedEvent>>,
+    /// Replayed events and gaps still to send (emptied and freed once sent).
+    backlog: VecDeque<Item>,
+    /// Behind the live channel: fetch from the ring (or the archive) first.
+    catch_up: bool,
+    /// The catch-up is due to lagging (counted as a slow subscriber's gap).
+    lagged: bool,
+    /// No id known yet: the first live event starts the stream.
+    follow_first: bool,
     /// The newest id delivered or announced lost.
     last_sent: u64,
     hub: Arc<Hub>,
 }
 
 impl Subscription {
-    /// The next item, or `None` when the feed has stopped.
+    /// The next item, or `None` when the feed has stopped (or the archive
+    /// it must catch up from is unreachable: the client resumes later).
     ///
-    /// Cancel-safe: dropping the future loses nothing (it is used in `select!`).
+    /// Cancel-safe: dropping the future loses nothing (it is used in
+    /// `select!`); an archive read cut short is made again.
     pub async fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some(gap) = self.pending_gap.take() {
-                self.last_sent = self.last_sent.max(gap.to);
-                return Some(Item::Gap(gap));
-            }
-            if let Some(backlog) = &mut self.backlog {
-                for event in backlog.by_ref() {
-                    if event.id > self.last_sent {
-                        self.last_sent = event.id;
-                        return Some(Item::Event(event));
-                    }
+            if let Some(item) = self.backlog.pop_front() {
+                if self.backlog.is_empty() {
+                    // Free a replay's buffer: a subscriber keeps none while live.
+                    self.backlog = VecDeque::new();
                 }
-                self.backlog = None;
+                match &item {
+                    Item::Event(e) if e.id <= self.last_sent => continue,
+                    Item::Event(e) => self.last_sent = e.id,
+                    Item::Gap(g) => self.last_sent = self.last_sent.max(g.to),
+                }
+                return Some(item);
+            }
+            if self.catch_up {
+                if !self.refill().await {
+                    return None;
+                }
+                continue;
             }
             match self.rx.recv().await {
+                Ok(event) if self.follow_first => {
+                    self.follow_first = false;
+                    self.last_sent = event.id;
+                    return Some(Item::Event(event));
+                }
                 Ok(event) if event.id <= self.last_sent => continue,
                 Ok(event) if event.id == self.last_sent + 1 => {
                     self.last_sent = event.id;
                     return Some(Item::Event(event));
                 }
-                // A hole cannot happen (the ring lock orders subscribe and
-                // publish) but costs nothing to heal: refill from the ring.
-                Ok(_) => self.refill(),
+                // Within one process a hole cannot happen (the ring lock
+                // orders subscribe and publish); a relayed shared feed may
+                // skip ids its stream no longer held. Either way the ring
+                // says exactly what is there.
+                Ok(_) => self.catch_up = true,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.hub.stats.lagged.inc();
-                    self.refill();
+                    self.hub.stats.counters.lagged.inc();
+                    self.follow_first = false;
+                    self.catch_up = true;
+                    self.lagged = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     }
 
-    /// Fills the backlog from the ring after a lag; a gap names what it lost.
-    fn refill(&mut self) {
-        let backlog = {
+    /// Fills the backlog after a lag, a hole or a resume: from the archive
+    /// while the next id is older than the ring, else from the ring, with
+    /// gaps naming exactly what neither holds. False when the archive
+    /// could not be read.
+    async fn refill(&mut self) -> bool {
+        let page = {
             let ring = self.hub.ring();
-            ring.after(self.last_sent, self.hub.latest_id())
+            let newest = self.hub.latest_id();
+            let before_ring = ring.first_id().map_or(newest, |f| f.saturating_sub(1));
+            match self.hub.archive() {
+                Some(archive) if self.last_sent < before_ring => {
+                    let from = self.last_sent + 1;
+                    let to = before_ring.min(from + ARCHIVE_PAGE - 1);
+                    Some((archive.range(from, to), from, to))
+                }
+                _ => {
+                    let gaps = ring.items_after(self.last_sent, newest, &mut self.backlog);
+                    drop(ring);
+                    if gaps > 0 && self.lagged {
+                        self.hub.stats.counters.slow_gaps.inc();
+                    }
+                    self.hub.count_gaps(&self.backlog);
+                    self.catch_up = false;
+                    self.lagged = false;
+                    None
+                }
+            }
         };
-        if let Some(gap) = backlog.gap {
-            self.hub.count_gap(gap);
-            self.hub.stats.slow_gaps.inc();
+        let Some((read, from, to)) = page else {
+            return true;
+        };
+        match read.await {
+            Ok(events) => {
+                let mut expected = from;
+                for e in events.into_iter().filter(|e| (from..=to).contains(&e.id)) {
+                    if e.id < expected {
+                        continue;
+                    }
+                    if e.id > expected {
+                        self.backlog.push_back(Item::Gap(Gap {
+                            from: expected,
+                            to: e.id - 1,
+                        }));
+                    }
+                    expected = e.id + 1;
+                    self.backlog.push_back(Item::Event(e));
+                }
+                if expected <= to {
+                    self.backlog
+                        .push_back(Item::Gap(Gap { from: expected, to }));
+                }
+                self.hub.count_gaps(&self.backlog);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "a subscriber could not catch up from the archive");
+                false
+            }
         }
-        self.pending_gap = backlog.gap;
-        self.backlog = Some(backlog.events.into_iter()).filter(|b| b.len() > 0);
     }
 }
 
@@ -370,7 +546,7 @@ mod tests {
         let (mut sub, resume) = hub.subscribe(LastId::Id(2));
         assert_eq!(resume, Resume::Gap);
         assert_eq!(take(&mut sub, 4).await, ["gap 3-7", "8", "9", "10"]);
-        assert_eq!(hub.stats.gap_ids.get(), 5);
+        assert_eq!(hub.stats.counters.gap_ids.get(), 5);
     }
 
     #[tokio::test]
@@ -381,8 +557,8 @@ mod tests {
         let got = take(&mut sub, 20).await;
         let want: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
         assert_eq!(got, want);
-        assert!(hub.stats.lagged.get() >= 1);
-        assert_eq!(hub.stats.gaps.get(), 0);
+        assert!(hub.stats.counters.lagged.get() >= 1);
+        assert_eq!(hub.stats.counters.gaps.get(), 0);
     }
 
     #[tokio::test]
@@ -394,7 +570,7 @@ mod tests {
             take(&mut sub, 5).await,
             ["gap 1-16", "17", "18", "19", "20"]
         );
-        assert_eq!(hub.stats.slow_gaps.get(), 1);
+        assert_eq!(hub.stats.counters.slow_gaps.get(), 1);
     }
 
     #[tokio::test]
@@ -410,13 +586,82 @@ mod tests {
         assert_eq!(take(&mut sub2, 1).await, ["4"]);
     }
 
+    /// An archive in memory: the hub's side of the contract (the Redis
+    /// one is tested against a real Redis in `tests/shared_feed.rs`).
+    #[derive(Debug)]
+    struct Held(Vec<u64>, u64);
+
+    impl Archive for Held {
+        fn range(
+            &self,
+            from: u64,
+            to: u64,
+        ) -> BoxFuture<'static, Result<Vec<SharedEvent>, ArchiveError>> {
+            let events = self
+                .0
+                .iter()
+                .filter(|id| (from..=to).contains(*id))
+                .map(|&id| Arc::new(encode_tick(id, id, 0)))
+                .collect();
+            Box::pin(async move { Ok(events) })
+        }
+
+        fn horizon(&self) -> u64 {
+            self.1
+        }
+    }
+
+    #[tokio::test]
+    async fn older_than_the_ring_comes_from_the_archive_with_exact_gaps() {
+        let hub = Hub::new(4, 4, 10);
+        let mut held: Vec<u64> = (5..=20).collect();
+        held.retain(|&id| id != 9);
+        hub.set_archive(Arc::new(Held(held, 25)));
+        publish(&hub, 1..=20);
+        let (mut sub, resume) = hub.subscribe(LastId::Id(2));
+        assert_eq!(resume, Resume::Archive);
+        let mut want = vec!["gap 3-4".to_string()];
+        want.extend((5..=8).map(|i| i.to_string()));
+        want.push("gap 9-9".into());
+        want.extend((10..=20).map(|i| i.to_string()));
+        assert_eq!(take(&mut sub, want.len()).await, want);
+        publish(&hub, 21..=21);
+        assert_eq!(take(&mut sub, 1).await, ["21"]);
+        assert_eq!(hub.stats.counters.gap_ids.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_id_another_instance_reached_waits_instead_of_starting_over() {
+        let hub = Hub::new(8, 8, 10);
+        hub.set_archive(Arc::new(Held(Vec::new(), 12)));
+        publish(&hub, 1..=10);
+        let (mut sub, resume) = hub.subscribe(LastId::Id(11));
+        assert_eq!(resume, Resume::Replay);
+        let (_, beyond) = hub.subscribe(LastId::Id(13));
+        assert_eq!(beyond, Resume::Future);
+        publish(&hub, 11..=12);
+        assert_eq!(take(&mut sub, 1).await, ["12"]);
+    }
+
+    #[tokio::test]
+    async fn a_seeded_hub_replays_and_a_waiting_subscriber_starts_live() {
+        let hub = Hub::new(8, 8, 10);
+        let (mut early, _) = hub.subscribe(LastId::None);
+        hub.seed((40..=45).map(|id| Arc::new(encode_tick(id, id, 0))));
+        publish(&hub, 46..=46);
+        assert_eq!(take(&mut early, 1).await, ["46"]);
+        let (mut resumed, resume) = hub.subscribe(LastId::Id(43));
+        assert_eq!(resume, Resume::Replay);
+        assert_eq!(take(&mut resumed, 3).await, ["44", "45", "46"]);
+    }
+
     #[test]
     fn admission_is_bounded_and_released() {
         let hub = Hub::new(4, 4, 2);
         let a = hub.admit().unwrap();
         let _b = hub.admit().unwrap();
         assert!(hub.admit().is_none());
-        assert_eq!(hub.stats.refused.get(), 1);
+        assert_eq!(hub.stats.counters.refused.get(), 1);
         drop(a);
         assert!(hub.admit().is_some());
     }

@@ -3,7 +3,36 @@
 //!
 //! [`run`] starts it on its own thread and actix system, so it can be embedded
 //! in any program (the load generator does) and driven by tests on port 0.
+//!
+//! # Layout
+//!
+//! Lower layers first; a module uses only those above it in this list.
+//!
+//! - Definitions shared with the load generator: [`wire`] (the wire names),
+//!   [`event`] (the event, its two encodings and the client-side decoder).
+//! - The feed: [`ring`] (replay ring), [`stats`] (counters, per-wire table,
+//!   process readings), [`hub`] (fan-out, resume, admission), [`feed`] (the
+//!   producer).
+//! - The process: [`config`] (the CLI, which is the config), [`nofile`]
+//!   (open-file limit and the connection budget), [`logging`], [`tls`],
+//!   [`allocator`].
+//! - The shared feed: [`broker`] (`--feed-redis`: one feed for several
+//!   instances through Redis Streams; the producer's lease, the relay into
+//!   the hub, the stream as the hub's archive for old resumes), and
+//!   [`redis_process`] (a throwaway `redis-server` child for tests and
+//!   local runs).
+//! - HTTP: [`state`] (what every route shares), [`sse_response`] (the one
+//!   event-stream response), [`ws_frame_limit`] and [`ws_session`] (the one
+//!   WebSocket session loop), [`chaos`] (dropping streams on purpose, the
+//!   restart gate), then one module per route family: [`sse`], [`ws`],
+//!   [`chat`], [`echo`], [`admin`], [`introspect`] (`/stats`, `/metrics`,
+//!   `/info`), the page; [`routes`] is the route table and [`listen`] binds
+//!   the listeners.
+#![deny(unsafe_code)]
 
+pub mod admin;
+pub mod allocator;
+pub mod broker;
 pub mod chaos;
 pub mod chat;
 pub mod config;
@@ -11,61 +40,44 @@ pub mod echo;
 pub mod event;
 pub mod feed;
 pub mod hub;
+pub mod introspect;
+pub mod listen;
+pub mod logging;
 pub mod nofile;
+pub mod redis_process;
 pub mod ring;
 pub mod routes;
 pub mod sse;
+pub mod sse_response;
+pub mod state;
 pub mod stats;
 pub mod tls;
 mod web;
 pub mod wire;
 pub mod ws;
+pub mod ws_frame_limit;
+pub mod ws_session;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web as aweb, App, HttpServer};
 
+pub use broker::BrokerError;
 pub use config::ServerConfig;
 pub use hub::Hub;
-pub use routes::Info;
-
-/// Why the server could not start or stop cleanly.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error("binding the plain listener on {addr}: {source} (is another server on that port? try --http 127.0.0.1:0)")]
-    BindHttp {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("binding the TLS listener on {addr}: {source} (try --https 127.0.0.1:0, or --no-tls)")]
-    BindHttps {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error("starting the server thread: {0}")]
-    Thread(std::io::Error),
-    #[error("the server thread ended before it started")]
-    Vanished,
-    #[error("the server did not stop within {0:?}")]
-    StopTimeout(Duration),
-    #[error("the server failed: {0}")]
-    Io(#[from] std::io::Error),
-}
+pub use listen::ServerError;
+pub use state::Info;
 
 /// A started server: its addresses and the means to stop it.
 #[derive(Debug)]
 pub struct RunningServer {
     /// The plain listener (HTTP/1.1 and h2c).
-    pub http_addr: SocketAddr,
+    pub http_addr: std::net::SocketAddr,
     /// The TLS listener (h2 and HTTP/1.1), unless `--no-tls`.
-    pub https_addr: Option<SocketAddr>,
+    pub https_addr: Option<std::net::SocketAddr>,
     pub info: Info,
     hub: Arc<Hub>,
     handle: ServerHandle,
@@ -133,7 +145,13 @@ fn default_cert_path() -> PathBuf {
 }
 
 /// Starts the server on its own thread and returns once it listens.
+///
+/// Without `--max-connections`, the stream limit comes from the open-file
+/// limit in force now: raise it first ([`nofile::raise_open_files_limit`]).
 pub fn run(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    if let Err(e) = allocator::configure() {
+        tracing::warn!(error = %e, "could not set the allocator's purging up: RSS may stay high after load");
+    }
     let config = Arc::new(config);
     let tls = if config.no_tls {
         None
@@ -142,18 +160,40 @@ pub fn run(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let out = config.cert_out.clone().unwrap_or_else(default_cert_path);
         Some(tls::server_config(files, &out)?)
     };
-    let hub = Hub::new(config.replay, config.fanout_buffer, config.max_connections);
+    let budget = nofile::ConnectionBudget::current();
+    let max_streams = config.max_connections.unwrap_or(budget.streams);
+    if max_streams > budget.streams {
+        tracing::warn!(
+            max_streams,
+            open_files_limit = budget.open_files,
+            "--max-connections is above what the open-file limit allows: \
+             connections beyond the limit will wait in the backlog instead of getting 503"
+        );
+    }
+    let stats = if config.feed_redis.is_some() {
+        stats::Stats::with_broker()
+    } else {
+        stats::Stats::new()
+    };
+    let hub = Hub::with_stats(config.replay, config.fanout_buffer, max_streams, stats);
+    let shared_feed = match config.feed_redis {
+        Some(_) => Some(broker::SharedFeed::new(&config, &hub)?),
+        None => None,
+    };
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let thread_hub = hub.clone();
     let thread_config = config.clone();
+    let thread_feed = shared_feed.clone();
     std::thread::Builder::new()
         .name("feed-server".into())
         .spawn(move || {
             let result = actix_web::rt::System::new().block_on(serve(
                 thread_config,
                 thread_hub,
+                thread_feed,
                 tls,
+                (budget, max_streams),
                 started_tx,
             ));
             let _ = done_tx.send(result);
@@ -171,26 +211,20 @@ pub fn run(config: ServerConfig) -> Result<RunningServer, ServerError> {
     })
 }
 
-struct Started {
-    http_addr: SocketAddr,
-    https_addr: Option<SocketAddr>,
-    info: Info,
-    handle: ServerHandle,
-}
-
-type StartedTx = std::sync::mpsc::Sender<Result<Started, ServerError>>;
+type StartedTx = std::sync::mpsc::Sender<Result<listen::Started, ServerError>>;
 
 /// Runs on the server thread: binds, reports back, serves until stopped.
 async fn serve(
     config: Arc<ServerConfig>,
     hub: Arc<Hub>,
+    shared_feed: Option<Arc<broker::SharedFeed>>,
     tls: Option<(rustls::ServerConfig, tls::CertInfo)>,
+    (budget, max_streams): (nofile::ConnectionBudget, usize),
     started: StartedTx,
 ) -> std::io::Result<()> {
-    let server = match bind(&config, &hub, tls) {
-        Ok((server, s)) => {
-            let handle = server.handle();
-            let _ = started.send(Ok(Started { handle, ..s }));
+    let server = match listen::bind(&config, &hub, shared_feed.clone(), tls, budget, max_streams) {
+        Ok((server, bound)) => {
+            let _ = started.send(Ok(bound));
             server
         }
         Err(e) => {
@@ -198,12 +232,18 @@ async fn serve(
             return Ok(());
         }
     };
-    actix_web::rt::spawn(feed::run(
-        hub.clone(),
-        config.rate,
-        config.payload_bytes,
-        hub.shutdown_token(),
-    ));
+    match &shared_feed {
+        // Every instance relays the shared stream; one of them produces.
+        Some(feed) => feed.spawn(hub.shutdown_token()),
+        None => {
+            actix_web::rt::spawn(feed::run(
+                hub.clone(),
+                config.rate,
+                config.payload_bytes,
+                hub.shutdown_token(),
+            ));
+        }
+    }
     if config.chaos_drop_fraction > 0.0 {
         actix_web::rt::spawn(chaos::run(
             hub.clone(),
@@ -213,107 +253,4 @@ async fn serve(
         ));
     }
     server.await
-}
-
-fn bind(
-    config: &Arc<ServerConfig>,
-    hub: &Arc<Hub>,
-    tls: Option<(rustls::ServerConfig, tls::CertInfo)>,
-) -> Result<(actix_web::dev::Server, Started), ServerError> {
-    // The app state needs the bound addresses, known only after binding:
-    // the factory reads them from a cell filled right after.
-    let state_cell: Arc<std::sync::OnceLock<aweb::Data<routes::AppState>>> = Default::default();
-    let factory_cell = state_cell.clone();
-    // Shared by every worker: an echo POST may land on another worker than
-    // the client's stream.
-    let echo_clients = aweb::Data::new(echo::EchoClients::new(config.echo_queue));
-    let chaos = aweb::Data::new(chaos::Chaos::default());
-    let chaos_app = chaos.clone();
-    let mut server = HttpServer::new(move || {
-        let state = factory_cell
-            .get()
-            .expect("state is set before the server runs")
-            .clone();
-        App::new()
-            .app_data(state)
-            .app_data(echo_clients.clone())
-            .app_data(chaos_app.clone())
-            .wrap(actix_web::middleware::from_fn(chaos::gate))
-            .configure(routes::configure)
-    })
-    .disable_signals()
-    .backlog(config.backlog)
-    // Our own limit (--max-connections) counts streams; actix's is per worker.
-    .max_connections(1_000_000)
-    .tcp_nodelay(true)
-    // After a stream ends (a WebSocket close, a drop), close the socket soon
-    // instead of waiting a second for the client: browsers report a closed
-    // WebSocket only when TCP closes, and recovery time is what we show.
-    .client_disconnect_timeout(std::time::Duration::from_millis(100))
-    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
-    if let Some(n) = config.workers {
-        server = server.workers(n);
-    }
-    if let Some(w) = config.h2_initial_window_size {
-        server = server.h2_initial_window_size(w);
-    }
-    if let Some(w) = config.h2_initial_connection_window_size {
-        server = server.h2_initial_connection_window_size(w);
-    }
-    // actix-web 4.18 detects h2c prior knowledge only on the `auto_h2c` binds.
-    server = server
-        .bind_auto_h2c(config.http)
-        .map_err(|source| ServerError::BindHttp {
-            addr: config.http,
-            source,
-        })?;
-    let http_addr = server.addrs()[0];
-    let mut cert = None;
-    let mut https_addr = None;
-    if let Some((rustls_config, info)) = tls {
-        server = server
-            .bind_rustls_0_23(config.https, rustls_config)
-            .map_err(|source| ServerError::BindHttps {
-                addr: config.https,
-                source,
-            })?;
-        https_addr = server
-            .addrs_with_scheme()
-            .into_iter()
-            .find(|(_, scheme)| *scheme == "https")
-            .map(|(a, _)| a);
-        cert = Some(info);
-    }
-    let info = Info {
-        http_url: format!("http://{http_addr}"),
-        // `localhost` matches the certificate and is what a browser shows;
-        // the certificate also names 127.0.0.1.
-        https_url: https_addr.map(|a| format!("https://localhost:{}", a.port())),
-        rate_hz: config.rate,
-        payload_bytes: config.payload_bytes,
-        replay: config.replay,
-        retry_ms: config.retry_ms,
-        keepalive_s: config.keepalive.as_secs_f64(),
-        cert_path: cert.as_ref().map(|c| c.cert_path.display().to_string()),
-        spki_sha256: cert.and_then(|c| c.spki_sha256),
-        h2_max_concurrent_streams: None,
-    };
-    let state = aweb::Data::new(routes::AppState {
-        hub: hub.clone(),
-        config: config.clone(),
-        info: info.clone(),
-    });
-    let _ = state_cell.set(state);
-    let server = server.run();
-    let handle = server.handle();
-    chaos.set_handle(handle.clone());
-    Ok((
-        server,
-        Started {
-            http_addr,
-            https_addr,
-            info,
-            handle,
-        },
-    ))
 }

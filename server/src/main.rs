@@ -6,15 +6,12 @@ use server::ServerConfig;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    // Parse first: a bad flag is a clap error (exit 2) before anything starts.
+    let config = ServerConfig::parse();
+    server::logging::init();
     server::tls::install_crypto_provider();
     let nofile = server::nofile::raise_open_files_limit();
     tracing::info!(open_files_limit = nofile, "open-file limit");
-    let config = ServerConfig::parse();
     let running = server::run(config.clone()).context("starting the server")?;
     print_banner(&running, &config);
     wait_for_signal().await?;

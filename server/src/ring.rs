@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::event::{Gap, SharedEvent};
+use crate::event::{Gap, Item, SharedEvent};
 
 /// What a resuming subscriber must be sent before live events.
 #[derive(Debug, Default)]
@@ -16,8 +16,11 @@ pub struct Backlog {
 
 /// A fixed-capacity window over the newest events.
 ///
-/// Ids are consecutive, so the event with id `n` is at `n - first_id`: a
-/// lookup is an index, not a search.
+/// Ids increase; in one process they are consecutive. A server that relays
+/// a shared feed (`--feed-redis`) may miss ids the feed's stream no longer
+/// held when it read it: the ring then has a hole there, and a subscriber
+/// is told exactly which ids are missing ([`items_after`](Self::items_after)).
+/// Lookups are a binary search over ids.
 #[derive(Debug)]
 pub struct ReplayRing {
     events: VecDeque<SharedEvent>,
@@ -34,7 +37,7 @@ impl ReplayRing {
 
     /// Adds the newest event, forgetting the oldest when full.
     pub fn push(&mut self, event: SharedEvent) {
-        debug_assert!(self.events.back().is_none_or(|b| b.id + 1 == event.id));
+        debug_assert!(self.events.back().is_none_or(|b| b.id < event.id));
         if self.capacity == 0 {
             return;
         }
@@ -42,6 +45,11 @@ impl ReplayRing {
             self.events.pop_front();
         }
         self.events.push_back(event);
+    }
+
+    /// How many events it keeps.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// The oldest id still held.
@@ -54,35 +62,64 @@ impl ReplayRing {
         self.events.back().map(|e| e.id)
     }
 
+    /// Every event held, oldest first (a new leader of a shared feed puts
+    /// them back into an emptied stream).
+    pub fn events(&self) -> impl Iterator<Item = &SharedEvent> {
+        self.events.iter()
+    }
+
     /// Everything after `last_seen`, up to and including `newest` (the feed's
-    /// newest id when asked). A gap names the ids older than the ring.
+    /// newest id when asked), for a ring without holes: a gap names the ids
+    /// older than the ring.
     pub fn after(&self, last_seen: u64, newest: u64) -> Backlog {
+        let mut items = VecDeque::new();
+        self.items_after(last_seen, newest, &mut items);
         let mut backlog = Backlog::default();
-        if last_seen >= newest {
-            return backlog;
+        for item in items {
+            match item {
+                Item::Gap(g) if backlog.gap.is_none() && backlog.events.is_empty() => {
+                    backlog.gap = Some(g)
+                }
+                Item::Gap(_) => {}
+                Item::Event(e) => backlog.events.push(e),
+            }
         }
-        let Some(first) = self.first_id() else {
-            backlog.gap = Some(Gap {
-                from: last_seen + 1,
-                to: newest,
-            });
-            return backlog;
-        };
-        if last_seen + 1 < first {
-            backlog.gap = Some(Gap {
-                from: last_seen + 1,
-                to: first - 1,
-            });
-        }
-        let start = (last_seen + 1).saturating_sub(first) as usize;
-        backlog.events = self
-            .events
-            .iter()
-            .skip(start)
-            .take_while(|e| e.id <= newest)
-            .cloned()
-            .collect();
         backlog
+    }
+
+    /// Appends to `out`, in id order, every event after `last_seen` up to
+    /// `newest`, with a gap item for each run of ids the ring does not hold
+    /// (older than the ring, or a hole in it). Returns how many gap items
+    /// were added.
+    pub fn items_after(&self, last_seen: u64, newest: u64, out: &mut VecDeque<Item>) -> usize {
+        let mut gaps = 0;
+        if last_seen >= newest {
+            return gaps;
+        }
+        let start = self.events.partition_point(|e| e.id <= last_seen);
+        let mut expected = last_seen + 1;
+        for e in self.events.range(start..) {
+            if e.id > newest {
+                break;
+            }
+            if e.id > expected {
+                out.push_back(Item::Gap(Gap {
+                    from: expected,
+                    to: e.id - 1,
+                }));
+                gaps += 1;
+            }
+            out.push_back(Item::Event(e.clone()));
+            expected = e.id + 1;
+        }
+        if expected <= newest {
+            out.push_back(Item::Gap(Gap {
+                from: expected,
+                to: newest,
+            }));
+            gaps += 1;
+        }
+        gaps
     }
 }
 
@@ -137,6 +174,40 @@ mod tests {
         let b = r.after(4, 10);
         assert_eq!(b.gap, Some(Gap { from: 5, to: 10 }));
         assert!(b.events.is_empty());
+    }
+
+    #[test]
+    fn holes_are_named_exactly() {
+        let mut r = ReplayRing::new(8);
+        for id in [3, 4, 7, 8, 10] {
+            r.push(Arc::new(encode_tick(id, id, 0)));
+        }
+        let mut out = VecDeque::new();
+        assert_eq!(r.items_after(1, 11, &mut out), 4);
+        let shown: Vec<String> = out
+            .iter()
+            .map(|i| match i {
+                Item::Event(e) => e.id.to_string(),
+                Item::Gap(g) => format!("gap {}-{}", g.from, g.to),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "gap 2-2",
+                "3",
+                "4",
+                "gap 5-6",
+                "7",
+                "8",
+                "gap 9-9",
+                "10",
+                "gap 11-11"
+            ]
+        );
+        out.clear();
+        assert_eq!(r.items_after(7, 8, &mut out), 0);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]

@@ -8,19 +8,19 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::time::Duration;
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde::Deserialize;
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::time::Interval;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::event::{self, Hello, SSE_KEEPALIVE};
 use crate::hub::{Item, LastId, Permit, Subscription};
-use crate::routes::{protocol_of, refused, AppState};
-use crate::stats::{ConnTally, Transport, Wire};
+use crate::sse_response::event_stream;
+use crate::state::{edge_protocol_of, keepalive_timer, protocol_of, refused, AppState};
+use crate::stats::ConnTally;
+use crate::wire::{Transport, Wire};
 
 /// `?lastEventId=`: lets a first connection resume (EventSource sends the
 /// `Last-Event-ID` header only on its own reconnects).
@@ -49,18 +49,18 @@ pub async fn handler(
     let last = LastId::parse(header.as_deref().or(query.last_event_id.as_deref()));
     let stop = Box::pin(state.hub.stream_token().cancelled_owned());
     let (sub, resume) = state.hub.subscribe(last);
-    let hello = Hello {
-        kind: "hello".into(),
-        transport: "sse".into(),
-        protocol: protocol.as_str().into(),
+    let hello = Hello::new(
+        Transport::Sse,
+        protocol,
         resume,
-        last_id: state.hub.latest_id(),
-        rate_hz: state.config.rate,
-    };
+        state.hub.latest_id(),
+        state.config.rate,
+    )
+    .behind_edge(edge_protocol_of(&req));
     let body = SseBody {
         hello: Some(event::sse_hello(state.config.retry_ms, &hello)),
         sub,
-        keepalive: keepalive_interval(state.config.keepalive),
+        keepalive: keepalive_timer(state.config.keepalive),
         active: false,
         stop,
         tally: state
@@ -69,23 +69,10 @@ pub async fn handler(
             .open_stream(Wire::new(Transport::Sse, protocol)),
         _permit: permit,
     };
-    let mut res = HttpResponse::Ok();
-    res.insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        // Event streams must never be compressed (a compressor buffers them).
-        .insert_header((header::CONTENT_ENCODING, "identity"))
-        .insert_header(("X-Accel-Buffering", "no"));
-    if let Ok(origin) = HeaderValue::from_str(&state.config.cors_origin) {
-        res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin));
-    }
-    res.streaming(futures_util::stream::unfold(body, SseBody::next_chunk))
-}
-
-fn keepalive_interval(period: Duration) -> Interval {
-    let period = period.max(Duration::from_millis(1));
-    let mut i = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    i
+    event_stream(
+        &state,
+        futures_util::stream::unfold(body, SseBody::next_chunk),
+    )
 }
 
 /// One stream's state, owned by its body.

@@ -81,7 +81,7 @@ async fn client_text_is_ignored_and_the_feed_goes_on() {
 
 #[tokio::test]
 async fn beyond_max_connections_streams_get_503() {
-    let server = start(|c| c.max_connections = 2);
+    let server = start(|c| c.max_connections = Some(2));
     let mut a = Feed::open(&server, Wire::SseH1, None).await;
     let mut b = Feed::open(&server, Wire::WsH1, None).await;
     a.hello().await;

@@ -78,3 +78,74 @@ async fn a_stalled_ws_reader_is_disconnected_and_counted() {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// What a client that never reads sends to make the server write to it:
+/// messages to echo, or one prompt for a long, fast answer.
+async fn provoke(ws: &mut support::RawWs, path: &str) {
+    let writes = async {
+        if path == "/ws/chat" {
+            let prompt =
+                br#"{"type":"prompt","id":1,"prompt":"talk","tokens":100000,"rate":100000}"#;
+            ws.send(&support::masked_frame(true, 0x1, prompt)).await;
+        } else {
+            let big = vec![b'x'; 32 * 1024];
+            for _ in 0..256 {
+                ws.send(&support::masked_frame(true, 0x1, &big)).await;
+            }
+        }
+    };
+    // The server stops reading once it is stuck: our writes then block.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writes).await;
+}
+
+#[rstest::rstest]
+#[case::echo("/ws/echo")]
+#[case::chat("/ws/chat")]
+#[tokio::test]
+async fn a_stalled_echo_or_chat_client_is_closed_and_counted(#[case] path: &str) {
+    let server = start(|c| c.keepalive = Duration::from_millis(250));
+    let mut ws = support::RawWs::connect(server.http_addr, path, Some(4096)).await;
+    provoke(&mut ws, path).await;
+    // Never read: the server gives up after the client timeout (2 x 250 ms).
+    let s = support::wait_stats(&server, "the stuck socket closed", |s| {
+        s["slow_disconnects"].as_u64().unwrap_or(0) + s["ws_timeouts"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    assert_eq!(server.hub().open_streams(), 0, "{path}: {s}");
+    drop(ws);
+    server.shutdown().await.unwrap();
+}
+
+#[rstest::rstest]
+#[case::feed("/ws")]
+#[case::echo("/ws/echo")]
+#[case::chat("/ws/chat")]
+#[tokio::test]
+async fn drop_all_closes_a_stalled_websocket(#[case] path: &str) {
+    // A long keep-alive: only drop-all can end these sockets in this test.
+    let server = start(|c| {
+        fast_big_feed(c);
+        c.keepalive = Duration::from_secs(60);
+    });
+    let mut ws = support::RawWs::connect(server.http_addr, path, Some(4096)).await;
+    provoke(&mut ws, path).await;
+    // Long enough for every buffer between us to fill: the server is
+    // then waiting on a send when the drop comes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        server.hub().open_streams(),
+        1,
+        "{path}: still open before the drop"
+    );
+    assert_eq!(support::post(&server, "/admin/drop").await.0, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.hub().open_streams() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path}: drop-all did not close a stalled socket"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(ws);
+    server.shutdown().await.unwrap();
+}

@@ -113,6 +113,7 @@ async fn run<F: Framing>(
             Transport::Ws => "ws".into(),
         },
         protocol: "http/1.1".into(),
+        edge_protocol: None,
         resume: sub.resume,
         last_id: sub.last_id,
         rate_hz: state.config.rate,

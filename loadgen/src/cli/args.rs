@@ -3,9 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+use super::doctor::DoctorArgs;
 use super::extras::{ChatArgs, EchoArgs, FaultArgs};
 use super::feed::{RunArgs, SuiteArgs};
-use super::files::{CompareArgs, MergeArgs, ReportArgs, ServeArgs};
+use super::files::{CompareArgs, MergeArgs, ReportArgs, ServeArgs, ServeBareArgs};
 use super::limit::LimitArgs;
 
 /// Measure SSE and WebSocket side by side, over HTTP/1.1, h2 and h2c.
@@ -19,7 +20,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one scenario (from flags or a TOML file) and write result.json.
-    Run(RunArgs),
+    // Boxed: its flags are large beside the other commands'.
+    Run(Box<RunArgs>),
     /// Run the standard matrix: every wire at 100, 1,000 and 10,000 connections.
     Suite(SuiteArgs),
     /// Run the feed server alone (what the embedded child process runs).
@@ -39,7 +41,13 @@ pub enum Command {
     Compare(CompareArgs),
     /// Combine results of the same scenarios taken on several machines.
     Merge(MergeArgs),
+    /// Check a deployed SSE or WebSocket endpoint for proxy and protocol
+    /// pitfalls: PASS, WARN or FAIL per check, with the fix; exit 1 on FAIL.
+    Doctor(DoctorArgs),
     /// One share of a wire, driven by a parent `loadgen` over stdin/stdout.
     #[command(hide = true)]
     Worker,
+    /// The bare baseline (baselines/bare), as `--stacks bare` starts it.
+    #[command(hide = true)]
+    ServeBare(ServeBareArgs),
 }

@@ -7,9 +7,11 @@ use std::time::Duration;
 use clap::Args;
 use netlab::{LinkSpec, Outage};
 
+use super::any_server::AnyServerArgs;
 use super::numbers::{parse_ramp, ranged, seconds, Ramp};
 use super::server::ServerArgs;
-use crate::result::{check_ramp, FaultSpec, Figure, Scenario, ScenarioError};
+use crate::result::{check_ramp, FaultSpec, Figure, Scenario, ScenarioError, Stack};
+use crate::run::shard::{parse_start_at, Shard};
 use crate::wire::Wire;
 
 /// A comma-separated list of wires, as one flag value.
@@ -18,6 +20,14 @@ pub struct WireList(pub Vec<Wire>);
 
 pub fn parse_wires(s: &str) -> Result<WireList, String> {
     Wire::parse_list(s).map(WireList)
+}
+
+/// A comma-separated list of stacks, as one flag value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackList(pub Vec<Stack>);
+
+pub fn parse_stacks(s: &str) -> Result<StackList, String> {
+    Stack::parse_list(s).map(StackList)
 }
 
 #[derive(Debug, Args)]
@@ -58,9 +68,21 @@ pub struct RunArgs {
     /// into the hold, e.g. 2s@5s (repeatable; implies a link).
     #[arg(long = "link-outage", value_name = "DURATION@AT", value_parser = parse_outage)]
     pub link_outage: Vec<Outage>,
+    /// Run shard I of N (from 0): a contiguous block of about 1/N of each
+    /// wire's connections, for several load generators (machines, pods)
+    /// whose results `loadgen merge` adds up.
+    #[arg(long, value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
+    /// Start the hold at this instant (RFC 3339, e.g. 2026-11-29T10:00:00Z)
+    /// instead of once connected, so shards measure the same window. One
+    /// scenario of one wire per process: run one process per wire.
+    #[arg(long, value_parser = parse_start_at)]
+    pub start_at: Option<u64>,
     /// Run the scenarios of a TOML file instead of the flags above.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
     /// Name of the run (default: the scenario's, or `run`).
     #[arg(long)]
     pub name: Option<String>,
@@ -70,14 +92,40 @@ pub struct RunArgs {
     /// No progress view.
     #[arg(long)]
     pub quiet: bool,
+    /// Run the scenario against each of these stacks, each in its own child
+    /// process: actix (this project's server), bare (minimal tokio), node
+    /// (Express SSE + Node ws; needs `node`), or all.
+    #[arg(long, value_parser = parse_stacks, conflicts_with_all = ["target", "in_process", "sse_url", "ws_url"])]
+    pub stacks: Option<StackList>,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub any: AnyServerArgs,
 }
 
 impl RunArgs {
     /// The scenarios this invocation asks for, checked; the error says
     /// which flags (or which scenario file field) to change.
     pub fn scenarios(&self) -> Result<Vec<Scenario>, String> {
+        let mut scenarios = self.unsharded()?;
+        self.edge.apply(&mut scenarios)?;
+        if self.start_at.is_some() && (scenarios.len() != 1 || scenarios[0].wires.len() != 1) {
+            return Err(
+                "--start-at measures one window: give this process one scenario of one wire \
+                 (e.g. --wire sse-h1) and run one process per wire"
+                    .into(),
+            );
+        }
+        if let Some(shard) = self.shard {
+            for s in &scenarios {
+                shard.scenario(s).map_err(|e| format!("--shard: {e}"))?;
+            }
+        }
+        Ok(scenarios)
+    }
+
+    fn unsharded(&self) -> Result<Vec<Scenario>, String> {
+        let stacks = self.stacks.as_ref().map(|l| l.0.clone());
         if let Some(path) = &self.scenario {
             if self.link.is_some() || !self.link_outage.is_empty() {
                 return Err(format!(
@@ -85,8 +133,20 @@ impl RunArgs {
                     path.display()
                 ));
             }
-            return Scenario::load(path).map_err(|e| e.to_string());
+            let mut scenarios = Scenario::load(path).map_err(|e| e.to_string())?;
+            if let Some(stacks) = stacks {
+                for s in &mut scenarios {
+                    s.stacks = stacks.clone();
+                    s.validate().map_err(|e| format!("{e} (--stacks)"))?;
+                }
+            }
+            return Ok(scenarios);
         }
+        let any_server = self.any.settings(
+            self.server.ca_cert.clone(),
+            self.server.insecure,
+            self.server.allow_remote,
+        )?;
         let ramp_per_s = self.ramp.per_second(self.connections);
         check_ramp(ramp_per_s).map_err(|e| {
             format!(
@@ -116,6 +176,10 @@ impl RunArgs {
             connect_timeout_s: 10.0,
             processes: self.processes,
             link: self.link_spec(),
+            any_server,
+            stacks: stacks.unwrap_or_default(),
+            edge: None,
+            edge_config: None,
         };
         s.validate().map_err(|e| match e {
             ScenarioError::Invalid { reason, .. } => {
@@ -147,6 +211,34 @@ fn parse_outage(s: &str) -> Result<Outage, String> {
     s.parse().map_err(|e: netlab::LinkSpecError| e.to_string())
 }
 
+/// An edge proxy in front of the embedded server.
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// Put Debian's nginx or haproxy in front of the server (TLS with ALPN
+    /// h2 and http/1.1 at the edge, HTTP/1.1 to the server): every wire
+    /// goes through it (sse-h1 and ws-h1 over TLS; no h2c).
+    #[arg(long, value_parser = ["nginx", "haproxy"])]
+    pub edge: Option<String>,
+    /// The edge's config: tuned (what a careful operator writes), naive
+    /// (just proxy_pass / a bare backend), or a template FILE (see README).
+    #[arg(long, requires = "edge", default_value = "tuned")]
+    pub edge_config: String,
+}
+
+impl EdgeArgs {
+    /// Sets the edge on every scenario (the flags win over a file's).
+    pub fn apply(&self, scenarios: &mut [Scenario]) -> Result<(), String> {
+        if let Some(kind) = &self.edge {
+            for s in scenarios.iter_mut() {
+                s.edge = Some(kind.clone());
+                s.edge_config = Some(self.edge_config.clone());
+                s.edge().map_err(|e| format!("--edge-config: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SuiteArgs {
     /// Run the feed matrix only, not the chat, echo and faults scenarios.
@@ -167,6 +259,12 @@ pub struct SuiteArgs {
     pub out: Option<PathBuf>,
     #[arg(long)]
     pub quiet: bool,
+    /// Run the stacks matrix instead (feed only): each stack at 1,000 and
+    /// 10,000 connections and a rate sweep at 1,000 (loadgen/scenarios/stacks.toml).
+    #[arg(long, value_parser = parse_stacks, conflicts_with_all = ["target", "in_process"])]
+    pub stacks: Option<StackList>,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
     #[command(flatten)]
     pub server: ServerArgs,
 }

@@ -12,6 +12,17 @@ use crate::wire::Wire;
 pub struct ServeArgs {
     #[command(flatten)]
     pub config: server::ServerConfig,
+    /// Serve through an edge proxy too (prints `edge: https://localhost:PORT/`
+    /// first): its certificate is the server's as well, so one is trusted.
+    #[command(flatten)]
+    pub edge: super::feed::EdgeArgs,
+}
+
+/// `serve-bare`: the bare baseline, as the stacks run it.
+#[derive(Debug, Args)]
+pub struct ServeBareArgs {
+    #[command(flatten)]
+    pub config: bare::BareConfig,
 }
 
 /// `loadgen report DIR`: regenerate the reports of a run.

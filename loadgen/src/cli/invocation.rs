@@ -14,7 +14,7 @@ use clap::{CommandFactory, Parser};
 use super::args::{Cli, Command};
 use super::files::{CompareArgs, MergeArgs, ReportArgs};
 use super::server::ServerArgs;
-use crate::result::{network_suite, standard_suite, LimitSpec, Scenario};
+use crate::result::{network_suite, stacks_suite, standard_suite, LimitSpec, Scenario};
 use crate::scenarios::Extra;
 
 /// What one invocation of `loadgen` does.
@@ -23,13 +23,22 @@ pub enum Invocation {
     /// `run`, `suite`, `chat`, `echo`, `faults`, `limit`: measure, write
     /// result.json and the reports.
     Measure(Measure),
-    /// `serve`: the feed server alone (what the embedded child runs).
-    Serve(server::ServerConfig),
+    /// `serve`: the feed server alone (what the embedded child runs), or
+    /// behind an edge proxy.
+    Serve {
+        /// Boxed: the server's settings are large beside the other variants.
+        config: Box<server::ServerConfig>,
+        edge: Option<(edge::EdgeKind, edge::EdgeProfile)>,
+    },
     Report(ReportArgs),
     Compare(CompareArgs),
     Merge(MergeArgs),
     /// `worker`: one share of a wire, driven by a parent over stdin/stdout.
     Worker,
+    /// `serve-bare`: the bare baseline (what `--stacks bare` starts).
+    ServeBare(bare::BareConfig),
+    /// `doctor URL`: check a deployed endpoint.
+    Doctor(crate::doctor::DoctorSpec),
 }
 
 /// A measuring run, checked.
@@ -65,8 +74,10 @@ where
 
 fn invocation(cli: Cli) -> Result<Invocation, String> {
     let measure = match cli.command {
-        Command::Run(args) => {
+        Command::Run(mut args) => {
             let scenarios = args.scenarios()?;
+            args.server.shard = args.shard;
+            args.server.start_at_unix_ns = args.start_at;
             let name = args.name.clone().unwrap_or_else(|| {
                 if scenarios.len() == 1 {
                     scenarios[0].name.clone()
@@ -77,6 +88,23 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             Measure {
                 name,
                 scenarios,
+                extras: Vec::new(),
+                limits: Vec::new(),
+                server: args.server,
+                out: args.out,
+                quiet: args.quiet,
+                skipped: Vec::new(),
+            }
+        }
+        Command::Suite(args) if args.stacks.is_some() => {
+            let stacks = args
+                .stacks
+                .as_ref()
+                .map(|l| l.0.clone())
+                .unwrap_or_default();
+            Measure {
+                name: "stacks".into(),
+                scenarios: stacks_suite(args.duration.as_secs_f64(), &stacks),
                 extras: Vec::new(),
                 limits: Vec::new(),
                 server: args.server,
@@ -103,8 +131,15 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             } else {
                 standard_suite(duration_s)
             };
+            args.edge.apply(&mut scenarios)?;
             let mut skipped = Vec::new();
-            if !args.no_network {
+            if args.edge.edge.is_some() {
+                if !args.no_network {
+                    skipped.push(
+                        "the network scenarios (lossy, mobile, outage): they run the embedded server over an emulated link, not through an edge (run `loadgen suite --network-only` without --edge)".into(),
+                    );
+                }
+            } else if !args.no_network {
                 match network_scenarios_possible(&args.server) {
                     Ok(()) => scenarios.extend(network_suite(duration_s)),
                     Err(why) => skipped.push(format!(
@@ -136,15 +171,34 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             quiet: args.quiet,
             skipped: Vec::new(),
         },
-        Command::Serve(args) => return Ok(Invocation::Serve(args.config)),
+        Command::Serve(args) => {
+            let edge = match &args.edge.edge {
+                Some(kind) => Some((
+                    kind.parse().map_err(|e: edge::EdgeError| e.to_string())?,
+                    args.edge.edge_config.parse()?,
+                )),
+                None => None,
+            };
+            return Ok(Invocation::Serve {
+                config: Box::new(args.config),
+                edge,
+            });
+        }
         Command::Report(args) => return Ok(Invocation::Report(args)),
         Command::Compare(args) => return Ok(Invocation::Compare(args)),
         Command::Merge(args) => return Ok(Invocation::Merge(args)),
         Command::Worker => return Ok(Invocation::Worker),
+        Command::ServeBare(args) => return Ok(Invocation::ServeBare(args.config)),
+        Command::Doctor(args) => return Ok(Invocation::Doctor(args.spec())),
     };
     measure.server.check()?;
     if measure.scenarios.iter().any(|s| s.link.is_some()) {
         link_server_check(&measure.server)?;
+        // Checked again with the flags applied after the scenario was made
+        // (--edge): a link carries the embedded feed server alone.
+        for s in measure.scenarios.iter().filter(|s| s.link.is_some()) {
+            s.validate().map_err(|e| e.to_string())?;
+        }
     }
     Ok(Invocation::Measure(measure))
 }
@@ -258,6 +312,24 @@ mod tests {
                 vec!["run", "--link", "delay=1ms", "--scenario", "x.toml"],
                 "`link` table",
             ),
+            (
+                vec!["run", "--link", "delay=1ms", "--edge", "nginx"],
+                "cannot be combined with an edge proxy",
+            ),
+            (
+                vec![
+                    "run",
+                    "--link",
+                    "delay=1ms",
+                    "--sse-url",
+                    "http://127.0.0.1:1/sse",
+                ],
+                "cannot be combined with any other server",
+            ),
+            (
+                vec!["run", "--link", "delay=1ms", "--stacks", "actix,bare"],
+                "cannot be combined with stacks",
+            ),
         ] {
             let e = parse(std::iter::once("loadgen").chain(args.iter().copied())).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
@@ -285,6 +357,13 @@ mod tests {
         let m = measure(&["loadgen", "suite", "--in-process"]);
         assert!(m.scenarios.iter().all(|s| s.link.is_none()));
         assert!(m.skipped[0].contains("--in-process"), "{:?}", m.skipped);
+        let m = measure(&["loadgen", "suite", "--feed-only", "--edge", "haproxy"]);
+        assert!(m.scenarios.iter().all(|s| s.link.is_none()));
+        assert!(
+            m.skipped[0].contains("not through an edge"),
+            "{:?}",
+            m.skipped
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::numbers::{ranged, SERVER_WORKERS};
 use crate::client::Trust;
-use crate::run::{RunOptions, ServerChoice};
+use crate::run::{RunOptions, ServerChoice, Shard};
 
 /// Where the server is and how to reach it.
 #[derive(Debug, Args)]
@@ -20,13 +20,15 @@ pub struct ServerArgs {
     /// The external server's TLS listener (https://host:port), for sse-h2.
     #[arg(long, requires = "target")]
     pub tls_target: Option<String>,
-    /// PEM file with the certificate to trust on --tls-target.
+    /// PEM file with the certificate to trust on --tls-target (or an
+    /// https:// --sse-url, a wss:// --ws-url).
     #[arg(long, conflicts_with = "insecure")]
     pub ca_cert: Option<PathBuf>,
-    /// Do not verify the TLS certificate of --tls-target.
+    /// Do not verify the TLS certificate of --tls-target (or of
+    /// --sse-url, --ws-url).
     #[arg(long)]
     pub insecure: bool,
-    /// Allow a target that is not a loopback address.
+    /// Allow a target (or --sse-url, --ws-url) that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
     /// Run the embedded server inside this process (its memory and CPU then
@@ -36,6 +38,12 @@ pub struct ServerArgs {
     /// Worker threads of the embedded server (default: one per core).
     #[arg(long, value_parser = ranged(SERVER_WORKERS))]
     pub server_workers: Option<usize>,
+    /// Set from `run --shard` (not a flag of its own here).
+    #[arg(skip)]
+    pub shard: Option<Shard>,
+    /// Set from `run --start-at`.
+    #[arg(skip)]
+    pub start_at_unix_ns: Option<u64>,
 }
 
 impl ServerArgs {
@@ -86,6 +94,8 @@ impl ServerArgs {
             workers: self.server_workers,
             retry: Duration::from_secs(1),
             worker_exe: std::env::current_exe().ok(),
+            shard: self.shard,
+            start_at_unix_ns: self.start_at_unix_ns,
         })
     }
 }

@@ -56,12 +56,21 @@ pub enum ClientError {
         status: u16,
         body: String,
     },
-    #[error("{url}: expected Content-Type text/event-stream, got `{got}` (is this the feed server's /sse?)")]
+    #[error("{url}: the server answered {status} instead of 101 Switching Protocols: it did not accept a WebSocket there (is this a WebSocket URL?): {body}")]
+    NoUpgrade {
+        url: Arc<str>,
+        status: u16,
+        body: String,
+    },
+    #[error("{url}: expected Content-Type text/event-stream, got `{got}`: not an event stream (is this the server's SSE URL?)")]
     ContentType { url: Arc<str>, got: String },
     #[error("{url}: malformed stream: {detail}")]
     Protocol { url: Arc<str>, detail: String },
     #[error("{url}: HTTP error: {detail}")]
     Http { url: Arc<str>, detail: String },
+    /// The server lacks what the wire needs (e.g. RFC 8441 for ws-h2).
+    #[error("{url}: {detail}")]
+    Unsupported { url: Arc<str>, detail: String },
     #[error("{url}: the server closed the stream")]
     Closed { url: Arc<str> },
     #[error("{url}: nothing within {secs:.1} s while {what}")]
@@ -78,9 +87,11 @@ impl ClientError {
         match self {
             ClientError::Connect { .. } => ErrorKind::Connect,
             ClientError::Tls { .. } => ErrorKind::Tls,
-            ClientError::Status { status, .. } => ErrorKind::Http(*status),
+            ClientError::Status { status, .. } | ClientError::NoUpgrade { status, .. } => {
+                ErrorKind::Http(*status)
+            }
             ClientError::ContentType { .. } | ClientError::Protocol { .. } => ErrorKind::Protocol,
-            ClientError::Http { .. } => ErrorKind::Protocol,
+            ClientError::Http { .. } | ClientError::Unsupported { .. } => ErrorKind::Protocol,
             ClientError::Closed { .. } => ErrorKind::Closed,
             ClientError::Timeout { .. } => ErrorKind::Timeout,
         }

@@ -1,14 +1,17 @@
-//! A connected socket, plain or TLS, as one type: every client (HTTP/1.1,
-//! HTTP/2, WebSocket) then runs over either without a second code path.
+//! A connected socket, plain or TLS, or an HTTP/2 stream used as one (a
+//! WebSocket over HTTP/2, RFC 8441), as one type: every client (HTTP/1.1,
+//! HTTP/2, WebSocket) then runs over any of them without a second code path.
 //!
-//! TLS is boxed: its state is a few KiB, and a plain socket (the common case
-//! at 10,000 connections) should not pay for it. The dispatch is one match
-//! per read or write.
+//! TLS and tunnels are boxed: their state is a few KiB, and a plain socket
+//! (the common case at 10,000 connections) should not pay for it. The
+//! dispatch is one match per read or write.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -18,6 +21,8 @@ use tokio_rustls::client::TlsStream;
 pub enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// An HTTP/2 stream opened by extended CONNECT, on a pooled connection.
+    Tunnel(Box<TokioIo<Upgraded>>),
 }
 
 impl AsyncRead for Io {
@@ -29,6 +34,7 @@ impl AsyncRead for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Io::Tunnel(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -42,6 +48,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Io::Tunnel(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -53,6 +60,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Io::Tunnel(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -60,6 +68,7 @@ impl AsyncWrite for Io {
         match self {
             Io::Plain(s) => s.is_write_vectored(),
             Io::Tls(s) => s.is_write_vectored(),
+            Io::Tunnel(s) => s.is_write_vectored(),
         }
     }
 
@@ -67,6 +76,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_flush(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Io::Tunnel(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -74,6 +84,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Io::Tunnel(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -30,10 +30,42 @@ pub enum Msg {
         from: u64,
         to: u64,
     },
+    /// An event of another server, read through JSON pointers
+    /// (`FieldDecoder`): its id and send time when it carries them.
+    Event {
+        id: Option<u64>,
+        stamp: Stamp,
+        recv_unix_ns: u64,
+        bytes: usize,
+    },
     /// An SSE keep-alive comment or a WebSocket ping.
     KeepAlive,
     /// The SSE `retry:` field, in milliseconds.
     Retry(u64),
+}
+
+/// Another server's send time for one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// Sent at this time, ns since the Unix epoch.
+    Sent(u64),
+    /// No stamp field was given: no latency is measured.
+    Unstamped,
+    /// The stamp field is absent from this event, or not a time.
+    Bad(StampError),
+}
+
+/// Why an event's stamp could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StampError {
+    #[error("the stamp field is absent")]
+    Absent,
+    #[error("the event's data is not JSON")]
+    NotJson,
+    #[error("the stamp field is not a number (or, for rfc3339, a UTC date-time string)")]
+    NotATime,
+    #[error("the stamp is negative or beyond the year 2554 in nanoseconds")]
+    OutOfRange,
 }
 
 /// One event as the wire delivered it: an SSE event's fields, or a

@@ -12,19 +12,25 @@
 //!   [`H2Pool`], WebSocket); [`MessageDecoder`] turns events into messages.
 //! - [`HttpConn`] and [`call_once`] for requests; [`ServerProbe`], the typed
 //!   `/stats`.
+//! - Any other server: [`AnyTarget`] (its URLs, headers and TLS, resolved)
+//!   and [`FieldDecoder`] (its stamp and id by JSON pointer, `json_fields`).
 //!
 //! Inside, files depend one way: `error`, `tls`, `io`, `event_stream`,
-//! `message` at the bottom; then `endpoint`, `stream`, `request`; `dial`;
-//! `h2`, `http`, `ws`; `sse`, `stats`; `target`; `feed`; `opener` on top.
+//! `message` at the bottom; then `json_fields`, `field_decoder`, `endpoint`,
+//! `stream`, `request`; `dial`; `h2`, `http`, `ws`; `sse`, `stats`;
+//! `target`; `feed`; `opener`; `any_target` on top.
 
+mod any_target;
 mod dial;
 mod endpoint;
 mod error;
 pub mod event_stream;
 mod feed;
+mod field_decoder;
 mod h2;
 mod http;
 mod io;
+mod json_fields;
 mod message;
 mod opener;
 mod request;
@@ -35,19 +41,24 @@ mod target;
 mod tls;
 mod ws;
 
+pub use any_target::AnyTarget;
 pub use dial::{check_alpn, Dialer, SocketHook, SourceAddresses};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{within, ClientError, ErrorKind};
 pub use feed::FeedStream;
+pub use field_decoder::FieldDecoder;
 pub use h2::H2Pool;
 pub use http::{call_once, error_body, expect_ok, h1_handshake, HttpConn};
 pub use io::Io;
-pub use message::{decode, FeedJson, MessageDecoder, Msg, RawEvent};
+pub use json_fields::{decimal_to_ns, Pointer};
+pub use message::{decode, FeedJson, MessageDecoder, Msg, RawEvent, Stamp, StampError};
 pub use opener::{Opener, WS_RESUME_QUERY};
 pub use request::{request, sse_request, Body};
 pub use sse::{open_h1, FeedEvents, NamedEvent, NamedEvents, SseDecode, SseStream};
 pub use stats::{ServerProbe, ServerSnapshot};
 pub use stream::MessageStream;
-pub use target::{Target, TargetError, TlsTarget, CONNECTIONS_PER_SOURCE};
+pub use target::{locate, sources_toward, Target, TargetError, TlsTarget, CONNECTIONS_PER_SOURCE};
 pub use tls::{client_config, TlsConfigError, TlsSettings, Trust, ALPN_H2, ALPN_HTTP1};
-pub use ws::{open as open_ws, ws_config, WsIncoming, WsStream};
+pub use ws::{
+    open as open_ws, open_h2 as open_ws_h2, ws_config, WsIncoming, WsStream, NO_EXTENDED_CONNECT,
+};

@@ -3,10 +3,11 @@
 //!
 //! Each transport is a constructor and a variant: SSE over HTTP/1.1 (a
 //! connection per stream), SSE over an HTTP/2 pool (TLS or h2c, as the
-//! endpoint says), WebSocket over HTTP/1.1 (`ws://` or `wss://`). WebSocket
-//! over HTTP/2 (RFC 8441 extended CONNECT on the pool's connections) would
-//! be one more. How events become messages is the decoder's business
-//! ([`MessageDecoder`], the feed's JSON unless told otherwise).
+//! endpoint says), WebSocket over HTTP/1.1 (`ws://` or `wss://`), WebSocket
+//! over HTTP/2 (RFC 8441 extended CONNECT on the pool's connections, shared
+//! with any SSE streams of the pool). How events become messages is the
+//! decoder's business ([`MessageDecoder`], the feed's JSON unless told
+//! otherwise).
 
 use std::sync::Arc;
 
@@ -27,8 +28,15 @@ pub const WS_RESUME_QUERY: &str = "lastEventId";
 
 enum Transport {
     SseH1,
-    SseH2(Box<H2Pool>),
-    Ws { resume_query: String },
+    SseH2(Arc<H2Pool>),
+    /// `resume_query`: how a WebSocket resumes (none: it reopens live).
+    Ws {
+        resume_query: Option<String>,
+    },
+    WsH2 {
+        pool: Arc<H2Pool>,
+        resume_query: String,
+    },
 }
 
 /// Opens streams of one kind.
@@ -59,14 +67,49 @@ impl Opener {
     /// (prior knowledge) for `http://`; streams spread over `pool_size`
     /// connections.
     pub fn sse_h2(endpoint: Endpoint, dialer: Dialer, pool_size: usize) -> Opener {
-        let pool = Box::new(H2Pool::new(endpoint.clone(), dialer.clone(), pool_size));
+        let pool = Arc::new(H2Pool::new(endpoint.clone(), dialer.clone(), pool_size));
         Opener::new(Transport::SseH2(pool), endpoint, dialer)
     }
 
     /// WebSocket over HTTP/1.1 (`ws://`, or `wss://` offering `http/1.1` alone).
     pub fn ws(endpoint: Endpoint, dialer: Dialer) -> Opener {
-        let resume_query = WS_RESUME_QUERY.to_string();
+        Opener::ws_resuming(endpoint, dialer, Some(WS_RESUME_QUERY.to_string()))
+    }
+
+    /// A WebSocket that resumes with `?<resume_query>=<id>`, or reopens
+    /// live without one (a server that says nothing of resuming).
+    pub fn ws_resuming(endpoint: Endpoint, dialer: Dialer, resume_query: Option<String>) -> Opener {
         Opener::new(Transport::Ws { resume_query }, endpoint, dialer)
+    }
+
+    /// WebSocket over HTTP/2 (RFC 8441) to an `https://` endpoint offering
+    /// ALPN h2, streams spread over `pool_size` connections.
+    pub fn ws_h2(endpoint: Endpoint, dialer: Dialer, pool_size: usize) -> Opener {
+        let pool = Arc::new(H2Pool::new(endpoint.clone(), dialer.clone(), pool_size));
+        let resume_query = WS_RESUME_QUERY.to_string();
+        Opener::new(Transport::WsH2 { pool, resume_query }, endpoint, dialer)
+    }
+
+    /// WebSocket over HTTP/2 at `path` on this opener's own HTTP/2
+    /// connections (an SSE opener's pool): what a browser does for a
+    /// `wss://` WebSocket to an origin whose h2 connection announced
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL. `None` for an HTTP/1.1 opener.
+    pub fn ws_h2_sharing(&self, path: &str) -> Option<Opener> {
+        let pool = self.h2_pool_shared()?.clone();
+        let endpoint = self.endpoint.at(path);
+        let resume_query = WS_RESUME_QUERY.to_string();
+        Some(Opener::new(
+            Transport::WsH2 { pool, resume_query },
+            endpoint,
+            self.dialer.clone(),
+        ))
+    }
+
+    fn h2_pool_shared(&self) -> Option<&Arc<H2Pool>> {
+        match &self.transport {
+            Transport::SseH2(pool) | Transport::WsH2 { pool, .. } => Some(pool),
+            _ => None,
+        }
     }
 
     /// Decodes events with `decoder` instead of the feed's JSON.
@@ -75,29 +118,58 @@ impl Opener {
         self
     }
 
-    /// The opener of the feed server's `/sse` or `/ws` for a wire.
+    /// The opener of the feed server's `/sse` or `/ws` for a wire. Behind
+    /// an edge (TLS only), the HTTP/1.1 wires go over TLS offering
+    /// `http/1.1` alone, and h2c has no way through.
     pub fn for_wire(
         wire: Wire,
         target: &Target,
         dialer: Dialer,
         h2_pool_size: usize,
     ) -> Result<Opener, String> {
+        const NEEDS_TLS: &str = "needs the TLS listener: give --tls-target https://host:port (the embedded server has one unless --no-tls)";
+        let tls_h1 = |scheme: &str, path: &str| {
+            target
+                .tls_http1(scheme, path)
+                .ok_or_else(|| format!("{wire} {NEEDS_TLS}"))
+        };
+        let https_h2 = |path: &str| {
+            target
+                .https_h2(path)
+                .ok_or_else(|| format!("{wire} {NEEDS_TLS}"))
+        };
         Ok(match wire {
+            Wire::SseH1 if target.through_edge => Opener::sse_h1(tls_h1("https", "/sse")?, dialer),
+            Wire::WsH1 if target.through_edge => Opener::ws(tls_h1("wss", "/ws")?, dialer),
+            Wire::SseH2c | Wire::WsH2c if target.through_edge => {
+                return Err(format!(
+                    "{wire}: the edge speaks TLS only; cleartext HTTP/2 (h2c) cannot go through it"
+                ))
+            }
             Wire::SseH1 => Opener::sse_h1(target.plain("/sse"), dialer),
             Wire::SseH2c => Opener::sse_h2(target.plain("/sse"), dialer, h2_pool_size),
-            Wire::SseH2 => {
-                let endpoint = target.https_h2("/sse").ok_or(
-                    "sse-h2 needs the TLS listener: give --tls-target https://host:port (the embedded server has one unless --no-tls)",
-                )?;
-                Opener::sse_h2(endpoint, dialer, h2_pool_size)
-            }
+            Wire::SseH2 => Opener::sse_h2(https_h2("/sse")?, dialer, h2_pool_size),
             Wire::WsH1 => Opener::ws(target.ws("/ws"), dialer),
-            Wire::WsH2 | Wire::WsH2c => {
+            Wire::WsH2 => Opener::ws_h2(https_h2("/ws")?, dialer, h2_pool_size),
+            Wire::WsH2c => {
                 return Err(format!(
-                "{wire}: WebSocket over HTTP/2 (RFC 8441) is not supported by this load generator"
+                "{wire}: WebSocket over cleartext HTTP/2 is not supported by this load generator (use ws-h2, over TLS)"
             ))
             }
         })
+    }
+
+    /// What this opener's own connections negotiate: `http/1.1` (plain, or
+    /// TLS with ALPN `http/1.1`, which the dialer checks), `h2` (TLS, ALPN
+    /// h2) or `h2c` (prior knowledge). Behind an edge the server's hello
+    /// names only the upstream hop; this is the client's side, and for a
+    /// server that sends no hello, the only protocol there is to report.
+    pub fn protocol(&self) -> &'static str {
+        match &self.transport {
+            Transport::SseH1 | Transport::Ws { .. } => "http/1.1",
+            Transport::SseH2(_) | Transport::WsH2 { .. } if self.endpoint.tls().is_some() => "h2",
+            Transport::SseH2(_) | Transport::WsH2 { .. } => "h2c",
+        }
     }
 
     /// The streams' URL, for messages.
@@ -105,12 +177,15 @@ impl Opener {
         self.endpoint.shown()
     }
 
+    /// Whether a reopened stream resumes after the last id (SSE always
+    /// sends `Last-Event-ID`; a WebSocket only with a resume query).
+    pub fn resumes(&self) -> bool {
+        !matches!(&self.transport, Transport::Ws { resume_query: None })
+    }
+
     /// The HTTP/2 pool, for an HTTP/2 opener.
     pub fn h2_pool(&self) -> Option<&H2Pool> {
-        match &self.transport {
-            Transport::SseH2(pool) => Some(pool),
-            _ => None,
-        }
+        self.h2_pool_shared().map(|p| p.as_ref())
     }
 
     /// The serial number of the HTTP/2 connection carrying stream `index`
@@ -144,11 +219,22 @@ impl Opener {
                     .map(FeedStream::Sse)
             }
             Transport::Ws { resume_query } => {
+                let url = match (last_id, resume_query) {
+                    (Some(id), Some(query)) => self.endpoint.url_with_query(query, &id.to_string()),
+                    _ => self.endpoint.url().to_string(),
+                };
+                let ws = ws::open(&self.dialer, &self.endpoint, index, &url).await?;
+                Ok(FeedStream::Ws {
+                    ws,
+                    decoder: self.decoder.clone(),
+                })
+            }
+            Transport::WsH2 { pool, resume_query } => {
                 let url = match last_id {
                     Some(id) => self.endpoint.url_with_query(resume_query, &id.to_string()),
                     None => self.endpoint.url().to_string(),
                 };
-                let ws = ws::open(&self.dialer, &self.endpoint, index, &url).await?;
+                let ws = ws::open_h2(pool, index, &url).await?;
                 Ok(FeedStream::Ws {
                     ws,
                     decoder: self.decoder.clone(),

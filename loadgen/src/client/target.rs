@@ -41,13 +41,20 @@ pub struct TlsTarget {
 /// A server to load.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The server's plain listener: HTTP/1.1 and h2c streams, and `/stats`
+    /// (read directly, also behind an edge).
     pub http_addr: SocketAddr,
     pub http_url: String,
+    /// The TLS listener: the server's, or the edge's in front of it.
     pub tls: Option<TlsTarget>,
     pub https_url: Option<String>,
     /// How every socket to it is made, when not by default (e.g. inside a
     /// network namespace, over an emulated link).
     pub socket_hook: Option<Arc<dyn SocketHook>>,
+    /// Streams go through a TLS-only edge proxy (nginx, HAProxy): every
+    /// wire uses the TLS listener, and the server's hello names only the
+    /// proxy's upstream hop (`http/1.1`).
+    pub through_edge: bool,
 }
 
 impl Target {
@@ -81,6 +88,24 @@ impl Target {
                 .map(|t| format!("https://{}:{}", host_in_url(&t.host), t.addr.port())),
             tls,
             socket_hook: None,
+            through_edge: false,
+        })
+    }
+
+    /// The same server reached through an edge proxy listening on
+    /// `edge_addr` (TLS as `localhost`, trusting `cert`): streams go
+    /// there, `/stats` still to the server's plain listener.
+    pub fn via_edge(
+        self,
+        edge_addr: SocketAddr,
+        cert: std::path::PathBuf,
+    ) -> Result<Target, TargetError> {
+        let tls = tls_target(edge_addr, "localhost", &Trust::CaFile(cert))?;
+        Ok(Target {
+            https_url: Some(format!("https://localhost:{}", edge_addr.port())),
+            tls: Some(tls),
+            through_edge: true,
+            ..self
         })
     }
 
@@ -125,19 +150,14 @@ impl Target {
             https_url,
             tls,
             socket_hook: None,
+            through_edge: false,
         })
     }
 
     /// Source addresses for `connections` streams: one unless a loopback
     /// target needs more ports than one address has.
     pub fn sources(&self, connections: usize) -> SourceAddresses {
-        let needed = connections.div_ceil(CONNECTIONS_PER_SOURCE);
-        SourceAddresses(match self.http_addr.ip() {
-            IpAddr::V4(ip) if ip.is_loopback() && needed > 1 => (1..=needed.min(250) as u8)
-                .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
-                .collect(),
-            _ => Vec::new(),
-        })
+        sources_toward(self.http_addr, connections)
     }
 
     /// `http://` on the plain listener (HTTP/1.1, or h2c by prior knowledge).
@@ -166,6 +186,18 @@ impl Target {
         let tls = self.tls.as_ref()?;
         Some(tls_endpoint(scheme, tls, path, tls.http1.clone()))
     }
+}
+
+/// Source addresses for `connections` streams to `peer`: one unless a
+/// loopback peer needs more ports than one address has.
+pub fn sources_toward(peer: SocketAddr, connections: usize) -> SourceAddresses {
+    let needed = connections.div_ceil(CONNECTIONS_PER_SOURCE);
+    SourceAddresses(match peer.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() && needed > 1 => (1..=needed.min(250) as u8)
+            .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 fn tls_endpoint(scheme: &str, tls: &TlsTarget, path: &str, settings: TlsSettings) -> Endpoint {
@@ -214,34 +246,46 @@ async fn resolve(
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a server's base URL has no query or fragment".into()));
     }
+    let (addr, host) = locate(&url, raw, allow_remote).await?;
+    let base = url.as_str().trim_end_matches('/').to_string();
+    Ok((addr, host, base))
+}
+
+/// A parsed URL's socket address and host name (brackets off an IPv6
+/// literal; path and query allowed), refused unless loopback or
+/// `allow_remote`; `raw` names it in errors.
+pub async fn locate(
+    url: &url::Url,
+    raw: &str,
+    allow_remote: bool,
+) -> Result<(SocketAddr, String), TargetError> {
+    let bad = |reason: &str| TargetError::BadUrl {
+        url: raw.to_string(),
+        reason: reason.to_string(),
+    };
     let host = url
         .host_str()
-        .ok_or_else(|| bad("no host".into()))?
+        .ok_or_else(|| bad("no host"))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| bad("no port".into()))?;
+    let port = url.port_or_known_default().ok_or_else(|| bad("no port"))?;
+    let resolve = |reason: String| TargetError::Resolve {
+        url: raw.to_string(),
+        reason,
+    };
     let addr = tokio::net::lookup_host((host.as_str(), port))
         .await
-        .map_err(|e| TargetError::Resolve {
-            url: raw.to_string(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| resolve(e.to_string()))?
         .next()
-        .ok_or_else(|| TargetError::Resolve {
-            url: raw.to_string(),
-            reason: "no address".into(),
-        })?;
+        .ok_or_else(|| resolve("no address".into()))?;
     if !allow_remote && !addr.ip().is_loopback() {
         return Err(TargetError::NotLoopback {
             url: raw.to_string(),
             addr,
         });
     }
-    let base = url.as_str().trim_end_matches('/').to_string();
-    Ok((addr, host, base))
+    Ok((addr, host))
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! WebSocket over HTTP/1.1 (the Upgrade handshake) with tokio-tungstenite,
-//! over a plain or TLS socket (`ws://`, `wss://`; over TLS the endpoint
-//! must offer ALPN `http/1.1` alone).
+//! WebSocket with tokio-tungstenite: over HTTP/1.1 (the Upgrade handshake)
+//! on a plain or TLS socket (`ws://`, `wss://`; over TLS the endpoint must
+//! offer ALPN `http/1.1` alone), or over HTTP/2 (RFC 8441: an extended
+//! CONNECT with `:protocol websocket` on a pooled h2 connection, whose
+//! stream then carries the frames).
 //!
 //! tungstenite's default buffers are 128 KiB each way per connection, which
 //! costs gigabytes at 10,000 connections: they are shrunk to what a feed needs.
@@ -9,15 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::dial::Dialer;
 use super::endpoint::Endpoint;
 use super::error::ClientError;
+use super::h2::H2Pool;
 use super::io::Io;
+use super::request::{request, Body};
 use super::stream::MessageStream;
 
 /// How long a polite close waits for the server's close frame.
@@ -70,6 +75,53 @@ pub async fn open(
     })
 }
 
+/// Why a server cannot carry a WebSocket over HTTP/2.
+pub const NO_EXTENDED_CONNECT: &str = "server does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL: no WebSocket over HTTP/2 (RFC 8441) here (actix and nginx 1.22 lack it; HAProxy at the edge has it: --edge haproxy)";
+
+/// Opens a WebSocket over HTTP/2 on pool connection `index` by extended
+/// CONNECT (RFC 8441) to `url` (the endpoint's `https://` URL, or it with a
+/// resume query), once the server has announced it accepts one.
+pub async fn open_h2(pool: &H2Pool, index: usize, url: &str) -> Result<WsStream, ClientError> {
+    let endpoint = pool.endpoint();
+    let shown = endpoint.shown();
+    if !pool.settings(index).await?.enable_connect_protocol {
+        return Err(ClientError::Unsupported {
+            url: shown.clone(),
+            detail: NO_EXTENDED_CONNECT.into(),
+        });
+    }
+    let mut req = request(http::Method::CONNECT, endpoint, true, Body::default());
+    *req.uri_mut() = url
+        .parse()
+        .map_err(|e| ClientError::protocol(shown, format!("bad URL `{url}`: {e}")))?;
+    let headers = req.headers_mut();
+    headers.remove(http::header::CONTENT_TYPE);
+    headers.remove(http::header::ACCEPT);
+    headers.insert(
+        http::header::SEC_WEBSOCKET_VERSION,
+        http::HeaderValue::from_static("13"),
+    );
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let res = pool.send(index, req).await?;
+    if res.status() != http::StatusCode::OK {
+        return Err(ClientError::Status {
+            url: shown.clone(),
+            status: res.status().as_u16(),
+            body: "(extended CONNECT refused)".into(),
+        });
+    }
+    let upgraded = hyper::upgrade::on(res)
+        .await
+        .map_err(|e| ClientError::http(shown, e))?;
+    let io = Io::Tunnel(Box::new(TokioIo::new(upgraded)));
+    let ws = WebSocketStream::from_raw_socket(io, Role::Client, Some(ws_config())).await;
+    Ok(WsStream {
+        ws,
+        url: shown.clone(),
+    })
+}
+
 fn ws_error(url: &Arc<str>, e: WsError) -> ClientError {
     match e {
         WsError::Http(res) => {
@@ -78,7 +130,7 @@ fn ws_error(url: &Arc<str>, e: WsError) -> ClientError {
                 .as_deref()
                 .map(|b| server::event::snippet(String::from_utf8_lossy(b).trim()))
                 .unwrap_or_default();
-            ClientError::Status {
+            ClientError::NoUpgrade {
                 url: url.clone(),
                 status: res.status().as_u16(),
                 body,
@@ -131,6 +183,39 @@ impl WsStream {
             .send(Message::text(text))
             .await
             .map_err(|e| ws_error(&self.url, e))
+    }
+
+    /// Sends a ping and reads (dropping text) until its pong comes back;
+    /// the round trip.
+    pub async fn ping_pong(&mut self, wait: Duration) -> Result<Duration, ClientError> {
+        let sent = std::time::Instant::now();
+        let payload = b"workbench".to_vec();
+        self.ws
+            .send(Message::Ping(payload.clone().into()))
+            .await
+            .map_err(|e| ws_error(&self.url, e))?;
+        let url = self.url.clone();
+        let answer = async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Pong(p))) if p.as_ref() == payload.as_slice() => {
+                        return Ok(sent.elapsed())
+                    }
+                    Some(Ok(Message::Close(_))) | None => {
+                        return Err(ClientError::Closed { url: url.clone() })
+                    }
+                    Some(Err(e)) => return Err(ws_error(&url, e)),
+                    Some(Ok(_)) => {}
+                }
+            }
+        };
+        tokio::time::timeout(wait, answer)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: self.url.clone(),
+                what: "waiting for the pong",
+                secs: wait.as_secs_f64(),
+            })?
     }
 
     /// Sends a close frame and waits briefly for the server's.

@@ -7,7 +7,10 @@
 //! tab of a profile, the rest queued first come first served, silently,
 //! fetches included; over HTTP/2 one connection per origin carrying up to
 //! the server's SETTINGS_MAX_CONCURRENT_STREAMS (none announced: 100; at
-//! most 256); WebSockets outside the pools (at most 255 per page).
+//! most 256); WebSockets outside the pools (at most 255 per page), each on
+//! a connection of its own, unless the page's h2 origin announced
+//! SETTINGS_ENABLE_CONNECT_PROTOCOL (HAProxy at the edge does): then a
+//! `wss://` WebSocket is a stream on that connection (RFC 8441).
 //!
 //! The model keeps exactly that bookkeeping ([`pool`]) and really connects
 //! ([`origin`]): a stream holds its slot while open, a queued request has
@@ -37,9 +40,9 @@ pub async fn run(spec: &LimitSpec, opts: &RunOptions) -> anyhow::Result<Scenario
     let settings = ServerSettings::new(spec.rate_hz, opts.workers);
     let server = StartedServer::start(opts, &settings).await?;
     let target = server.target.clone();
-    let announced = match target.https_h2("/") {
-        Some(origin) => match origin::announced_max_streams(&origin).await {
-            Ok(v) => v,
+    let settings = match target.https_h2("/") {
+        Some(origin) => match origin::announced_settings(&origin).await {
+            Ok(v) => Some(v),
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the server's HTTP/2 SETTINGS");
                 None
@@ -47,12 +50,14 @@ pub async fn run(spec: &LimitSpec, opts: &RunOptions) -> anyhow::Result<Scenario
         },
         None => None,
     };
+    let announced = settings.and_then(|s| s.max_concurrent_streams);
     let h2_streams = announced
         .unwrap_or(spec.h2_default_streams)
         .min(BROWSER_H2_STREAM_CAP) as usize;
     let limits = Limits {
         h1_per_host: spec.h1_per_host,
         h2_streams: h2_streams.max(1),
+        ws_over_h2: settings.is_some_and(|s| s.enable_connect_protocol),
     };
     let settle = Duration::from_millis(spec.settle_ms);
     let cap = Duration::from_millis(spec.get_cap_ms);
@@ -74,10 +79,12 @@ pub async fn run(spec: &LimitSpec, opts: &RunOptions) -> anyhow::Result<Scenario
         server: setup,
         wires: Vec::new(),
         link: None,
+        stack: None,
         section: Section::Limit(LimitResult {
             spec: spec.clone(),
             h2_announced_max_streams: announced,
             h2_streams_in_force: limits.h2_streams,
+            h2_enable_connect_protocol: limits.ws_over_h2,
             cases,
         }),
     })

@@ -37,6 +37,9 @@ const ONCE: Reconnect = Reconnect {
 pub struct Limits {
     pub h1_per_host: usize,
     pub h2_streams: usize,
+    /// The h2 origin announced SETTINGS_ENABLE_CONNECT_PROTOCOL: an h2
+    /// case's WebSockets ride its connection.
+    pub ws_over_h2: bool,
 }
 
 /// Pool group: (profile, scheme, host, port); the port and scheme follow
@@ -133,8 +136,10 @@ pub async fn run_case(
         index.insert((profile, host), groups.len() - 1);
         Some(groups.len() - 1)
     };
-    // WebSockets are outside the pools: each its own connection.
+    // WebSockets are outside the pools: each its own connection, or (RFC
+    // 8441) a stream on the profile's h2 connection to the page's origin.
     let ws = Arc::new(Opener::ws(target.ws("/ws"), Dialer::default()));
+    let ws_over_h2 = limits.ws_over_h2 && case.protocol == Protocol::H2;
     let streams = Recs::default();
     let sockets = Recs::default();
     let mut tasks = JoinSet::new();
@@ -164,7 +169,13 @@ pub async fn run_case(
                     });
                     continue;
                 }
-                tasks.spawn(hold_socket(ws.clone(), sockets.clone(), idx, close));
+                let shared = match ws_over_h2 {
+                    true => group(&mut groups, profile, 0)
+                        .and_then(|g| groups[g].client.opener().ws_h2_sharing("/ws").map(Arc::new)),
+                    false => None,
+                };
+                let opener = shared.unwrap_or_else(|| ws.clone());
+                tasks.spawn(hold_socket(opener, sockets.clone(), idx, close));
             }
         }
     }
@@ -274,6 +285,7 @@ pub async fn run_case(
             .filter(|r| r.first_event.is_some() && r.failed.is_none())
             .count(),
         ws_failed,
+        ws_connections: Some(if ws_over_h2 { 0 } else { w.len() - ws_failed }),
         ws_first_event_us: ws_first.summary(),
         problems,
     }

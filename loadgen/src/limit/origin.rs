@@ -1,7 +1,8 @@
 //! One origin as a browser reaches it: HTTP/1.1 (a new connection per pool
 //! slot) or HTTP/2 (one TLS connection, made once, carrying every stream and
 //! request of the origin: an HTTP/2 pool of one), plus the SETTINGS probe
-//! that reads the server's announced SETTINGS_MAX_CONCURRENT_STREAMS.
+//! that reads what the server announces (SETTINGS_MAX_CONCURRENT_STREAMS,
+//! SETTINGS_ENABLE_CONNECT_PROTOCOL).
 //!
 //! Host names are pool keys, not addresses: every name resolves to the
 //! server's listener, as several DNS names of one server would (`localhost`
@@ -13,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use edge::{H2Settings, Preface};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::client::{
     call_once, request, within, Body, ClientError, Dialer, Endpoint, Opener, SocketHook,
@@ -123,41 +124,22 @@ fn endpoint(url: &str, addr: SocketAddr, tls: Option<TlsSettings>) -> Endpoint {
     Endpoint::new(url, addr, tls).expect("a host name from the model, a port and a path make a URL")
 }
 
-/// The server's SETTINGS_MAX_CONCURRENT_STREAMS over TLS h2, `None` when it
-/// announces none (actix never does).
-///
-/// hyper keeps the peer's settings to itself, so this reads the server's
-/// first SETTINGS frame off a connection of its own: send the client
-/// preface and an empty SETTINGS, read frames until the server's SETTINGS.
-pub async fn announced_max_streams(origin: &Endpoint) -> Result<Option<u32>, ClientError> {
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    const SETTINGS: u8 = 0x4;
-    const ACK: u8 = 0x1;
-    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+/// What the server announces in its HTTP/2 SETTINGS over TLS h2
+/// (SETTINGS_MAX_CONCURRENT_STREAMS, `None` when absent as with actix, and
+/// SETTINGS_ENABLE_CONNECT_PROTOCOL), read off a connection of its own:
+/// hyper keeps the peer's settings to itself.
+pub async fn announced_settings(origin: &Endpoint) -> Result<H2Settings, ClientError> {
     let url: Arc<str> = origin.shown().clone();
     let read = async {
         // The dialer checks that the server negotiated h2.
-        let mut stream = Dialer::default().connect(origin, 0).await?;
-        let io = |e: std::io::Error| ClientError::protocol(&url, format!("reading SETTINGS: {e}"));
-        let mut hello = PREFACE.to_vec();
-        hello.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
-        stream.write_all(&hello).await.map_err(io)?;
-        loop {
-            let mut head = [0u8; 9];
-            stream.read_exact(&mut head).await.map_err(io)?;
-            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-            if len > 1 << 16 {
-                return Err(ClientError::protocol(&url, "oversized HTTP/2 frame"));
-            }
-            let mut payload = vec![0u8; len];
-            stream.read_exact(&mut payload).await.map_err(io)?;
-            if head[3] != SETTINGS || head[4] & ACK != 0 {
-                continue;
-            }
-            return Ok(payload.chunks_exact(6).find_map(|s| {
-                (u16::from_be_bytes([s[0], s[1]]) == MAX_CONCURRENT_STREAMS)
-                    .then(|| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
-            }));
+        let stream = Dialer::default().connect(origin, 0).await?;
+        match edge::preface_of(stream).await {
+            Ok(Preface::Settings(s)) => Ok(s),
+            Ok(_) => Err(ClientError::protocol(&url, "no SETTINGS frame first")),
+            Err(e) => Err(ClientError::protocol(
+                &url,
+                format!("reading SETTINGS: {e}"),
+            )),
         }
     };
     within(

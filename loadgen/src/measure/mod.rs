@@ -12,6 +12,7 @@
 
 mod ids;
 mod network;
+mod process;
 mod recorder;
 mod recovery;
 mod stalls;
@@ -19,7 +20,8 @@ mod timing;
 
 pub use ids::{GapOutcome, IdOutcome, IdTracker, MAX_HOLES};
 pub use network::{add_network, LinkRecorder, LinkWatch};
-pub use recorder::{Recorder, MAX_SECONDS};
+pub use process::{ProcessFigures, ProcessProbe};
+pub use recorder::{Arrival, Recorder, DEFAULT_STALL, MAX_SECONDS};
 pub use recovery::{OutageTally, OutageWatch, Recovered};
 pub use stalls::{add_summaries, Stall, StallLog, StallSpan, StallWatch, MAX_KEPT_STALLS};
 pub use timing::Timing;

@@ -23,6 +23,19 @@ use crate::result::{
 /// Length of the events-per-second series (24 h); later events are counted in `rate_overflow`.
 pub const MAX_SECONDS: usize = 24 * 3_600;
 
+/// An inter-arrival gap longer than this is a stall unless told otherwise.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(1);
+
+/// One event as a connection received it: what could be read from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    pub id: Option<u64>,
+    /// When the server sent it (scheduled), ns since the Unix epoch.
+    pub sent_unix_ns: Option<u64>,
+    pub recv_unix_ns: u64,
+    pub bytes: usize,
+}
+
 /// The measurements of one task: see the module documentation.
 #[derive(Debug, Clone)]
 pub struct Recorder {
@@ -32,6 +45,10 @@ pub struct Recorder {
     latency_us: Histogram<u64>,
     connect_us: Histogram<u64>,
     first_event_us: Histogram<u64>,
+    /// From a stream's break to its resumed stream's response.
+    reconnect_us: Histogram<u64>,
+    arrival_gap_us: Histogram<u64>,
+    stall_after_us: u64,
 }
 
 impl Recorder {
@@ -55,6 +72,9 @@ impl Recorder {
             latency_us: new_histogram(),
             connect_us: new_histogram(),
             first_event_us: new_histogram(),
+            reconnect_us: new_histogram(),
+            arrival_gap_us: new_histogram(),
+            stall_after_us: DEFAULT_STALL.as_micros() as u64,
         }
     }
 
@@ -63,14 +83,10 @@ impl Recorder {
         self.start_unix_ns
     }
 
-    /// One tick event on a connection whose ids `ids` tracks (a recorder is
-    /// shared by many connections; each has its own tracker, used with one
-    /// recorder only).
-    ///
-    /// Latency is `recv_unix_ns - sent_unix_ns`, truncated to µs; `sent` is
-    /// the tick's scheduled time, so a late server shows as latency. Events
-    /// replayed after a reconnection are recorded with their (large) latency
-    /// too: that is how late the user sees them.
+    /// One tick event of the feed server on a connection whose ids `ids`
+    /// tracks (a recorder is shared by many connections; each has its own
+    /// tracker, used with one recorder only), without inter-arrival gaps:
+    /// [`record`](Self::record) with a connection's last arrival does both.
     pub fn record_event(
         &mut self,
         ids: &mut IdTracker,
@@ -79,38 +95,59 @@ impl Recorder {
         recv_unix_ns: u64,
         bytes: usize,
     ) {
-        let outcome = ids.observe(id);
-        self.record_outcome(outcome, sent_unix_ns, recv_unix_ns, bytes);
+        let arrival = Arrival {
+            id: Some(id),
+            sent_unix_ns: Some(sent_unix_ns),
+            recv_unix_ns,
+            bytes,
+        };
+        self.record(ids, &mut None, arrival);
     }
 
-    fn record_outcome(
-        &mut self,
-        outcome: IdOutcome,
-        sent_unix_ns: u64,
-        recv_unix_ns: u64,
-        bytes: usize,
-    ) {
+    /// One event on a connection whose ids `ids` tracks and whose previous
+    /// event arrived at `last_recv_ns` (updated here).
+    ///
+    /// Latency is `recv - sent`, truncated to µs; `sent` is the tick's
+    /// scheduled time, so a late server shows as latency. Events replayed
+    /// after a reconnection are recorded with their (large) latency too:
+    /// that is how late the user sees them. An event received before its
+    /// send time is counted apart (`negative_latency`), never recorded as 0.
+    /// Without an id there is no loss check for it (`no_id`); without a
+    /// send time, no latency (`unstamped`).
+    pub fn record(&mut self, ids: &mut IdTracker, last_recv_ns: &mut Option<u64>, e: Arrival) {
         let c = &mut self.counters;
         c.events += 1;
-        c.bytes += bytes as u64;
-        match outcome {
-            IdOutcome::First | IdOutcome::InOrder => {}
-            IdOutcome::Skipped { missing } => c.lost += missing,
-            IdOutcome::Late => {
+        c.bytes += e.bytes as u64;
+        match e.id.map(|id| ids.observe(id)) {
+            None => c.no_id += 1,
+            Some(IdOutcome::First | IdOutcome::InOrder) => {}
+            Some(IdOutcome::Skipped { missing }) => c.lost += missing,
+            Some(IdOutcome::Late) => {
                 c.lost = c.lost.saturating_sub(1);
                 c.out_of_order += 1;
             }
-            IdOutcome::Duplicate => c.duplicates += 1,
+            Some(IdOutcome::Duplicate) => c.duplicates += 1,
         }
-        let latency_us = match recv_unix_ns.checked_sub(sent_unix_ns) {
-            Some(ns) => ns / 1_000,
-            None => {
-                c.clamped += 1;
-                0
+        match e
+            .sent_unix_ns
+            .map(|sent| e.recv_unix_ns.checked_sub(sent).ok_or(sent))
+        {
+            None => c.unstamped += 1,
+            Some(Ok(ns)) => record_clamped(&mut self.latency_us, &mut c.clamped, ns / 1_000),
+            Some(Err(sent)) => {
+                c.negative_latency += 1;
+                let early_us = (sent - e.recv_unix_ns) / 1_000;
+                c.negative_latency_max_us = c.negative_latency_max_us.max(early_us);
             }
-        };
-        record_clamped(&mut self.latency_us, &mut c.clamped, latency_us);
-        let second = recv_unix_ns.saturating_sub(self.start_unix_ns) / 1_000_000_000;
+        }
+        if let Some(previous) = last_recv_ns.replace(e.recv_unix_ns) {
+            let gap_us = e.recv_unix_ns.saturating_sub(previous) / 1_000;
+            if gap_us > self.stall_after_us {
+                c.stalls += 1;
+            }
+            record_clamped(&mut self.arrival_gap_us, &mut c.clamped, gap_us);
+        }
+        let second = e.recv_unix_ns.saturating_sub(self.start_unix_ns) / 1_000_000_000;
         match usize::try_from(second) {
             Ok(second) if second < MAX_SECONDS => {
                 if second >= self.events_per_second.len() {
@@ -120,6 +157,12 @@ impl Recorder {
             }
             _ => c.rate_overflow += 1,
         }
+    }
+
+    /// Counts an inter-arrival gap longer than `after` as a stall (default
+    /// [`DEFAULT_STALL`]).
+    pub fn set_stall_after(&mut self, after: Duration) {
+        self.stall_after_us = u64::try_from(after.as_micros()).unwrap_or(u64::MAX);
     }
 
     /// A gap event announcing ids `from..=to` lost, on a connection whose ids
@@ -147,6 +190,12 @@ impl Recorder {
     /// TCP + TLS + HTTP until response headers or the WebSocket upgrade.
     pub fn record_connect(&mut self, elapsed: Duration) {
         record_duration(&mut self.connect_us, &mut self.counters.clamped, elapsed);
+    }
+
+    /// From the moment a stream broke (closed or failed) to the response of
+    /// the stream that resumed it: what a client waits, retry delay included.
+    pub fn record_reconnect_time(&mut self, elapsed: Duration) {
+        record_duration(&mut self.reconnect_us, &mut self.counters.clamped, elapsed);
     }
 
     /// From the start of connecting to the first tick event.
@@ -194,6 +243,11 @@ impl Recorder {
         &self.first_event_us
     }
 
+    /// Time between consecutive events on one connection, µs.
+    pub fn arrival_gap_us(&self) -> &Histogram<u64> {
+        &self.arrival_gap_us
+    }
+
     /// Adds `other`'s measurements to these, exactly: histograms, counters
     /// and the per-second series (element by element, so both should count
     /// from the same run start; this recorder's start is kept). Id trackers
@@ -215,6 +269,8 @@ impl Recorder {
             (&mut self.latency_us, &other.latency_us),
             (&mut self.connect_us, &other.connect_us),
             (&mut self.first_event_us, &other.first_event_us),
+            (&mut self.reconnect_us, &other.reconnect_us),
+            (&mut self.arrival_gap_us, &other.arrival_gap_us),
         ] {
             mine.add(theirs)
                 .expect("auto-resizing histograms take any value up to HIGHEST_US");
@@ -230,6 +286,16 @@ impl Recorder {
             latency_us: summarize(&self.latency_us)?,
             connect_us: summarize(&self.connect_us)?,
             first_event_us: summarize(&self.first_event_us)?,
+            reconnect_us: if self.reconnect_us.is_empty() {
+                None
+            } else {
+                Some(summarize(&self.reconnect_us)?)
+            },
+            arrival_gap_us: if self.arrival_gap_us.is_empty() {
+                None
+            } else {
+                Some(summarize(&self.arrival_gap_us)?)
+            },
         })
     }
 
@@ -242,6 +308,15 @@ impl Recorder {
             latency_us: snapshot.latency_us.decode_compatible()?,
             connect_us: snapshot.connect_us.decode_compatible()?,
             first_event_us: snapshot.first_event_us.decode_compatible()?,
+            reconnect_us: match &snapshot.reconnect_us {
+                Some(h) => h.decode_compatible()?,
+                None => new_histogram(),
+            },
+            arrival_gap_us: match &snapshot.arrival_gap_us {
+                Some(h) => h.decode_compatible()?,
+                None => new_histogram(),
+            },
+            stall_after_us: DEFAULT_STALL.as_micros() as u64,
         })
     }
 }
@@ -337,18 +412,56 @@ mod tests {
     fn out_of_range_values_are_clamped_and_counted() {
         let (mut r, mut ids) = (recorder(), IdTracker::new());
         let now = r.start_unix_ns() + SECOND;
-        r.record_event(&mut ids, 1, now + 5_000, now, 10); // received before it was sent
         r.record_event(&mut ids, 2, now - 2 * HIGHEST_US * 1_000, now, 10);
         r.record_connect(Duration::from_secs(7_200));
         r.record_first_event(Duration::from_nanos(300));
-        assert_eq!(r.counters().clamped, 3);
-        assert_eq!(r.latency_us().min(), 0);
+        assert_eq!(r.counters().clamped, 2);
         let top = r.latency_us().max();
         assert_eq!(
             r.latency_us().lowest_equivalent(top),
             r.latency_us().lowest_equivalent(HIGHEST_US)
         );
         assert_eq!(r.first_event_us().max(), 0);
+    }
+
+    #[test]
+    fn events_before_their_stamp_are_counted_not_clamped() {
+        let (mut r, mut ids) = (recorder(), IdTracker::new());
+        let now = r.start_unix_ns() + SECOND;
+        r.record_event(&mut ids, 1, now + 5_000_000, now, 10);
+        r.record_event(&mut ids, 2, now + 7_000, now, 10);
+        let c = r.counters();
+        assert_eq!((c.negative_latency, c.negative_latency_max_us), (2, 5_000));
+        assert_eq!((c.clamped, r.latency_us().len()), (0, 0));
+    }
+
+    #[test]
+    fn events_without_id_or_stamp_and_their_gaps() {
+        let (mut r, mut ids) = (recorder(), IdTracker::new());
+        r.set_stall_after(Duration::from_millis(500));
+        let mut last = None;
+        let t0 = r.start_unix_ns();
+        for (at_ms, id, sent) in [
+            (0, None, None),
+            (100, Some(4), None),
+            (1_100, Some(9), Some(t0)),
+        ] {
+            let recv = t0 + at_ms * 1_000_000;
+            let e = Arrival {
+                id,
+                sent_unix_ns: sent,
+                recv_unix_ns: recv,
+                bytes: 3,
+            };
+            r.record(&mut ids, &mut last, e);
+        }
+        let c = r.counters();
+        assert_eq!((c.events, c.no_id, c.unstamped, c.lost), (3, 1, 2, 4));
+        assert_eq!(c.stalls, 1, "the 1 s gap is a stall, the 100 ms one is not");
+        assert_eq!(r.arrival_gap_us().len(), 2);
+        assert_eq!(r.latency_us().len(), 1);
+        let back = Recorder::from_snapshot(&r.snapshot().unwrap()).unwrap();
+        assert_eq!(back.arrival_gap_us().len(), 2);
     }
 
     #[test]
@@ -426,6 +539,7 @@ mod tests {
                 3 => {
                     r.record_connect(Duration::from_micros(next() % 100_000));
                     r.record_first_event(Duration::from_micros(next() % 200_000));
+                    r.record_reconnect_time(Duration::from_micros(next() % 2_000_000));
                 }
                 _ => {}
             }
@@ -441,6 +555,7 @@ mod tests {
         assert_eq!(a.latency_us(), b.latency_us());
         assert_eq!(a.connect_us(), b.connect_us());
         assert_eq!(a.first_event_us(), b.first_event_us());
+        assert_eq!(a.reconnect_us, b.reconnect_us);
         assert_eq!(a.latency_us().len(), b.latency_us().len());
     }
 

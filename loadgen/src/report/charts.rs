@@ -25,11 +25,18 @@ use crate::result::{ScenarioResult, WireResult};
 use crate::wire::Wire;
 
 const SIZE: (u32, u32) = (620, 340);
-pub(super) const FONT: &str = "sans-serif";
-/// Bar colours: first series dark, second light.
-const SERIES: [RGBColor; 2] = [RGBColor(52, 84, 140), RGBColor(150, 182, 222)];
+pub const FONT: &str = "sans-serif";
+/// Bar colours: first series dark, second light, then more for charts
+/// with more series (the proxy section: direct and each edge).
+const SERIES: [RGBColor; 5] = [
+    RGBColor(52, 84, 140),
+    RGBColor(150, 182, 222),
+    RGBColor(214, 120, 40),
+    RGBColor(90, 160, 90),
+    RGBColor(170, 80, 150),
+];
 
-type Drawn = Result<(), Box<dyn Error>>;
+pub type Drawn = Result<(), Box<dyn Error>>;
 
 /// Every chart of one feed scenario, files named `<stem>-<kind>.svg`.
 pub fn for_scenario(s: &ScenarioResult, stem: &str) -> Result<Vec<Chart>, ReportError> {
@@ -166,7 +173,7 @@ fn percentile_label(x: f64) -> String {
 }
 
 /// 1, 2, 5, 10, 20, 50, ... within `lo..=hi`.
-fn one_two_five(lo: f64, hi: f64) -> Vec<f64> {
+pub fn one_two_five(lo: f64, hi: f64) -> Vec<f64> {
     let mut out = Vec::new();
     let mut decade = 1.0;
     while decade <= hi {
@@ -293,6 +300,18 @@ pub(super) fn bars(
     groups: &[(Wire, Vec<Option<f64>>)],
     show: fn(f64) -> String,
 ) -> Result<String, String> {
+    let named: Vec<(&str, Vec<Option<f64>>)> =
+        groups.iter().map(|(w, v)| (w.name(), v.clone())).collect();
+    labelled_bars(series, y_desc, &named, show)
+}
+
+/// Grouped bars with a name under each group (a wire, a stack).
+pub fn labelled_bars(
+    series: &[&str],
+    y_desc: &str,
+    groups: &[(&str, Vec<Option<f64>>)],
+    show: fn(f64) -> String,
+) -> Result<String, String> {
     let n = groups.len().max(1);
     let y_max = groups
         .iter()
@@ -301,7 +320,7 @@ pub(super) fn bars(
         .fold(0.0, f64::max);
     let y_hi = if y_max > 0.0 { y_max * 1.2 } else { 1.0 };
     let width = 0.8 / series.len().max(1) as f64;
-    let names: Vec<&str> = groups.iter().map(|(w, _)| w.name()).collect();
+    let names: Vec<&str> = groups.iter().map(|(name, _)| *name).collect();
     // Group i is centred on x = i: plotters then puts its "nice" labels on
     // the integers, which name the wires.
     let label = |x: &f64| {
@@ -405,18 +424,7 @@ pub fn opened(series: &[OpenedSeries], levels: &[f64]) -> Result<String, String>
             .label_style((FONT, 13))
             .light_line_style(TRANSPARENT)
             .draw()?;
-        let grey = RGBColor(150, 150, 150);
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(1.0, 1.0), (hi, hi)],
-                4,
-                4,
-                grey.stroke_width(1),
-            ))?
-            .label("no limit (opened = asked)")
-            .legend(move |(x, y)| {
-                DashedPathElement::new(vec![(x, y), (x + 20, y)], 4, 4, grey.stroke_width(1))
-            });
+        diagonal(&mut chart, 1.0, hi, "no limit (opened = asked)")?;
         // Lines are drawn last first, so that a wide line listed later lies
         // under a narrow one listed earlier where the two coincide; the
         // legend keeps the given order.
@@ -454,6 +462,35 @@ pub fn opened(series: &[OpenedSeries], levels: &[f64]) -> Result<String, String>
     })
 }
 
+/// The dashed grey line y = x from `from` to `to`, labelled for the legend:
+/// where a measured line would lie if nothing held it back.
+pub fn diagonal<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    from: f64,
+    to: f64,
+    label: &str,
+) -> Drawn
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let grey = RGBColor(150, 150, 150);
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(from, from), (to, to)],
+            4,
+            4,
+            grey.stroke_width(1),
+        ))?
+        .label(label)
+        .legend(move |(x, y)| {
+            DashedPathElement::new(vec![(x, y), (x + 20, y)], 4, 4, grey.stroke_width(1))
+        });
+    Ok(())
+}
+
 /// A series' line and marker: a wide line is drawn faded, so what lies on
 /// it shows; markers are all alike.
 fn opened_styles(s: &OpenedSeries) -> (ShapeStyle, ShapeStyle) {
@@ -464,7 +501,7 @@ fn opened_styles(s: &OpenedSeries) -> (ShapeStyle, ShapeStyle) {
     )
 }
 
-pub(super) fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+pub fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
     at: SeriesLabelPosition,
 ) -> Drawn
@@ -482,7 +519,7 @@ where
 }
 
 /// Runs `draw` on a white SVG canvas and returns the document.
-pub(super) fn svg(
+pub fn svg(
     draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Drawn,
 ) -> Result<String, String> {
     let mut out = String::new();

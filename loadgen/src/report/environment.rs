@@ -54,6 +54,8 @@ fn settings(r: &RunResult) -> Table {
             let mut m = BTreeMap::new();
             flatten("scenario", &s.scenario, &mut m);
             flatten("server", &s.server, &mut m);
+            // Shown with its config text in "Through a proxy".
+            m.remove("server.edge");
             m
         })
         .collect();

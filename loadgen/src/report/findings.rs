@@ -20,14 +20,16 @@ pub fn findings(s: &ScenarioResult) -> Vec<String> {
     }
     out.push(delivery(s));
     if wires.len() > 1 {
-        out.push(lowest(
-            "p99 latency",
-            "fastest at p99",
-            wires
-                .iter()
-                .map(|w| (w, super::latency::latency_of(w).p99 as f64)),
-            |v| us(v as u64),
-        ));
+        let timed: Vec<(&WireResult, f64)> = wires
+            .iter()
+            .filter(|w| w.measured.latency)
+            .map(|w| (w, super::latency::latency_of(w).p99 as f64))
+            .collect();
+        if timed.len() > 1 {
+            out.push(lowest("p99 latency", "fastest at p99", timed, |v| {
+                us(v as u64)
+            }));
+        }
         let mem: Vec<(&WireResult, f64)> = wires
             .iter()
             .filter_map(|w| Some((w, w.server.as_ref()?.rss_per_connection)))
@@ -64,11 +66,15 @@ pub fn findings(s: &ScenarioResult) -> Vec<String> {
             wires[0].wire
         ));
     }
+    out.extend(unmeasured(s));
     if wires.iter().any(|w| w.server.is_none()) {
-        out.push(
+        out.push(if s.server.mode == "any-server" {
+            "Server memory and CPU: not measured (give the server's process id with --server-pid)."
+                .into()
+        } else {
             "Some wires have no server memory or CPU figures (the server's /stats was not read)."
-                .into(),
-        );
+                .into()
+        });
     } else if s.server.mode == "in-process" {
         out.push(
             "Server and load generator shared one process: the memory and CPU figures are of both."
@@ -85,8 +91,69 @@ pub fn findings(s: &ScenarioResult) -> Vec<String> {
     out
 }
 
+/// What any server's events did not carry, and what arrived irregularly:
+/// latency or loss not measured, stamps that could not be read, events
+/// before their stamp, stalls.
+fn unmeasured(s: &ScenarioResult) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in &s.wires {
+        let c = &w.recorder.counters;
+        if !w.measured.latency {
+            out.push(format!(
+                "{}: latency not measured (its events carry no usable send time; give --stamp-field): arrival rate {} events/s, inter-arrival gap p99 {}.",
+                w.wire,
+                count(w.events_per_s),
+                w.recorder
+                    .arrival_gap_us
+                    .as_ref()
+                    .map_or("n/a".into(), |g| us(g.p99))
+            ));
+        } else if c.unstamped > 0 && s.scenario.any_server.is_some() {
+            out.push(format!(
+                "{}: {} of {} events had no usable stamp (absent or not a time): no latency for them.",
+                w.wire,
+                count(c.unstamped as f64),
+                count(c.events as f64)
+            ));
+        }
+        if !w.measured.loss {
+            out.push(format!(
+                "{}: loss not measured (its events carry no ids; give --id-field): `lost` means nothing here.",
+                w.wire
+            ));
+        }
+        if c.negative_latency > 0 {
+            out.push(format!(
+                "{}: CLOCKS DISAGREE: {} events arrived before their send time, up to {} early; they have no latency (not clamped).",
+                w.wire,
+                count(c.negative_latency as f64),
+                us(c.negative_latency_max_us)
+            ));
+        }
+        if c.stalls > 0 {
+            out.push(format!(
+                "{}: {} stalls (a connection waited longer than the stall threshold between two events).",
+                w.wire,
+                count(c.stalls as f64)
+            ));
+        }
+    }
+    out
+}
+
 /// Did every wire deliver what the feed sent to every connection?
 fn delivery(s: &ScenarioResult) -> String {
+    if s.server.rate_hz <= 0.0 {
+        let got: Vec<String> = s
+            .wires
+            .iter()
+            .map(|w| format!("{} {} events/s", w.wire, count(w.events_per_s)))
+            .collect();
+        return format!(
+            "The server's feed rate is not known to the load generator (not the feed server): delivered {}.",
+            got.join(", ")
+        );
+    }
     let expected = |w: &WireResult| s.server.rate_hz * w.connections as f64;
     let short: Vec<String> = s
         .wires
@@ -170,7 +237,7 @@ fn lowest<'a>(
 fn losses(wires: &[WireResult]) -> String {
     let lost: Vec<String> = wires
         .iter()
-        .filter(|w| w.lost > 0)
+        .filter(|w| w.measured.loss && w.lost > 0)
         .map(|w| {
             let received = w.recorder.counters.events;
             let share = 100.0 * w.lost as f64 / (received + w.lost).max(1) as f64;
@@ -186,8 +253,20 @@ fn losses(wires: &[WireResult]) -> String {
         .filter(|w| w.gap_missing > 0)
         .map(|w| format!("{} {}", w.wire, count(w.gap_missing as f64)))
         .collect();
-    let mut s = if lost.is_empty() {
+    let unchecked: Vec<&str> = wires
+        .iter()
+        .filter(|w| !w.measured.loss)
+        .map(|w| w.wire.name())
+        .collect();
+    let mut s = if unchecked.len() == wires.len() {
+        "Loss: not measured (no wire's events carry ids).".to_string()
+    } else if lost.is_empty() && unchecked.is_empty() {
         "No wire lost an event: every id up to the last one arrived.".to_string()
+    } else if lost.is_empty() {
+        format!(
+            "No wire lost an event where ids were checked; not measured on {}.",
+            unchecked.join(", ")
+        )
     } else {
         format!("LOST EVENTS: {}.", lost.join("; "))
     };

@@ -23,7 +23,11 @@ mod limit;
 mod markdown;
 mod network;
 mod network_charts;
+mod proxy;
 mod render;
+mod stack_charts;
+mod stack_runs;
+mod stacks;
 mod tables;
 pub mod text;
 
@@ -35,3 +39,4 @@ pub use latency::latency_of;
 pub use markdown::{table as markdown_table, CHART_DIR};
 pub use network::summary as network_summary;
 pub use render::{render, result_file, write_reports, Report, ReportOptions};
+pub use stack_runs::{runs_of, summaries, StackRun, StackSummary};

@@ -7,7 +7,9 @@ use super::document::{Block, Chart, Document};
 use super::error::{write, ReportError};
 use super::findings::findings;
 use super::markdown::CHART_DIR;
-use super::{charts, environment, extras, format, html, limit, markdown, network, tables};
+use super::{
+    charts, environment, extras, format, html, limit, markdown, network, proxy, stacks, tables,
+};
 use crate::result::{RunResult, ScenarioResult};
 use crate::wire::Wire;
 
@@ -119,13 +121,16 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
                 None if !s.wires.is_empty() => findings(s),
                 None => continue,
             };
-            doc.push(Block::Heading(3, s.scenario.name.clone()));
+            doc.push(Block::Heading(3, scenario_title(s)));
             doc.push(Block::List(list));
         }
     }
+    for block in stacks::blocks(result)? {
+        doc.push(block);
+    }
     let mut used = BTreeSet::new();
     for s in &feed {
-        let stem = unique_stem(&s.scenario.name, &mut used);
+        let stem = unique_stem(&scenario_title(s), &mut used);
         scenario_section(&mut doc, s, &stem, opts)?;
     }
     // The connection-limit scenario's table and chart, for whichever
@@ -137,6 +142,9 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
         }
     }
     for block in network::blocks(result)? {
+        doc.push(block);
+    }
+    for block in proxy::blocks(result)? {
         doc.push(block);
     }
     extras::push(&mut doc, result);
@@ -152,14 +160,18 @@ fn scenario_section(
     opts: &ReportOptions,
 ) -> Result<(), ReportError> {
     let sc = &s.scenario;
-    doc.push(Block::Heading(2, format!("Scenario {}", sc.name)));
+    doc.push(Block::Heading(2, format!("Scenario {}", scenario_title(s))));
     doc.push(Block::Paragraph(format!(
         "{} connections per wire, feed at {} events/s with {} B payload, held {} s; server: {}.",
         sc.connections,
         format::num(s.server.rate_hz),
         s.server.payload_bytes,
         format::num(sc.duration_s),
-        server_mode(&s.server.mode),
+        match s.stack {
+            Some(stack) =>
+                format!("the {stack} stack in its own child process (memory and CPU from /proc)"),
+            None => server_mode(&s.server.mode),
+        },
     )));
     doc.push(Block::Paragraph(
         if s.wires.iter().all(|w| w.latency_hold_us.is_some()) {
@@ -215,7 +227,18 @@ fn server_mode(mode: &str) -> String {
             "embedded in the load generator's process (memory and CPU figures are of both)".into()
         }
         "external" => "external (figures from its /stats)".into(),
+        "any-server" => {
+            "any server given by URLs (no /stats: memory and CPU from /proc of --server-pid, or not measured; the feed's rate is not known)".into()
+        }
         other => other.to_string(),
+    }
+}
+
+/// A scenario's name, with its stack when it ran on one of several.
+fn scenario_title(s: &ScenarioResult) -> String {
+    match s.stack {
+        Some(stack) => format!("{} on {stack}", s.scenario.name),
+        None => s.scenario.name.clone(),
     }
 }
 

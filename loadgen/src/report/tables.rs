@@ -4,6 +4,7 @@
 use super::document::Table;
 use super::format::{bytes, count, cpu_us, num, us, with_ratio};
 use super::latency::latency_of;
+use super::text::{lost_shown, NOT_MEASURED};
 use crate::result::{ScenarioResult, WireResult};
 use crate::wire::Wire;
 
@@ -38,7 +39,14 @@ pub fn comparison(s: &ScenarioResult, baseline: Wire) -> Table {
     };
     for w in &s.wires {
         let is_base = w.wire == baseline;
-        let lat =
+        let lat = |f: fn(&WireResult) -> u64| {
+            if !w.measured.latency {
+                NOT_MEASURED.to_string()
+            } else {
+                with_ratio(us(f(w)), f(w) as f64, f(base) as f64, is_base)
+            }
+        };
+        let delay =
             |f: fn(&WireResult) -> u64| with_ratio(us(f(w)), f(w) as f64, f(base) as f64, is_base);
         let (mem, cpu) = match (&w.server, &base.server) {
             (Some(ws), Some(bs)) => (
@@ -75,9 +83,9 @@ pub fn comparison(s: &ScenarioResult, baseline: Wire) -> Table {
             lat(|w| latency_of(w).p50),
             lat(|w| latency_of(w).p99),
             lat(|w| latency_of(w).p999),
-            lat(|w| w.connect_us.p50),
-            lat(|w| w.first_event_us.p50),
-            w.lost.to_string(),
+            delay(|w| w.connect_us.p50),
+            delay(|w| w.first_event_us.p50),
+            lost_shown(w),
             mem,
             cpu,
             cpu_us(w.loadgen.cpu_us_per_event),
@@ -137,7 +145,11 @@ pub fn details(s: &ScenarioResult) -> Table {
             format!("{}/{}", w.gap_events, w.gap_missing),
             w.reconnects.to_string(),
             errors,
-            us(latency_of(w).max),
+            if w.measured.latency {
+                us(latency_of(w).max)
+            } else {
+                NOT_MEASURED.into()
+            },
             w.server
                 .as_ref()
                 .map_or("n/a".into(), |s| bytes(s.rss_held as f64)),

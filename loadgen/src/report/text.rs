@@ -24,6 +24,18 @@ const HEADER: [&str; 14] = [
     "µs/event srv|lg",
 ];
 
+/// What a figure shows when the server's events do not carry what it needs.
+pub const NOT_MEASURED: &str = "n/m";
+
+/// `lost`, or "n/m" when the events carried no ids.
+pub fn lost_shown(w: &WireResult) -> String {
+    if w.measured.loss {
+        w.lost.to_string()
+    } else {
+        NOT_MEASURED.into()
+    }
+}
+
 fn row(w: &WireResult) -> [String; 14] {
     let errors: u64 = w.errors.values().sum();
     // The hold's latency: the ramp's connection storm is not steady state.
@@ -35,17 +47,24 @@ fn row(w: &WireResult) -> [String; 14] {
         ),
         None => ("?".into(), "?".into()),
     };
+    let latency = |v: u64| {
+        if w.measured.latency {
+            us(v)
+        } else {
+            NOT_MEASURED.into()
+        }
+    };
     [
         w.wire.to_string(),
         format!("{}/{}", w.opened, w.connections),
         format!("{:.0}", w.events_per_s),
-        us(lat.p50),
-        us(lat.p99),
-        us(lat.p999),
-        us(lat.max),
+        latency(lat.p50),
+        latency(lat.p99),
+        latency(lat.p999),
+        latency(lat.max),
         us(w.connect_us.p50),
         us(w.first_event_us.p50),
-        w.lost.to_string(),
+        lost_shown(w),
         w.duplicates.to_string(),
         if errors > 0 {
             format!("{} ({errors} err)", w.reconnects)
@@ -64,8 +83,9 @@ pub fn feed_summary(result: &RunResult) -> String {
     for s in result.scenarios.iter().filter(|s| !s.wires.is_empty()) {
         let _ = writeln!(
             out,
-            "\n{}: {} connections, {} Hz, {} B payload, held {} s (server: {}; latency during the hold = receive time - scheduled send time, one host clock)",
+            "\n{}{}: {} connections, {} Hz, {} B payload, held {} s (server: {}; latency during the hold = receive time - scheduled send time, one host clock; n/m: not measured)",
             s.scenario.name,
+            s.stack.map(|k| format!(" [{k}]")).unwrap_or_default(),
             s.scenario.connections,
             s.server.rate_hz,
             s.server.payload_bytes,

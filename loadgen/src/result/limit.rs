@@ -265,6 +265,11 @@ pub struct LimitResult {
     pub h2_announced_max_streams: Option<u32>,
     /// The streams per HTTP/2 connection the model allowed.
     pub h2_streams_in_force: usize,
+    /// The server announced SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441):
+    /// the model then opens an HTTP/2 case's WebSockets on the origin's h2
+    /// connection, as Chromium does for `wss://`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub h2_enable_connect_protocol: bool,
     pub cases: Vec<LimitCaseResult>,
 }
 
@@ -305,6 +310,10 @@ pub struct LimitCaseResult {
     pub ws_asked: usize,
     pub ws_opened: usize,
     pub ws_failed: usize,
+    /// TCP connections of their own the WebSockets used: one each over
+    /// HTTP/1.1, none when they ride the origin's h2 connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws_connections: Option<usize>,
     /// `new WebSocket` to first message, µs.
     pub ws_first_event_us: HistogramSummary,
     pub problems: Vec<String>,

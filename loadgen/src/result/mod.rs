@@ -8,6 +8,7 @@
 //! settings of each scenario kind live here too ([`Scenario`], [`ChatSpec`],
 //! ...), because every result carries the settings it was run with.
 
+mod any_server;
 mod bounds;
 mod chat;
 mod echo;
@@ -20,17 +21,19 @@ mod network;
 mod recording;
 mod scenario;
 mod section;
+mod stack;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use any_server::{parse_header, AnyServer, SseProtocol, StampUnit};
 pub use bounds::{Bounds, Figure, DAY_S};
 pub use chat::{ChatResult, ChatSpec, ChatWire};
 pub use echo::{EchoLevel, EchoResult, EchoSpec};
 pub use environment::Environment;
 pub use faults::{FaultSpec, FaultWire, FaultsResult};
-pub use feed::{LoadgenCost, ServerCost, ServerSetup, WireResult};
+pub use feed::{EdgeSetup, LoadgenCost, Measured, ProxyCost, ServerCost, ServerSetup, WireResult};
 pub use histogram::{
     new_histogram, summarize, HistogramError, HistogramSummary, HIGHEST_US, LOWEST_US,
     SIGNIFICANT_FIGURES,
@@ -44,8 +47,9 @@ pub use network::{
     OutageWindow, StallSummary, MIN_RTT_US,
 };
 pub use recording::{Counters, RecorderSnapshot};
-pub use scenario::{check_ramp, standard_suite, Scenario, ScenarioError};
+pub use scenario::{check_ramp, stacks_suite, standard_suite, Scenario, ScenarioError};
 pub use section::Section;
+pub use stack::Stack;
 
 /// Bumped on any change a reader of an older version would misread.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -81,6 +85,9 @@ pub struct ScenarioResult {
     /// own are in its `network`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<netlab::LinkReport>,
+    /// The stack that served this scenario (`--stacks`), if it was one of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<Stack>,
     /// Written as its own field (`chat`, `echo`, `faults` or `limit`), or
     /// not at all for a feed scenario.
     #[serde(flatten)]

@@ -33,13 +33,36 @@ pub struct Counters {
     pub gap_events: u64,
     /// Ids announced missing by gap events.
     pub gap_missing: u64,
-    /// Durations outside `0..=HIGHEST_US` µs (negative latencies included),
-    /// clamped into that range before recording.
+    /// Durations above `HIGHEST_US` µs, clamped to it before recording
+    /// (negative latencies are not: see `negative_latency`).
     pub clamped: u64,
     /// Events received after `MAX_SECONDS` (24 h) into the run, left out of the per-second series.
     pub rate_overflow: u64,
+    /// Events without a usable send time (none configured, or its field
+    /// absent or not a time): no latency for them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unstamped: u64,
+    /// Events without an id: no loss check for them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub no_id: u64,
+    /// Events received before their send time: the server's clock and this
+    /// machine's disagree. Never recorded as latency, never clamped to 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub negative_latency: u64,
+    /// The earliest such arrival, µs before its send time (merged by max).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub negative_latency_max_us: u64,
+    /// Inter-arrival gaps on one connection longer than the stall threshold.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalls: u64,
     /// Failures by error kind (`connect`, `tls`, `http_503`, `protocol`, `closed`, `timeout`).
     pub errors: BTreeMap<String, u64>,
+}
+
+/// New counters are left out of `result.json` while 0, so results of runs
+/// that never meet them read and write back unchanged.
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Counters {
@@ -56,6 +79,13 @@ impl Counters {
         self.gap_missing += other.gap_missing;
         self.clamped += other.clamped;
         self.rate_overflow += other.rate_overflow;
+        self.unstamped += other.unstamped;
+        self.no_id += other.no_id;
+        self.negative_latency += other.negative_latency;
+        self.negative_latency_max_us = self
+            .negative_latency_max_us
+            .max(other.negative_latency_max_us);
+        self.stalls += other.stalls;
         for (kind, count) in &other.errors {
             *self.errors.entry(kind.clone()).or_default() += count;
         }
@@ -77,4 +107,12 @@ pub struct RecorderSnapshot {
     pub connect_us: HistogramSummary,
     /// Connect start to first tick event, µs.
     pub first_event_us: HistogramSummary,
+    /// A stream's break to its resumed stream's response, µs (absent when
+    /// nothing reconnected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_us: Option<HistogramSummary>,
+    /// Time between consecutive events on one connection, µs (absent in
+    /// results written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_gap_us: Option<HistogramSummary>,
 }

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use netlab::LinkSpec;
 
+use super::any_server::AnyServer;
 use super::bounds::{Bounds, DAY_S};
+use super::stack::Stack;
 use crate::wire::Wire;
 
 /// One run: some wires, a connection count, a feed, how long to hold.
@@ -48,6 +50,21 @@ pub struct Scenario {
     /// (`delay = "25ms"`, `loss = "1%"`, `outages = ["2s@5s"]`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkSpec>,
+    /// Load any SSE or WebSocket server instead of the feed server: its
+    /// URLs and how to read its events (`[scenario.any_server]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any_server: Option<AnyServer>,
+    /// Run the scenario once per stack, each in its own child process
+    /// (empty: the embedded feed server alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<Stack>,
+    /// An edge proxy in front of the embedded server, as Debian's binary
+    /// started for the run: `nginx` or `haproxy` (default: none, direct).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
+    /// The edge's config: `tuned` (default), `naive`, or a template file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_config: Option<String>,
 }
 
 fn all_wires() -> Vec<Wire> {
@@ -120,8 +137,22 @@ impl Scenario {
             name: self.name.clone(),
             reason,
         };
-        if self.wires.is_empty() {
+        if let Some(any) = &self.any_server {
+            any.validate().map_err(&bad)?;
+            if !self.stacks.is_empty() {
+                return Err(bad(
+                    "any_server and stacks exclude each other: one loads a server you run, the other starts the stacks"
+                        .into(),
+                ));
+            }
+        } else if self.wires.is_empty() {
             return Err(bad("no wires".into()));
+        }
+        if self.edge.is_some() && (self.any_server.is_some() || !self.stacks.is_empty()) {
+            return Err(bad(
+                "an edge goes in front of the embedded feed server only: drop edge, or any_server and stacks"
+                    .into(),
+            ));
         }
         Self::CONNECTIONS
             .check_named("connections", self.connections)
@@ -162,7 +193,13 @@ impl Scenario {
                     self.duration_s
                 )));
             }
+            if let Some(other) = self.beside_link() {
+                return Err(bad(format!(
+                    "a link runs the embedded feed server in its own network namespace; it cannot be combined with {other} (not supported: run those without the link)"
+                )));
+            }
         }
+        self.edge().map_err(bad)?;
         let ramp_s = self.ramp_seconds();
         if ramp_s > DAY_S {
             return Err(bad(format!(
@@ -171,6 +208,32 @@ impl Scenario {
             )));
         }
         Ok(())
+    }
+
+    /// The wires this scenario runs: those of its URLs when it loads any
+    /// server, else its `wires`.
+    pub fn wires_to_run(&self) -> Vec<Wire> {
+        match &self.any_server {
+            Some(any) => any.wires(),
+            None => self.wires.clone(),
+        }
+    }
+
+    /// The edge proxy and its config, if the scenario has one.
+    pub fn edge(&self) -> Result<Option<(edge::EdgeKind, edge::EdgeProfile)>, String> {
+        match (&self.edge, &self.edge_config) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err("edge_config needs an edge (nginx or haproxy)".into()),
+            (Some(kind), config) => {
+                let kind: edge::EdgeKind =
+                    kind.parse().map_err(|e: edge::EdgeError| e.to_string())?;
+                let profile = match config {
+                    Some(c) => c.parse::<edge::EdgeProfile>()?,
+                    None => edge::EdgeProfile::Tuned,
+                };
+                Ok(Some((kind, profile)))
+            }
+        }
     }
 
     /// How long opening every connection takes (0 when all open at once).
@@ -234,32 +297,35 @@ impl Scenario {
             connect_timeout_s: default_connect(),
             processes: None,
             link: None,
-        }
-    }
-
-    /// A feed scenario over every wire with the default phases.
-    fn feed(name: String, connections: usize, rate_hz: f64, duration_s: f64) -> Scenario {
-        Scenario {
-            name,
-            wires: all_wires(),
-            connections,
-            ramp_per_s: default_ramp(),
-            duration_s,
-            rate_hz,
-            payload_bytes: 0,
-            h2_conns: None,
-            settle_s: default_settle(),
-            drain_timeout_s: default_drain(),
-            connect_timeout_s: default_connect(),
-            processes: None,
-            link: None,
+            any_server: None,
+            stacks: Vec::new(),
+            edge: None,
+            edge_config: None,
         }
     }
 
     /// A network scenario's settings, before its link: every wire at 100
     /// connections and 10 events/s, held `duration_s`.
     pub fn network(name: &str, duration_s: f64) -> Scenario {
-        Scenario::feed(name.to_string(), 100, 10.0, duration_s)
+        Scenario {
+            name: name.to_string(),
+            ..feed_scenario(all_wires(), 100, 10.0, duration_s)
+        }
+    }
+
+    /// What this scenario combines with its link that a link cannot carry
+    /// (the link's namespaces hold the embedded feed server and nothing
+    /// else), if anything.
+    fn beside_link(&self) -> Option<&'static str> {
+        if self.edge.is_some() {
+            Some("an edge proxy (--edge, `edge`)")
+        } else if self.any_server.is_some() {
+            Some("any other server (--sse-url/--ws-url, `any_server`)")
+        } else if !self.stacks.is_empty() {
+            Some("stacks (--stacks, `stacks`)")
+        } else {
+            None
+        }
     }
 }
 
@@ -270,9 +336,52 @@ impl Scenario {
 pub fn standard_suite(duration_s: f64) -> Vec<Scenario> {
     [(100, 100.0), (1_000, 100.0), (10_000, 10.0)]
         .into_iter()
-        .map(|(connections, rate_hz)| {
-            Scenario::feed(
-                format!("feed-{connections}"),
+        .map(|(connections, rate_hz)| Scenario {
+            name: format!("feed-{connections}"),
+            ..feed_scenario(all_wires(), connections, rate_hz, duration_s)
+        })
+        .collect()
+}
+
+/// A feed scenario with the defaults of a scenario file.
+fn feed_scenario(wires: Vec<Wire>, connections: usize, rate_hz: f64, duration_s: f64) -> Scenario {
+    Scenario {
+        name: String::new(),
+        wires,
+        connections,
+        ramp_per_s: default_ramp(),
+        duration_s,
+        rate_hz,
+        payload_bytes: 0,
+        h2_conns: None,
+        settle_s: default_settle(),
+        drain_timeout_s: default_drain(),
+        connect_timeout_s: default_connect(),
+        processes: None,
+        link: None,
+        any_server: None,
+        stacks: Vec::new(),
+        edge: None,
+        edge_config: None,
+    }
+}
+
+/// The stacks matrix (`loadgen suite --stacks`, and
+/// `loadgen/scenarios/stacks.toml`): sse-h1 and ws-h1 on every stack at
+/// 1,000 connections, all opened at once (the connect rate), at 25 to 200
+/// events/s each (a sweep to saturation), and at 10,000 connections at
+/// 10 events/s (100,000 events/s, as 1,000 at 100).
+pub fn stacks_suite(duration_s: f64, stacks: &[Stack]) -> Vec<Scenario> {
+    let sweep = [25.0, 50.0, 100.0, 200.0].map(|rate| (1_000, rate, 0.0));
+    sweep
+        .into_iter()
+        .chain([(10_000, 10.0, 5_000.0)])
+        .map(|(connections, rate_hz, ramp_per_s)| Scenario {
+            name: format!("stacks-{}k-{rate_hz}hz", connections / 1_000),
+            ramp_per_s,
+            stacks: stacks.to_vec(),
+            ..feed_scenario(
+                vec![Wire::SseH1, Wire::WsH1],
                 connections,
                 rate_hz,
                 duration_s,

@@ -15,21 +15,30 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use edge::Edge;
 use hdrhistogram::Histogram;
 use server::event::unix_now_ns;
 use tokio_util::sync::CancellationToken;
 
 use super::feed::{connection, FeedCtx};
+use super::gauge::ServerGauge;
 use super::link::{HoldHooks, NoHooks};
 use super::live::{lock, Live, Shards};
 use super::outcome::{hold_only, own_usage, Finished, Held, WireOutcome};
+use super::proxy::ProxySamples;
+use super::source::Source;
 use super::spec::WireSpec;
-use crate::client::{Opener, ServerProbe, ServerSnapshot, Target};
+use crate::client::{ServerProbe, ServerSnapshot, Target};
 use crate::measure::{LinkRecorder, Recorder};
 use crate::result::new_histogram;
 
 /// Shards of recorders per wire run.
 const SHARDS: usize = 16;
+/// How far before its stamp an event may arrive before the clocks are
+/// called out as disagreeing (the run is then incomplete). Below it the
+/// events are still counted and reported: a server's own clock reading
+/// can be that coarse (Node's `performance.timeOrigin` is).
+pub const CLOCK_TOLERANCE_US: u64 = 1_000;
 /// How long connection tasks may take to stop once told.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 
@@ -51,7 +60,7 @@ impl WireRun {
     /// Starts ramping `spec.connections` connections, numbered from
     /// `first_index` (so several processes spread over source addresses).
     pub fn start(
-        target: Arc<Target>,
+        source: &Source,
         spec: WireSpec,
         live: Arc<Live>,
         cancel: CancellationToken,
@@ -61,15 +70,21 @@ impl WireRun {
         let start_ns = unix_now_ns();
         let shards: Shards = Arc::new(
             (0..SHARDS)
-                .map(|_| Mutex::new(Recorder::with_start_unix_ns(start_ns)))
+                .map(|_| {
+                    let mut r = Recorder::with_start_unix_ns(start_ns);
+                    r.set_stall_after(spec.stall_after);
+                    Mutex::new(r)
+                })
                 .collect(),
         );
         live.target.store(spec.connections, Ordering::Relaxed);
         live.connected.store(0, Ordering::Relaxed);
         live.errors.store(0, Ordering::Relaxed);
         live.watch(Some(shards.clone()));
-        let dialer = target.dialer(spec.connections);
-        let opener = Opener::for_wire(spec.wire, &target, dialer, spec.h2_pool_size())?;
+        // Sized for every index up to this process's last (a shard's or a
+        // worker's block starts at `first_index`), so blocks on one machine
+        // share the source addresses round-robin like one process would.
+        let opener = source.opener(&spec, first_index + spec.connections)?;
         let link_shards = match &spec.link {
             Some(timing) => (0..SHARDS)
                 .map(|_| Mutex::new(LinkRecorder::new(timing)))
@@ -87,12 +102,23 @@ impl WireRun {
             retry: spec.retry,
             first_errors: Mutex::new(BTreeMap::new()),
             protocols: Mutex::new(BTreeMap::new()),
+            hello_protocol: if source.through_edge() {
+                server::wire::Protocol::Http1.as_str()
+            } else {
+                spec.wire.expected_protocol()
+            },
+            client_protocols: Mutex::new(BTreeMap::new()),
             running: AtomicUsize::new(0),
             link: spec.link.clone(),
             link_shards,
             hold_start_ns: AtomicU64::new(0),
             carrier_base: (first_index as u64) << 32,
             next_carrier: AtomicU64::new(1),
+            highest_id: AtomicU64::new(0),
+            connections: spec.connections,
+            started: Instant::now(),
+            all_open_after_us: AtomicU64::new(0),
+            stamp_shown: source.stamp_shown(),
         });
         let start = tokio::time::Instant::now();
         let ramp = tokio::spawn(ramp(ctx.clone(), spec.clone(), first_index));
@@ -148,6 +174,11 @@ impl WireRun {
     /// for stalls and outage recovery from here on.
     pub fn hold_started(&self, unix_ns: u64) {
         self.ctx.hold_start_ns.store(unix_ns, Ordering::Relaxed);
+    }
+
+    /// The highest id any connection has seen so far.
+    pub fn highest_id(&self) -> u64 {
+        self.ctx.highest_id.load(Ordering::Relaxed)
     }
 
     /// Sleeps, or returns false if the run is cancelled meanwhile.
@@ -224,6 +255,17 @@ impl WireRun {
                     .push(format!("{count} `{kind}` error(s); the first: {first}"));
             }
         }
+        let c = recorder.counters();
+        if c.negative_latency_max_us > CLOCK_TOLERANCE_US {
+            self.problems.push(format!(
+                "{} {}: {} events arrived before their send time, up to {:.3} ms early: the server's clock and this machine's disagree, so latency is off by at least that much (not clamped: those events have no latency)",
+                self.spec.wire,
+                ctx.opener.url(),
+                c.negative_latency,
+                c.negative_latency_max_us as f64 / 1000.0
+            ));
+        }
+        let all_open = ctx.all_open_after_us.load(Ordering::Relaxed);
         ctx.live.watch(None);
         let recorder = match recorder.snapshot() {
             Ok(s) => s,
@@ -236,6 +278,7 @@ impl WireRun {
             }
         };
         let protocols_seen = lock(&ctx.protocols).clone();
+        let client_protocols = lock(&ctx.client_protocols).clone();
         let h2_connections = ctx.opener.h2_connections();
         let network = ctx.link.as_ref().map(|timing| {
             let mut all = LinkRecorder::new(timing);
@@ -250,7 +293,9 @@ impl WireRun {
             missing_at_end,
             first_errors,
             protocols_seen,
+            client_protocols,
             h2_connections,
+            all_open_after_us: (all_open > 0).then_some(all_open),
             problems: self.problems,
             network,
         }
@@ -282,31 +327,43 @@ async fn ramp(
     handles
 }
 
-/// Runs one wire in this process: ramp, settle, hold, drain, close, with
-/// the server's figures read at each step.
+/// Runs one wire of the feed server in this process: ramp, settle, hold,
+/// drain, close, with the server's `/stats` (and the edge proxy's figures,
+/// if there is one) read at each step.
 pub async fn run_wire(
     target: Arc<Target>,
     spec: WireSpec,
     probe: &ServerProbe,
+    proxy: Option<&Edge>,
     live: Arc<Live>,
     cancel: CancellationToken,
 ) -> WireOutcome {
-    run_wire_with(target, spec, probe, live, cancel, &NoHooks).await
+    let gauge = ServerGauge::Stats(Box::new(probe.clone()));
+    let source = Source::Feed(target);
+    run_wire_on(&source, spec, &gauge, proxy, live, cancel, &NoHooks).await
 }
 
-/// [`run_wire`], with `hooks` called when the hold starts and ends (over
-/// an emulated link: the outage schedule, the emulator's figures).
-pub async fn run_wire_with(
-    target: Arc<Target>,
+/// Runs one wire against any source in this process, with the server's
+/// figures read through `gauge` (and the edge proxy's, if there is one) at
+/// each step. The final id every connection must reach is the server's
+/// newest (from `/stats`), or else the highest any connection saw (0
+/// without ids: nothing to drain). `hooks` are called when the hold starts
+/// and ends (over an emulated link: the outage schedule, the emulator's
+/// figures).
+pub async fn run_wire_on(
+    source: &Source,
     spec: WireSpec,
-    probe: &ServerProbe,
+    gauge: &ServerGauge,
+    proxy: Option<&Edge>,
     live: Arc<Live>,
     cancel: CancellationToken,
     hooks: &dyn HoldHooks,
 ) -> WireOutcome {
     let mut problems = Vec::new();
-    let before = snapshot(probe, &mut problems, "before connecting").await;
-    let mut run = match WireRun::start(target, spec.clone(), live, cancel, 0) {
+    let mut proxied = ProxySamples::default();
+    ProxySamples::take(&mut proxied.before, proxy);
+    let before = snapshot(gauge, &mut problems, "before connecting").await;
+    let mut run = match WireRun::start(source, spec.clone(), live, cancel, spec.first_index) {
         Ok(r) => r,
         Err(msg) => {
             problems.push(msg);
@@ -317,7 +374,13 @@ pub async fn run_wire_with(
     let mut measured = Held::default();
     if opened > 0 && !run.cancelled() {
         let _ = run.pause(spec.settle).await;
-        measured.held = snapshot(probe, &mut problems, "with the connections held").await;
+        if let Some(at) = spec.hold_at_unix_ns {
+            if let Some(late) = super::shard::wait_until(at).await {
+                problems.push(super::shard::late_start(late));
+            }
+        }
+        measured.held = snapshot(gauge, &mut problems, "with the connections held").await;
+        ProxySamples::take(&mut proxied.held, proxy);
         let (e0, b0) = run.counters();
         let lat0 = run.latency();
         let (cpu0, _) = own_usage();
@@ -332,42 +395,35 @@ pub async fn run_wire_with(
         measured.latency = hold_only(run.latency(), &lat0);
         measured.events = e1 - e0;
         measured.bytes = b1 - b0;
-        measured.end = snapshot(probe, &mut problems, "at the end of the hold").await;
+        measured.end = snapshot(gauge, &mut problems, "at the end of the hold").await;
+        ProxySamples::take(&mut proxied.end, proxy);
         measured.own_cpu_us = cpu1.saturating_sub(cpu0);
         measured.own_rss = rss1;
     }
-    let final_id = measured.end.as_ref().map_or(0, |e| e.last_id.max(1));
+    let final_id = if gauge.knows_newest_id() {
+        measured.end.as_ref().map_or(0, |e| e.last_id.max(1))
+    } else {
+        run.highest_id()
+    };
     let finished = run.finish(final_id).await;
-    let after = settle_after(probe, before.as_ref()).await;
-    WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems)
-}
-
-/// Waits (up to 10 s) for the server to see the connections gone, then reads it.
-pub async fn settle_after(
-    probe: &ServerProbe,
-    before: Option<&ServerSnapshot>,
-) -> Option<ServerSnapshot> {
-    let baseline = before.map_or(0, |b| b.open);
-    let mut after = None;
-    for _ in 0..100 {
-        after = probe.snapshot().await.ok();
-        if after.as_ref().is_none_or(|a| a.open <= baseline) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    after
+    let after = gauge.settle_after(before.as_ref()).await;
+    ProxySamples::take(&mut proxied.after, proxy);
+    measured.proxy = proxied;
+    let mut outcome =
+        WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems);
+    outcome.missing_is_lost = gauge.knows_newest_id();
+    outcome
 }
 
 async fn snapshot(
-    probe: &ServerProbe,
+    gauge: &ServerGauge,
     problems: &mut Vec<String>,
     when: &str,
 ) -> Option<ServerSnapshot> {
-    match probe.snapshot().await {
-        Ok(s) => Some(s),
+    match gauge.snapshot().await {
+        Ok(s) => s,
         Err(e) => {
-            problems.push(format!("reading the server's /stats {when}: {e}"));
+            problems.push(format!("reading the server's figures {when}: {e}"));
             None
         }
     }

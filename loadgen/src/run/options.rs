@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::shard::Shard;
 use crate::client::Trust;
 
 /// Which server to load.
@@ -31,4 +32,8 @@ pub struct RunOptions {
     pub retry: Duration,
     /// This program, to start worker processes (`loadgen worker`).
     pub worker_exe: Option<PathBuf>,
+    /// This process's share of every scenario's connections (`--shard`).
+    pub shard: Option<Shard>,
+    /// When every wire's hold starts (Unix ns, `--start-at`).
+    pub start_at_unix_ns: Option<u64>,
 }

@@ -8,11 +8,13 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::proxy::ProxySamples;
 use super::spec::WireSpec;
 use crate::client::ServerSnapshot;
 use crate::measure::Recorder;
 use crate::result::{
-    summarize, HistogramError, LoadgenCost, NetworkResult, RecorderSnapshot, ServerCost, WireResult,
+    summarize, HistogramError, LoadgenCost, Measured, NetworkResult, ProxyCost, RecorderSnapshot,
+    ServerCost, WireResult,
 };
 
 /// Everything measured on one wire.
@@ -23,13 +25,21 @@ pub struct WireOutcome {
     pub opened_peak: usize,
     pub h2_connections: Option<u64>,
     pub protocols_seen: BTreeMap<String, u64>,
+    pub client_protocols: BTreeMap<String, u64>,
     pub hold_s: f64,
     pub events_in_hold: u64,
     pub bytes_in_hold: u64,
     /// Ids up to the final one that some connection never received.
     pub missing_at_end: u64,
+    /// The final id was the server's newest (its `/stats`): ids short of
+    /// it are lost. When it was only the highest any connection saw,
+    /// connections end a tick apart and the shortfall is reported apart.
+    pub missing_is_lost: bool,
     pub final_id: u64,
+    /// µs from the first connection attempt until all were open.
+    pub all_open_after_us: Option<u64>,
     pub server: Option<ServerCost>,
+    pub proxy: Option<ProxyCost>,
     pub loadgen: LoadgenCost,
     /// The first message of each kind of error, for the user.
     pub first_errors: BTreeMap<String, String>,
@@ -52,7 +62,13 @@ pub struct Finished {
     pub missing_at_end: u64,
     pub first_errors: BTreeMap<String, String>,
     pub protocols_seen: BTreeMap<String, u64>,
+    /// What this process's own connections negotiated, per stream.
+    #[serde(default)]
+    pub client_protocols: BTreeMap<String, u64>,
     pub h2_connections: Option<u64>,
+    /// µs from the first connection attempt until all were open.
+    #[serde(default)]
+    pub all_open_after_us: Option<u64>,
     pub problems: Vec<String>,
     /// Over an emulated link: what the streams found (`measure::LinkRecorder`).
     #[serde(default)]
@@ -72,6 +88,8 @@ pub struct Held {
     /// Latencies of the events received during the hold only (the ramp's
     /// connection storm is left out).
     pub latency: Option<Histogram<u64>>,
+    /// The edge proxy's readings, when there is one.
+    pub proxy: ProxySamples,
 }
 
 /// `end` minus `start`: what was recorded in between.
@@ -89,12 +107,16 @@ impl WireOutcome {
             opened_peak: 0,
             h2_connections: None,
             protocols_seen: BTreeMap::new(),
+            client_protocols: BTreeMap::new(),
             hold_s: 0.0,
             events_in_hold: 0,
             bytes_in_hold: 0,
             missing_at_end: 0,
+            missing_is_lost: true,
             final_id: 0,
+            all_open_after_us: None,
             server: None,
+            proxy: None,
             loadgen: LoadgenCost::default(),
             first_errors: BTreeMap::new(),
             problems,
@@ -156,11 +178,15 @@ impl WireOutcome {
             opened_peak: finished.opened,
             h2_connections: finished.h2_connections,
             protocols_seen: finished.protocols_seen,
+            client_protocols: finished.client_protocols,
+            proxy: measured.proxy.cost(finished.opened, measured.events),
             hold_s: measured.hold_s,
             events_in_hold: measured.events,
             bytes_in_hold: measured.bytes,
             missing_at_end: finished.missing_at_end,
+            missing_is_lost: true,
             final_id,
+            all_open_after_us: finished.all_open_after_us,
             server,
             loadgen: LoadgenCost {
                 cpu_us_hold: measured.own_cpu_us,
@@ -185,12 +211,17 @@ impl WireOutcome {
             opened: self.opened_peak,
             h2_connections: self.h2_connections,
             protocols_seen: self.protocols_seen.clone(),
+            client_protocols: self.client_protocols.clone(),
             hold_s: self.hold_s,
             events_in_hold: self.events_in_hold,
             events_per_s: rate(self.events_in_hold, self.hold_s),
             bytes_per_s: rate(self.bytes_in_hold, self.hold_s),
             final_id: self.final_id,
-            lost: c.lost + self.missing_at_end,
+            lost: if self.missing_is_lost {
+                c.lost + self.missing_at_end
+            } else {
+                c.lost
+            },
             missing_at_end: self.missing_at_end,
             duplicates: c.duplicates,
             gap_events: c.gap_events,
@@ -202,10 +233,17 @@ impl WireOutcome {
             latency_hold_us: self.hold_latency.as_ref().and_then(|h| summarize(h).ok()),
             connect_us: snap.connect_us.clone(),
             first_event_us: snap.first_event_us.clone(),
+            reconnect_us: snap.reconnect_us.clone(),
             server: self.server.clone(),
+            proxy: self.proxy.clone(),
             loadgen: self.loadgen.clone(),
             problems: self.problems.clone(),
             processes: self.processes,
+            measured: Measured {
+                latency: c.events == 0 || c.unstamped < c.events,
+                loss: c.events == 0 || c.no_id < c.events,
+            },
+            connected_in_s: self.all_open_after_us.map(|us| us as f64 / 1e6),
             recorder: snap,
             network: self.network.clone(),
         })

@@ -1,34 +1,27 @@
 //! Runs scenarios end to end: start (or find) the server, run each wire in
-//! turn, collect a [`RunResult`].
+//! turn, collect a [`RunResult`]. A scenario loads the feed server (embedded
+//! or external), any server given by URLs, or each of several stacks
+//! (`stacks`); every wire goes through the same driver.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::driver::run_wire_with;
-use super::link::{HoldHooks, LinkRun, NoHooks};
-use super::live::Live;
+use super::gauge::ServerGauge;
+use super::link::LinkRun;
+use super::loaded::{drive_wire, Loaded, Placement};
+use super::observer::Observer;
 use super::options::RunOptions;
 use super::server::{ServerSettings, StartedServer};
-use super::spec::WireSpec;
+use super::source::Source;
 use super::worker::TargetSpec;
-use super::workers::{run_wire_in_processes, WorkerSetup};
+use crate::client::AnyTarget;
+use crate::measure::ProcessProbe;
 use crate::result::{
-    Environment, RunResult, Scenario, ScenarioResult, Section, ServerSetup, WireResult,
+    AnyServer, Environment, RunResult, Scenario, ScenarioResult, Section, ServerSetup, WireResult,
     SCHEMA_VERSION,
 };
 use crate::wire::Wire;
-
-/// Hooks for a progress view; the binary draws, the library only reports.
-pub trait Observer: Send + Sync {
-    fn scenario_started(&self, _scenario: &Scenario, _server: &ServerSetup) {}
-    fn wire_started(&self, _scenario: &Scenario, _wire: Wire, _live: Arc<Live>) {}
-    fn wire_finished(&self, _result: &WireResult) {}
-}
-
-/// An observer that reports nothing.
-pub struct Silent;
-impl Observer for Silent {}
 
 /// Runs every scenario; never fails: what went wrong is in `problems`.
 pub async fn run_scenarios(
@@ -46,12 +39,43 @@ pub async fn run_scenarios(
             problems.push(format!("interrupted before scenario `{}`", scenario.name));
             break;
         }
-        match run_scenario(scenario, opts, observer, cancel.clone()).await {
-            Ok(r) => {
-                for w in &r.wires {
-                    problems.extend(w.problems.iter().map(|p| format!("{}: {p}", scenario.name)));
+        // A shard runs its block of the connections; its result records
+        // that share, so the shards' results add up to the scenario.
+        let ran = match Placement::of(scenario, opts) {
+            Err(e) => Err(anyhow::anyhow!("--shard: {e}")),
+            Ok((scenario, placed)) => {
+                let scenario = &scenario;
+                if !scenario.stacks.is_empty() {
+                    super::stacks::run_stacks(scenario, placed, opts, observer, cancel.clone())
+                        .await
+                } else if let Some(any) = &scenario.any_server {
+                    run_any(scenario, any, placed, opts, observer, cancel.clone())
+                        .await
+                        .map(|r| (vec![r], Vec::new()))
+                } else {
+                    run_scenario(scenario, placed, opts, observer, cancel.clone())
+                        .await
+                        .map(|r| (vec![r], Vec::new()))
                 }
-                results.push(r);
+            }
+        };
+        match ran {
+            Ok((ran, skipped)) => {
+                problems.extend(
+                    skipped
+                        .into_iter()
+                        .map(|p| format!("{}: {p}", scenario.name)),
+                );
+                for r in ran {
+                    let label = match r.stack {
+                        Some(stack) => format!("{} ({stack})", scenario.name),
+                        None => scenario.name.clone(),
+                    };
+                    for w in &r.wires {
+                        problems.extend(w.problems.iter().map(|p| format!("{label}: {p}")));
+                    }
+                    results.push(r);
+                }
             }
             Err(e) => problems.push(format!("{}: {e:#}", scenario.name)),
         }
@@ -75,6 +99,7 @@ pub async fn run_scenarios(
 
 async fn run_scenario(
     scenario: &Scenario,
+    placed: Placement,
     opts: &RunOptions,
     observer: &dyn Observer,
     cancel: CancellationToken,
@@ -82,6 +107,7 @@ async fn run_scenario(
     scenario.validate()?;
     let settings = ServerSettings {
         payload_bytes: scenario.payload_bytes,
+        edge: scenario.edge().map_err(anyhow::Error::msg)?,
         ..ServerSettings::new(scenario.rate_hz, opts.workers)
     };
     // One lab for the scenario: every wire's server and connections run
@@ -89,7 +115,7 @@ async fn run_scenario(
     let link = scenario.link.as_ref().map(LinkRun::start).transpose()?;
     let mut setup: Option<ServerSetup> = None;
     let mut wires = Vec::new();
-    for &wire in &scenario.wires {
+    for wire in wires_to_run(scenario, opts, &settings).await? {
         if cancel.is_cancelled() {
             break;
         }
@@ -100,7 +126,10 @@ async fn run_scenario(
             server: &server,
             link: link.as_ref(),
         };
-        let result = run_on(place, scenario, wire, opts, &mut setup, observer, &cancel).await;
+        let result = run_on(
+            place, scenario, wire, placed, opts, &mut setup, observer, &cancel,
+        )
+        .await;
         server.stop().await;
         let result = result?;
         observer.wire_finished(&result);
@@ -112,6 +141,7 @@ async fn run_scenario(
         server,
         wires,
         link: link.as_ref().map(LinkRun::report),
+        stack: None,
         section: Section::Feed,
     })
 }
@@ -123,11 +153,112 @@ struct Place<'a> {
     link: Option<&'a LinkRun>,
 }
 
+/// A scenario against any server given by URLs: no `/stats`; its memory
+/// and CPU from /proc when its process id is given.
+async fn run_any(
+    scenario: &Scenario,
+    any: &AnyServer,
+    placed: Placement,
+    opts: &RunOptions,
+    observer: &dyn Observer,
+    cancel: CancellationToken,
+) -> anyhow::Result<ScenarioResult> {
+    scenario.validate()?;
+    let target = AnyTarget::resolve(any).await?;
+    let setup = ServerSetup {
+        mode: "any-server".into(),
+        http_url: any.shown_url().to_string(),
+        https_url: None,
+        // Not known to the load generator: another server's feed.
+        rate_hz: 0.0,
+        payload_bytes: 0,
+        workers: None,
+        edge: None,
+    };
+    observer.scenario_started(scenario, &setup);
+    let loaded = Loaded {
+        source: Source::Any(Arc::new(target)),
+        gauge: match any.server_pid {
+            Some(pid) => ServerGauge::Process(ProcessProbe::new(pid)),
+            None => ServerGauge::Unmeasured,
+        },
+        worker_target: TargetSpec {
+            http_url: any.shown_url().to_string(),
+            https_url: None,
+            ca_cert: any.ca_cert.clone(),
+            sources: Vec::new(),
+            any: Some(Box::new(any.clone())),
+            through_edge: false,
+        },
+        placed,
+        proxy: None,
+        link: None,
+    };
+    let mut wires = Vec::new();
+    for wire in scenario.wires_to_run() {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let result = drive_wire(&loaded, scenario, wire, opts, observer, &cancel).await?;
+        observer.wire_finished(&result);
+        wires.push(result);
+    }
+    Ok(ScenarioResult {
+        scenario: scenario.clone(),
+        server: setup,
+        wires,
+        link: None,
+        stack: None,
+        section: Section::Feed,
+    })
+}
+
+/// The scenario's wires. `all` (the four wires the feed server serves
+/// itself) means the wires the target supports: through an edge (TLS only)
+/// no h2c; WebSocket over HTTP/2 (ws-h2) when the target announces
+/// SETTINGS_ENABLE_CONNECT_PROTOCOL, so a default run against actix stays
+/// as it is. Wires named one by one run as named.
+async fn wires_to_run(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    settings: &ServerSettings,
+) -> anyhow::Result<Vec<Wire>> {
+    if scenario.wires != Wire::ALL {
+        return Ok(scenario.wires.clone());
+    }
+    if scenario.link.is_some() {
+        // No edge over a link (refused), and the embedded server announces
+        // no WebSocket over HTTP/2: the four wires it serves itself.
+        return Ok(Wire::ALL.to_vec());
+    }
+    let server = StartedServer::start(opts, settings).await?;
+    let announced = match (&server.target.tls, server.ca_cert(opts)) {
+        (Some(tls), Some(ca)) => {
+            edge::read_h2_settings(tls.addr, &tls.host, &ca, std::time::Duration::from_secs(10))
+                .await
+                .ok()
+        }
+        _ => None,
+    };
+    let through_edge = server.target.through_edge;
+    server.stop().await;
+    let mut wires: Vec<Wire> = Wire::ALL
+        .into_iter()
+        .filter(|w| !(through_edge && w.protocol() == server::wire::Protocol::H2c))
+        .collect();
+    if announced.is_some_and(|s| s.enable_connect_protocol) {
+        wires.push(Wire::WsH2);
+    }
+    Ok(wires)
+}
+
 /// Runs one wire of a scenario against a started server.
+#[allow(clippy::too_many_arguments)]
 async fn run_on(
     place: Place<'_>,
     scenario: &Scenario,
     wire: Wire,
+    placed: Placement,
     opts: &RunOptions,
     setup: &mut Option<ServerSetup>,
     observer: &dyn Observer,
@@ -152,60 +283,20 @@ async fn run_on(
         observer.scenario_started(scenario, &s);
         *setup = Some(s);
     }
-    let live = Arc::new(Live::default());
-    observer.wire_started(scenario, wire, live.clone());
-    let spec = WireSpec::for_scenario(scenario, wire, opts.retry).map_err(anyhow::Error::msg)?;
-    let processes = processes_for(scenario, opts);
-    let hooks: &dyn HoldHooks = match place.link {
-        Some(link) => link,
-        None => &NoHooks,
+    let loaded = Loaded {
+        source: Source::Feed(Arc::new(target.clone())),
+        gauge: ServerGauge::Stats(Box::new(probe)),
+        worker_target: TargetSpec {
+            http_url: target.http_url.clone(),
+            https_url: target.https_url.clone(),
+            ca_cert: server.ca_cert(opts),
+            sources: place.link.map(LinkRun::client_addrs).unwrap_or_default(),
+            any: None,
+            through_edge: target.through_edge,
+        },
+        placed,
+        proxy: server.edge(),
+        link: place.link,
     };
-    let outcome = match (&opts.worker_exe, processes) {
-        (Some(exe), p) if p > 1 => {
-            let workers = WorkerSetup {
-                exe: exe.clone(),
-                target: TargetSpec {
-                    http_url: target.http_url.clone(),
-                    https_url: target.https_url.clone(),
-                    ca_cert: server.ca_cert(opts),
-                    sources: place.link.map(LinkRun::client_addrs).unwrap_or_default(),
-                },
-                processes: p,
-                netns: place.link.map(|l| l.client_netns().clone()),
-            };
-            let mut o = run_wire_in_processes(workers, spec, &probe, live, hooks)
-                .await
-                .map_err(|e| e.context(format!("{wire} over {processes} processes")))?;
-            o.processes = p;
-            o
-        }
-        _ => {
-            let target = Arc::new(target.clone());
-            run_wire_with(target, spec, &probe, live, cancel.clone(), hooks).await
-        }
-    };
-    let mut result = outcome.to_result()?;
-    if let Some(link) = place.link {
-        if let Some(network) = &mut result.network {
-            network.emulator = link.last_hold();
-        }
-        result.problems.extend(link.problems());
-    }
-    Ok(result)
-}
-
-/// Processes for a wire: as asked, or as many as the open-file limit needs
-/// (each process keeps about 1,000 descriptors in reserve).
-fn processes_for(scenario: &Scenario, opts: &RunOptions) -> usize {
-    if let Some(p) = scenario.processes {
-        return p.max(1);
-    }
-    if opts.worker_exe.is_none() {
-        return 1;
-    }
-    let limit = rlimit::Resource::NOFILE
-        .get()
-        .map_or(1024, |(soft, _)| soft) as usize;
-    let usable = limit.saturating_sub(1_000).max(100);
-    scenario.connections.div_ceil(usable).max(1)
+    drive_wire(&loaded, scenario, wire, opts, observer, cancel).await
 }

@@ -8,6 +8,11 @@
 //! the load generator's and its sockets do not count against this
 //! process's open-file limit. Both are given the same [`ServerSettings`]:
 //! as a config in this process, as flags to the child.
+//!
+//! With an edge ([`ServerSettings::edge`]), nginx or HAProxy is started in
+//! front of the server's plain listener (the `edge` crate); one generated
+//! certificate serves both the edge and the server's own TLS listener, and
+//! the target's TLS side becomes the edge's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -42,9 +47,11 @@ pub struct ServerSettings {
     /// The address both listeners bind (port 0), if not 127.0.0.1: the
     /// server's address on an emulated link.
     pub listen: Option<IpAddr>,
-    /// The TLS listener's certificate and key files, instead of a
-    /// generated certificate for the loopback names.
-    pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// A proxy to start in front of it, and its config.
+    pub edge: Option<(edge::EdgeKind, edge::EdgeProfile)>,
+    /// Certificate and key for its TLS listener (default: generated): the
+    /// edge's, or one naming the server's address on an emulated link.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServerSettings {
@@ -67,10 +74,6 @@ impl ServerSettings {
         let mut c = ServerConfig::ephemeral();
         c.http = self.listen_addr();
         c.https = self.listen_addr();
-        if let Some((cert, key)) = &self.tls_files {
-            c.tls_cert = Some(cert.clone());
-            c.tls_key = Some(key.clone());
-        }
         c.rate = self.rate_hz;
         c.payload_bytes = self.payload_bytes;
         c.workers = self.workers;
@@ -80,6 +83,10 @@ impl ServerSettings {
         }
         if let Some(ms) = self.retry_ms {
             c.retry_ms = ms;
+        }
+        if let Some((cert, key)) = &self.tls {
+            c.tls_cert = Some(cert.clone());
+            c.tls_key = Some(key.clone());
         }
         c
     }
@@ -107,7 +114,7 @@ impl ServerSettings {
         if let Some(ms) = self.retry_ms {
             flags.extend(["--retry-ms".into(), ms.to_string()]);
         }
-        if let Some((cert, key)) = &self.tls_files {
+        if let Some((cert, key)) = &self.tls {
             flags.extend([
                 "--tls-cert".into(),
                 cert.display().to_string(),
@@ -121,15 +128,24 @@ impl ServerSettings {
 
 /// A started (or found) server and how to reach it.
 pub struct StartedServer {
+    /// Dropped (stopped) before the server.
+    edge: Option<StartedEdge>,
     embedded: Option<EmbeddedServer>,
     pub target: Target,
     /// Where it runs and how it was set, for the result.
     pub setup: ServerSetup,
 }
 
+/// The edge proxy of a run, with the directory of its certificate.
+struct StartedEdge {
+    edge: edge::Edge,
+    _cert_dir: tempfile::TempDir,
+}
+
 impl StartedServer {
     /// Starts the embedded server with `settings` (in this process or a
-    /// child, as `opts` say), or checks the external target.
+    /// child, as `opts` say), or checks the external target; then the edge
+    /// in front of it, if asked.
     pub async fn start(opts: &RunOptions, settings: &ServerSettings) -> anyhow::Result<Self> {
         StartedServer::start_over(opts, settings, None).await
     }
@@ -137,8 +153,69 @@ impl StartedServer {
     /// [`start`](Self::start), over `link` when given: the embedded child
     /// inside the link's server namespace, on the server's address there,
     /// with a certificate for that address; the target's sockets made in
-    /// the client namespace.
+    /// the client namespace. No edge over a link (refused).
     pub async fn start_over(
+        opts: &RunOptions,
+        settings: &ServerSettings,
+        link: Option<&LinkRun>,
+    ) -> anyhow::Result<Self> {
+        let Some((kind, profile)) = settings.edge.clone() else {
+            return StartedServer::start_direct(opts, settings, link).await;
+        };
+        if link.is_some() {
+            return Err(LinkError::Server("an edge proxy (--edge)").into());
+        }
+        let cert_dir = tempfile::Builder::new()
+            .prefix("wb-edge-cert-")
+            .tempdir()
+            .context("making a directory for the edge's certificate")?;
+        let cert = edge::EdgeCert::generate(cert_dir.path())?;
+        let with_cert = ServerSettings {
+            tls: Some((cert.cert_path.clone(), cert.key_path.clone())),
+            edge: None,
+            ..settings.clone()
+        };
+        let mut started = StartedServer::start_direct(opts, &with_cert, None).await?;
+        let upstream = started.target.http_addr.to_string();
+        let spec = edge::EdgeSpec::new(kind, profile.clone(), upstream).with_cert(cert.clone());
+        let edge = tokio::task::spawn_blocking(move || edge::Edge::start(spec))
+            .await
+            .context("starting the edge")??;
+        let announced = edge::read_h2_settings(
+            edge.addr(),
+            "localhost",
+            &cert.cert_path,
+            Duration::from_secs(10),
+        )
+        .await
+        .with_context(|| format!("reading the HTTP/2 SETTINGS of {kind} at {}", edge.url()))?;
+        started.setup.edge = Some(crate::result::EdgeSetup {
+            kind: kind.to_string(),
+            config: profile.label(),
+            url: edge.url(),
+            version: edge_version(kind),
+            h2_max_concurrent_streams: announced.max_concurrent_streams,
+            enable_connect_protocol: announced.enable_connect_protocol,
+            config_text: edge.config_text().to_string(),
+        });
+        started.setup.https_url = Some(edge.url());
+        started.target = started
+            .target
+            .clone()
+            .via_edge(edge.addr(), cert.cert_path.clone())?;
+        started.edge = Some(StartedEdge {
+            edge,
+            _cert_dir: cert_dir,
+        });
+        Ok(started)
+    }
+
+    /// The edge proxy in front of the server, if any.
+    pub fn edge(&self) -> Option<&edge::Edge> {
+        self.edge.as_ref().map(|e| &e.edge)
+    }
+
+    async fn start_direct(
         opts: &RunOptions,
         settings: &ServerSettings,
         link: Option<&LinkRun>,
@@ -157,7 +234,7 @@ impl StartedServer {
             (ServerChoice::Child { exe }, Some(link)) => {
                 let over_link = ServerSettings {
                     listen: Some(link.server_addr()),
-                    tls_files: Some(link.tls_files()),
+                    tls: Some(link.tls_files()),
                     ..settings.clone()
                 };
                 let e = EmbeddedServer::child_in(
@@ -203,17 +280,22 @@ impl StartedServer {
             rate_hz: settings.rate_hz,
             payload_bytes: settings.payload_bytes,
             workers: opts.workers,
+            edge: None,
         };
         Ok(StartedServer {
+            edge: None,
             embedded,
             target,
             setup,
         })
     }
 
-    /// The certificate a worker process must trust: the embedded server's,
-    /// or the one given for an external server.
+    /// The certificate a worker process must trust: the edge's, the
+    /// embedded server's, or the one given for an external server.
     pub fn ca_cert(&self, opts: &RunOptions) -> Option<PathBuf> {
+        if let Some(e) = &self.edge {
+            return Some(e.edge.cert().cert_path.clone());
+        }
         match (&self.embedded, &opts.server) {
             (Some(e), _) => e.ready().cert_path,
             (
@@ -227,12 +309,38 @@ impl StartedServer {
         }
     }
 
-    /// Stops the embedded server (an external one is left alone).
+    /// Stops the edge, then the embedded server (an external one is left
+    /// alone).
     pub async fn stop(self) {
+        if let Some(e) = self.edge {
+            // Stopping waits for the proxy's processes to exit.
+            let _ = tokio::task::spawn_blocking(move || drop(e)).await;
+        }
         if let Some(e) = self.embedded {
             e.stop().await;
         }
     }
+}
+
+/// The proxy's version line, for the result (`nginx version: nginx/1.22.1`).
+fn edge_version(kind: edge::EdgeKind) -> String {
+    let Ok(binary) = kind.locate() else {
+        return String::new();
+    };
+    std::process::Command::new(binary)
+        .arg("-v")
+        .output()
+        .map(|o| {
+            // nginx prints its version on stderr, HAProxy on stdout.
+            let text = [o.stdout, o.stderr].concat();
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// What a started server tells its parent (one JSON line on stdout).
@@ -296,21 +404,7 @@ impl EmbeddedServer {
                 exe: exe.display().to_string(),
                 source,
             })?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-                if let Ok(ready) = serde_json::from_str::<Ready>(&line) {
-                    return Ok(ready);
-                }
-            }
-            Err("it exited first (see its messages above)".to_string())
-        })
-        .await
-        .map_err(|_| EmbeddedError::NotReady("timed out".into()))?
-        .map_err(EmbeddedError::NotReady)?;
-        // Keep reading (and discarding) its stdout so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let ready = ready_line(&mut child).await?;
         Ok(EmbeddedServer::Child { child, ready })
     }
 
@@ -361,12 +455,93 @@ impl EmbeddedServer {
     }
 }
 
+/// How long a child server may take to say it listens.
+const READY_WAIT: Duration = Duration::from_secs(20);
+
+/// Reads a started child's ready line (the first line of its stdout that
+/// parses as `T`), then keeps draining its stdout so it never blocks on a
+/// full pipe.
+pub async fn ready_line<T: serde::de::DeserializeOwned>(
+    child: &mut tokio::process::Child,
+) -> Result<T, EmbeddedError> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| EmbeddedError::NotReady("its stdout is not piped".into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(READY_WAIT, async {
+        while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+            if let Ok(ready) = serde_json::from_str::<T>(&line) {
+                return Ok(ready);
+            }
+        }
+        Err("it exited first (see its messages above)".to_string())
+    })
+    .await
+    .map_err(|_| EmbeddedError::NotReady("timed out".into()))?
+    .map_err(EmbeddedError::NotReady)?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(ready)
+}
+
 /// The `serve` subcommand: runs the server until stdin closes (the parent
 /// went away or asked) or a signal arrives; `announce` gets the ready line
 /// first (the binary prints it on stdout, where the parent reads it).
-pub async fn serve(config: ServerConfig, announce: impl FnOnce(&str)) -> anyhow::Result<()> {
+///
+/// With `edge`, nginx or HAProxy runs in front of it with one generated
+/// certificate (also the server's own TLS listener's), and `announce` gets
+/// `edge: https://localhost:PORT/` before the ready line, then the
+/// certificate to trust.
+pub async fn serve(
+    mut config: ServerConfig,
+    edge: Option<(edge::EdgeKind, edge::EdgeProfile)>,
+    mut announce: impl FnMut(&str),
+) -> anyhow::Result<()> {
     server::nofile::raise_open_files_limit();
+    let cert_dir = tempfile::Builder::new()
+        .prefix("wb-edge-cert-")
+        .tempdir()
+        .context("making a directory for the edge's certificate")?;
+    let cert = match &edge {
+        Some(_) if config.tls_cert.is_none() => {
+            let cert = edge::EdgeCert::generate(cert_dir.path())?;
+            config.tls_cert = Some(cert.cert_path.clone());
+            config.tls_key = Some(cert.key_path.clone());
+            Some(cert)
+        }
+        Some(_) => {
+            let (c, k) = config
+                .tls_cert
+                .clone()
+                .zip(config.tls_key.clone())
+                .context("--tls-cert needs --tls-key")?;
+            Some(edge::EdgeCert::from_files(&c, &k, cert_dir.path())?)
+        }
+        None => None,
+    };
     let running = server::run(config).context("starting the server")?;
+    let proxy = match (edge, cert) {
+        (Some((kind, profile)), Some(cert)) => {
+            let upstream = running.http_addr.to_string();
+            let spec = edge::EdgeSpec::new(kind, profile, upstream).with_cert(cert.clone());
+            let proxy = tokio::task::spawn_blocking(move || edge::Edge::start(spec))
+                .await
+                .context("starting the edge")??;
+            announce(&format!("edge: {}", proxy.url()));
+            announce(&format!(
+                "edge: {kind} ({}) in front of http://{}; trust {}{}",
+                proxy.profile(),
+                running.http_addr,
+                cert.cert_path.display(),
+                cert.spki_sha256
+                    .as_ref()
+                    .map(|h| format!(" or run chromium --ignore-certificate-errors-spki-list={h}"))
+                    .unwrap_or_default()
+            ));
+            Some(proxy)
+        }
+        _ => None,
+    };
     let ready = Ready {
         http_addr: running.http_addr,
         https_addr: running.https_addr,
@@ -382,6 +557,9 @@ pub async fn serve(config: ServerConfig, announce: impl FnOnce(&str)) -> anyhow:
         _ = tokio::io::copy(&mut stdin, &mut sink) => {}
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+    if let Some(p) = proxy {
+        let _ = tokio::task::spawn_blocking(move || drop(p)).await;
     }
     running.shutdown().await.context("stopping the server")?;
     Ok(())
@@ -401,7 +579,8 @@ mod tests {
             replay: Some(32),
             retry_ms: Some(150),
             listen: Some("198.18.1.1".parse().unwrap()),
-            tls_files: Some(("/c.pem".into(), "/k.pem".into())),
+            edge: None,
+            tls: Some(("/c.pem".into(), "/k.pem".into())),
         };
         let mut args = vec!["server".to_string()];
         args.extend(settings.flags());

@@ -35,6 +35,31 @@ pub struct WireSpec {
     /// stalls and recovery from outages.
     #[serde(default)]
     pub link: Option<LinkTiming>,
+    /// The index of the first connection (a shard's block starts there).
+    #[serde(default)]
+    pub first_index: usize,
+    /// When the hold starts (Unix ns, `--start-at`), instead of as soon as
+    /// the connections are open and settled.
+    #[serde(default)]
+    pub hold_at_unix_ns: Option<u64>,
+    /// An inter-arrival gap longer than this is a stall.
+    #[serde(default = "default_stall")]
+    pub stall_after: Duration,
+}
+
+fn default_stall() -> Duration {
+    crate::measure::DEFAULT_STALL
+}
+
+/// A stall: as any server's settings say, else a second or three periods
+/// of the feed, whichever is longer (a slow feed's normal gap is no stall).
+fn stall_after(s: &Scenario) -> Duration {
+    match &s.any_server {
+        Some(any) => Duration::from_millis(any.stall_ms),
+        None => Duration::try_from_secs_f64(3.0 / s.rate_hz)
+            .unwrap_or(Duration::MAX)
+            .max(crate::measure::DEFAULT_STALL),
+    }
 }
 
 /// Longest any phase of a wire run may be, as a duration.
@@ -58,6 +83,9 @@ impl WireSpec {
             connect_timeout: secs(s.connect_timeout_s)?,
             retry,
             link: s.link.as_ref().map(LinkTiming::of),
+            first_index: 0,
+            hold_at_unix_ns: None,
+            stall_after: stall_after(s),
         })
     }
 

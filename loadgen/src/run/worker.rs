@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::driver::WireRun;
 use super::live::Live;
 use super::outcome::{own_usage, Finished};
+use super::source::Source;
 use super::spec::WireSpec;
-use crate::client::{SourceAddresses, Target, Trust};
-use crate::result::{summarize, HistogramSummary};
+use crate::client::{AnyTarget, SourceAddresses, Target, Trust};
+use crate::result::{summarize, AnyServer, HistogramSummary};
 
 /// How a worker finds the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,21 +30,30 @@ pub struct TargetSpec {
     /// link's client namespace uses the lab's); none: the default.
     #[serde(default)]
     pub sources: Vec<IpAddr>,
+    /// Any server's settings, when it is not the feed server.
+    #[serde(default)]
+    pub any: Option<Box<AnyServer>>,
+    /// `https_url` is an edge proxy in front of the server.
+    #[serde(default)]
+    pub through_edge: bool,
 }
 
 impl TargetSpec {
-    pub async fn target(&self) -> anyhow::Result<Target> {
+    pub async fn source(&self) -> anyhow::Result<Source> {
+        if let Some(any) = &self.any {
+            return Ok(Source::Any(Arc::new(AnyTarget::resolve(any).await?)));
+        }
         let trust = match &self.ca_cert {
             Some(p) => Trust::CaFile(p.clone()),
             None => Trust::Insecure,
         };
-        let target =
+        let mut target =
             Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?;
-        Ok(if self.sources.is_empty() {
-            target
-        } else {
-            target.with_socket_hook(Arc::new(SourceAddresses(self.sources.clone())))
-        })
+        target.through_edge = self.through_edge;
+        if !self.sources.is_empty() {
+            target = target.with_socket_hook(Arc::new(SourceAddresses(self.sources.clone())));
+        }
+        Ok(Source::Feed(Arc::new(target)))
     }
 }
 
@@ -52,7 +62,8 @@ impl TargetSpec {
 #[serde(rename_all = "snake_case")]
 pub enum ToWorker {
     Job {
-        target: TargetSpec,
+        /// Boxed: the other messages are small.
+        target: Box<TargetSpec>,
         spec: Box<WireSpec>,
         first_index: usize,
     },
@@ -87,6 +98,9 @@ pub enum FromWorker {
         rss_bytes: u64,
         /// Every latency so far, encoded (the parent subtracts the marks).
         latency: HistogramSummary,
+        /// The highest id its connections have seen.
+        #[serde(default)]
+        highest_id: u64,
     },
     Finished(Box<Finished>),
 }
@@ -105,11 +119,11 @@ pub async fn serve_worker() -> anyhow::Result<()> {
     else {
         anyhow::bail!("the first message must be a job");
     };
-    let target = Arc::new(target.target().await?);
+    let source = target.source().await?;
     let live = Arc::new(Live::default());
     let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
     let mut run = WireRun::start(
-        target,
+        &source,
         *spec,
         live.clone(),
         CancellationToken::new(),
@@ -138,6 +152,7 @@ pub async fn serve_worker() -> anyhow::Result<()> {
                     cpu_us,
                     rss_bytes,
                     latency: summarize(&run.latency())?,
+                    highest_id: run.highest_id(),
                 };
                 send(&out, &reply).await?;
             }

@@ -15,17 +15,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use edge::Edge;
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use super::driver::settle_after;
+use super::gauge::ServerGauge;
 use super::link::HoldHooks;
 use super::live::Live;
 use super::outcome::{hold_only, Finished, Held, WireOutcome};
+use super::proxy::ProxySamples;
 use super::spec::WireSpec;
 use super::worker::{FromWorker, TargetSpec, ToWorker};
-use crate::client::ServerProbe;
 use crate::measure::{add_network, Recorder};
 use crate::result::new_histogram;
 
@@ -95,7 +96,8 @@ pub struct WorkerSetup {
 pub async fn run_wire_in_processes(
     setup: WorkerSetup,
     spec: WireSpec,
-    probe: &ServerProbe,
+    gauge: &ServerGauge,
+    proxy: Option<&Edge>,
     live: Arc<Live>,
     hooks: &dyn HoldHooks,
 ) -> anyhow::Result<WireOutcome> {
@@ -107,10 +109,12 @@ pub async fn run_wire_in_processes(
     } = setup;
     spec.validate().map_err(anyhow::Error::msg)?;
     let mut problems = Vec::new();
-    let before = probe.snapshot().await.ok();
+    let mut proxied = ProxySamples::default();
+    ProxySamples::take(&mut proxied.before, proxy);
+    let before = gauge.snapshot().await.ok().flatten();
     live.target.store(spec.connections, Ordering::Relaxed);
     let mut workers = Vec::new();
-    let mut first_index = 0;
+    let mut first_index = spec.first_index;
     for share in shares(spec.connections, processes) {
         let mut command = tokio::process::Command::new(&exe);
         if let Some(netns) = &netns {
@@ -136,7 +140,7 @@ pub async fn run_wire_in_processes(
             p99_us: 0,
         };
         let job = ToWorker::Job {
-            target: target.clone(),
+            target: Box::new(target.clone()),
             spec: Box::new(WireSpec {
                 connections: share,
                 ramp_per_s: spec.ramp_per_s / processes as f64,
@@ -161,9 +165,16 @@ pub async fn run_wire_in_processes(
         publish(&live, &workers_figures(std::slice::from_ref(w)));
     }
     let mut measured = Held::default();
+    let mut highest_id = 0;
     if opened > 0 {
         tokio::time::sleep(spec.settle).await;
-        measured.held = probe.snapshot().await.ok();
+        if let Some(at) = spec.hold_at_unix_ns {
+            if let Some(late) = super::shard::wait_until(at).await {
+                problems.push(super::shard::late_start(late));
+            }
+        }
+        measured.held = gauge.snapshot().await.ok().flatten();
+        ProxySamples::take(&mut proxied.held, proxy);
         let hold_start = server::event::unix_now_ns();
         hooks.hold_started();
         let m0 = mark_all(&mut workers, Some(hold_start)).await?;
@@ -196,7 +207,9 @@ pub async fn run_wire_in_processes(
         hooks.hold_ended();
         measured.hold_s = t0.elapsed().as_secs_f64();
         let m1 = mark_all(&mut workers, None).await?;
-        measured.end = probe.snapshot().await.ok();
+        measured.end = gauge.snapshot().await.ok().flatten();
+        ProxySamples::take(&mut proxied.end, proxy);
+        highest_id = m1.highest_id;
         measured.latency = hold_only(m1.latency, &m0.latency);
         for (a, b) in m0.each.iter().zip(&m1.each) {
             measured.events += b.0 - a.0;
@@ -205,7 +218,11 @@ pub async fn run_wire_in_processes(
             measured.own_rss += b.3;
         }
     }
-    let final_id = measured.end.as_ref().map_or(0, |e| e.last_id.max(1));
+    let final_id = if gauge.knows_newest_id() {
+        measured.end.as_ref().map_or(0, |e| e.last_id.max(1))
+    } else {
+        highest_id
+    };
     let mut parts = Vec::new();
     for w in &mut workers {
         w.tell(&ToWorker::Finish { final_id }).await?;
@@ -220,10 +237,13 @@ pub async fn run_wire_in_processes(
         }
     }
     let finished = merge_finished(parts, &mut problems);
-    let after = settle_after(probe, before.as_ref()).await;
-    Ok(WireOutcome::assemble(
-        spec, finished, measured, before, after, final_id, problems,
-    ))
+    let after = gauge.settle_after(before.as_ref()).await;
+    ProxySamples::take(&mut proxied.after, proxy);
+    measured.proxy = proxied;
+    let mut outcome =
+        WireOutcome::assemble(spec, finished, measured, before, after, final_id, problems);
+    outcome.missing_is_lost = gauge.knows_newest_id();
+    Ok(outcome)
 }
 
 /// Every worker's counters at one moment.
@@ -232,6 +252,8 @@ struct Marks {
     each: Vec<(u64, u64, u64, u64)>,
     /// All workers' latencies so far, merged.
     latency: Histogram<u64>,
+    /// The highest id any worker's connections saw.
+    highest_id: u64,
 }
 
 async fn mark_all(workers: &mut [Worker], hold_start: Option<u64>) -> anyhow::Result<Marks> {
@@ -244,6 +266,7 @@ async fn mark_all(workers: &mut [Worker], hold_start: Option<u64>) -> anyhow::Re
     let mut out = Marks {
         each: Vec::new(),
         latency: new_histogram(),
+        highest_id: 0,
     };
     for w in workers.iter_mut() {
         match w.reply(Duration::from_secs(10)).await? {
@@ -253,7 +276,9 @@ async fn mark_all(workers: &mut [Worker], hold_start: Option<u64>) -> anyhow::Re
                 cpu_us,
                 rss_bytes,
                 latency,
+                highest_id,
             } => {
+                out.highest_id = out.highest_id.max(highest_id);
                 out.each.push((events, bytes, cpu_us, rss_bytes));
                 out.latency.add(latency.decode()?)?;
             }
@@ -297,10 +322,19 @@ pub fn merge_finished(parts: Vec<Finished>, problems: &mut Vec<String>) -> Finis
         missing_at_end: 0,
         first_errors: BTreeMap::new(),
         protocols_seen: BTreeMap::new(),
+        client_protocols: BTreeMap::new(),
         h2_connections: None,
+        all_open_after_us: None,
         problems: Vec::new(),
         network: None,
     };
+    let all_open: Vec<Option<u64>> = parts.iter().map(|p| p.all_open_after_us).collect();
+    // Every share open: the slowest one says when all were.
+    out.all_open_after_us = all_open
+        .iter()
+        .copied()
+        .collect::<Option<Vec<u64>>>()
+        .and_then(|v| v.into_iter().max());
     for p in parts {
         out.network = match (out.network.take(), &p.network) {
             (None, n) => n.clone(),
@@ -324,6 +358,9 @@ pub fn merge_finished(parts: Vec<Finished>, problems: &mut Vec<String>) -> Finis
         }
         for (k, v) in p.protocols_seen {
             *out.protocols_seen.entry(k).or_default() += v;
+        }
+        for (k, v) in p.client_protocols {
+            *out.client_protocols.entry(k).or_default() += v;
         }
         if let Some(n) = p.h2_connections {
             *out.h2_connections.get_or_insert(0) += n;

@@ -45,6 +45,7 @@ pub async fn run(spec: &EchoSpec, opts: &RunOptions) -> anyhow::Result<ScenarioR
         server: setup,
         wires: Vec::new(),
         link: None,
+        stack: None,
         section: Section::Echo(EchoResult {
             spec: spec.clone(),
             levels,

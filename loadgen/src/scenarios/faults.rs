@@ -63,6 +63,7 @@ pub async fn run(spec: &FaultSpec, opts: &RunOptions) -> anyhow::Result<Scenario
         server: setup,
         wires: Vec::new(),
         link: None,
+        stack: None,
         section: Section::Faults(FaultsResult {
             spec: spec.clone(),
             wires,
@@ -145,7 +146,8 @@ impl OnMessage<Msg> for Watch<'_> {
                 s.gap_events += 1;
                 s.gap_ids += s.tracker.gap(from, to).announced;
             }
-            Msg::KeepAlive | Msg::Retry(_) => {}
+            // The feed server's events are ticks; nothing else is read here.
+            Msg::KeepAlive | Msg::Retry(_) | Msg::Event { .. } => {}
         }
         Flow::Continue
     }
@@ -158,7 +160,8 @@ impl ConnectionHook for Watch<'_> {
 
     fn open_failed(&mut self, error: ClientError) {
         match error {
-            ClientError::Status { status: 503, .. } => self.s.refused += 1,
+            ClientError::Status { status: 503, .. }
+            | ClientError::NoUpgrade { status: 503, .. } => self.s.refused += 1,
             other => *self.s.errors.entry(other.kind().to_string()).or_default() += 1,
         }
     }

@@ -16,6 +16,11 @@ use server::{RunningServer, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+mod by_addr;
+use by_addr::get_h1;
+#[allow(unused_imports)]
+pub use by_addr::{redis_or_skip, ws_connect_at};
+
 pub const STEP: Duration = Duration::from_secs(10);
 
 /// Starts a server on ephemeral ports, at a brisk rate unless changed.
@@ -130,21 +135,7 @@ pub async fn get(
         req = req.header(*k, *v);
     }
     match wire {
-        Wire::SseH1 | Wire::WsH1 => {
-            let tcp = TcpStream::connect(server.http_addr).await.unwrap();
-            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .unwrap();
-            let conn = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let req = req
-                .header("host", server.http_addr.to_string())
-                .body(Empty::<Bytes>::new())
-                .unwrap();
-            let res = send.send_request(req).await.unwrap();
-            wrap(res, conn, None)
-        }
+        Wire::SseH1 | Wire::WsH1 => get_h1(server.http_addr, req).await,
         Wire::SseH2c => {
             let tcp = TcpStream::connect(server.http_addr).await.unwrap();
             let (mut send, conn) =
@@ -206,37 +197,27 @@ pub enum Feed {
 pub type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 pub async fn ws_connect(server: &RunningServer, query: &str) -> Ws {
-    let url = format!("ws://{}/ws{}", server.http_addr, query);
-    let tcp = TcpStream::connect(server.http_addr).await.unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
-    ws
+    ws_connect_at(server.http_addr, query).await
 }
 
 impl Feed {
     /// Opens `/sse` or `/ws` with an optional resume id (header for SSE).
     pub async fn open(server: &RunningServer, wire: Wire, last_id: Option<&str>) -> Feed {
-        match wire {
-            Wire::WsH1 => {
-                let q = last_id
-                    .map(|id| format!("?lastEventId={id}"))
-                    .unwrap_or_default();
-                Feed::Ws(ws_connect(server, &q).await)
-            }
-            _ => {
-                let headers: Vec<(&str, &str)> = last_id
-                    .map(|id| ("Last-Event-ID", id))
-                    .into_iter()
-                    .collect();
-                let res = get(server, wire, "/sse", &headers).await;
-                assert_eq!(res.status, 200);
-                if wire == Wire::SseH2 {
-                    assert_eq!(res.alpn.as_deref(), Some(&b"h2"[..]), "ALPN must pick h2");
-                }
-                Feed::Sse {
-                    res,
-                    buf: BytesMut::new(),
-                }
-            }
+        if matches!(wire, Wire::SseH1 | Wire::WsH1) {
+            return Feed::open_at(server.http_addr, wire, last_id).await;
+        }
+        let headers: Vec<(&str, &str)> = last_id
+            .map(|id| ("Last-Event-ID", id))
+            .into_iter()
+            .collect();
+        let res = get(server, wire, "/sse", &headers).await;
+        assert_eq!(res.status, 200);
+        if wire == Wire::SseH2 {
+            assert_eq!(res.alpn.as_deref(), Some(&b"h2"[..]), "ALPN must pick h2");
+        }
+        Feed::Sse {
+            res,
+            buf: BytesMut::new(),
         }
     }
 
@@ -395,4 +376,266 @@ pub async fn post(server: &RunningServer, path: &str) -> (u16, Value) {
     let status = res.status().as_u16();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// A raw WebSocket client: the HTTP/1.1 upgrade written by hand, then raw
+/// frames, so a test can send what no well-behaved client library would
+/// (huge declared lengths, a close and nothing after) and see exactly what
+/// the server does with the socket.
+pub struct RawWs {
+    pub tcp: TcpStream,
+    /// Bytes read after the handshake, not yet parsed into frames.
+    pub buf: BytesMut,
+}
+
+/// A server frame, as [`RawWs::frame`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The close code of a close frame.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == 0x8 && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+/// One masked client frame.
+pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+    let len = payload.len();
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+impl RawWs {
+    /// Connects to `path` (e.g. `/ws/echo`) and completes the upgrade.
+    /// `recv_buffer` shrinks the socket's receive buffer (a slow reader).
+    pub async fn connect(
+        addr: std::net::SocketAddr,
+        path: &str,
+        recv_buffer: Option<u32>,
+    ) -> RawWs {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let mut tcp = socket.connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = BytesMut::new();
+        let end = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            let n = tokio::time::timeout(STEP, tcp.read_buf(&mut buf))
+                .await
+                .expect("the upgrade answer within the step")
+                .unwrap();
+            assert!(n > 0, "closed during the upgrade");
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "not upgraded: {head}");
+        let _ = buf.split_to(end);
+        RawWs { tcp, buf }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.tcp.write_all(bytes).await.unwrap();
+    }
+
+    /// The next frame from the server; `None` at EOF (or a reset).
+    pub async fn frame(&mut self) -> Option<RawFrame> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some((frame, used)) = parse_server_frame(&self.buf) {
+                let _ = self.buf.split_to(used);
+                return Some(frame);
+            }
+            match self.tcp.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reads frames until the server's close frame; its code.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        while let Some(frame) = self.frame().await {
+            if frame.opcode == 0x8 {
+                return frame.close_code();
+            }
+        }
+        None
+    }
+
+    /// Reads (and drops) everything until the server closes the socket.
+    pub async fn until_eof(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let mut sink = vec![0u8; 64 * 1024];
+        while matches!(self.tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    }
+}
+
+/// One unmasked server frame from the start of `buf`, and its length.
+pub fn parse_server_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let opcode = buf[0] & 0x0f;
+    let (len, mut at) = match buf[1] & 0x7f {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    if buf[1] & 0x80 != 0 {
+        at += 4;
+    }
+    let payload = buf.get(at..at + len)?.to_vec();
+    Some((RawFrame { opcode, payload }, at + len))
+}
+
+/// `/stats` `process`: RSS and descriptors now.
+pub async fn process_figures(server: &RunningServer) -> (u64, u64) {
+    let s = stats(server).await;
+    (
+        s["process"]["rss_bytes"].as_u64().unwrap(),
+        s["process"]["open_fds"].as_u64().unwrap(),
+    )
+}
+
+/// The real `server` binary in a child process: for what an in-process
+/// server cannot show (its own descriptors, its log output, a lowered
+/// open-file limit). Killed when dropped, so a failing test leaves nothing
+/// running.
+pub struct ChildServer {
+    child: std::process::Child,
+    pub http_addr: std::net::SocketAddr,
+    /// Where its stderr (the logs) goes.
+    pub log: tempfile::NamedTempFile,
+}
+
+impl ChildServer {
+    /// Starts the binary on an ephemeral port without TLS, with `args`
+    /// added; under `prlimit --nofile=N:N` when `open_files` is given.
+    pub fn spawn(args: &[&str], open_files: Option<u64>) -> ChildServer {
+        let mut all = vec!["--http", "127.0.0.1:0", "--no-tls", "--workers", "2"];
+        all.extend_from_slice(args);
+        Self::spawn_exactly(&all, open_files)
+    }
+
+    /// Starts the binary with exactly `args` (their own `--http`, TLS on
+    /// or off).
+    pub fn spawn_exactly(args: &[&str], open_files: Option<u64>) -> ChildServer {
+        use std::io::BufRead as _;
+        let bin = env!("CARGO_BIN_EXE_server");
+        let mut cmd = match open_files {
+            Some(n) => {
+                let mut c = std::process::Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(bin);
+                c
+            }
+            None => std::process::Command::new(bin),
+        };
+        let log = tempfile::NamedTempFile::new().unwrap();
+        cmd.args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log.reopen().unwrap());
+        let mut child = cmd
+            .spawn()
+            .expect("starting the server binary (and prlimit)");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let http_addr = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| {
+                    let logs = std::fs::read_to_string(log.path()).unwrap_or_default();
+                    panic!("the server exited before its banner; its log:\n{logs}")
+                })
+                .unwrap();
+            if let Some(url) = line.strip_prefix("open in a browser:") {
+                let url = url
+                    .trim()
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/');
+                break url.parse().unwrap();
+            }
+        };
+        // Keep reading stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ChildServer {
+            child,
+            http_addr,
+            log,
+        }
+    }
+
+    /// `GET path` on a fresh connection, bounded in time: the status and
+    /// body, or `None` when no answer came.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let fetch = async {
+            let tcp = TcpStream::connect(self.http_addr).await.ok()?;
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .ok()?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let req = http::Request::get(path)
+                .header("host", self.http_addr.to_string())
+                .body(Empty::<Bytes>::new())
+                .ok()?;
+            let res = send.send_request(req).await.ok()?;
+            let status = res.status().as_u16();
+            let body = res.into_body().collect().await.ok()?.to_bytes();
+            Some((status, String::from_utf8_lossy(&body).into_owned()))
+        };
+        tokio::time::timeout(STEP, fetch).await.ok().flatten()
+    }
+
+    /// `/stats` as JSON.
+    pub async fn stats(&self) -> Value {
+        let (status, body) = self.get("/stats").await.expect("/stats answers");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,204 @@
+//! The listeners: one plain port for HTTP/1.1 and h2c (prior knowledge),
+//! one TLS port for h2 and HTTP/1.1 (ALPN), and the limits that keep the
+//! process within its descriptors.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web as aweb, App, HttpServer};
+
+use crate::broker::SharedFeed;
+use crate::config::ServerConfig;
+use crate::hub::Hub;
+use crate::nofile::ConnectionBudget;
+use crate::state::{AppState, Info};
+use crate::{chaos, echo, routes, tls};
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("binding the plain listener on {addr}: {source} (is another server on that port? try --http 127.0.0.1:0)")]
+    BindHttp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("binding the TLS listener on {addr}: {source} (try --https 127.0.0.1:0, or --no-tls)")]
+    BindHttps {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("starting the server thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the server thread ended before it started")]
+    Vanished,
+    #[error("the server did not stop within {0:?}")]
+    StopTimeout(Duration),
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    SharedFeed(#[from] crate::broker::BrokerError),
+}
+
+/// A bound server, not yet serving.
+pub(crate) struct Started {
+    pub http_addr: SocketAddr,
+    pub https_addr: Option<SocketAddr>,
+    pub info: Info,
+    pub handle: ServerHandle,
+}
+
+/// How long actix lingers after a response ends with the request unread
+/// (a closed WebSocket: the client's half may still send), before it shuts
+/// the socket. Must be well above 500 ms: actix computes the deadline from
+/// a clock it refreshes every 500 ms (`DateService`), so a shorter timeout
+/// often lands in the past, and a tokio sleep already elapsed when first
+/// polled never wakes the connection again. With the 100 ms once set here,
+/// most closed WebSockets kept their socket until the client closed it;
+/// with 1 s every one closes 0.5 to 1 s after the close frame.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Binds every listener with the server's limits and returns the server,
+/// not yet running, with what it bound.
+pub(crate) fn bind(
+    config: &Arc<ServerConfig>,
+    hub: &Arc<Hub>,
+    shared_feed: Option<Arc<SharedFeed>>,
+    tls: Option<(rustls::ServerConfig, tls::CertInfo)>,
+    budget: ConnectionBudget,
+    max_streams: usize,
+) -> Result<(actix_web::dev::Server, Started), ServerError> {
+    // The app state needs the bound addresses, known only after binding:
+    // the factory reads them from a cell filled right after.
+    let state_cell: Arc<std::sync::OnceLock<aweb::Data<AppState>>> = Default::default();
+    let factory_cell = state_cell.clone();
+    // Shared by every worker: an echo POST may land on another worker than
+    // the client's stream.
+    let echo_clients = aweb::Data::new(echo::EchoClients::new(config.echo_queue));
+    let chaos = aweb::Data::new(chaos::Chaos::default());
+    let chaos_app = chaos.clone();
+    let workers = config.workers.unwrap_or_else(default_workers);
+    let mut server = HttpServer::new(move || {
+        let state = factory_cell
+            .get()
+            .expect("state is set before the server runs")
+            .clone();
+        App::new()
+            .app_data(state)
+            .app_data(echo_clients.clone())
+            .app_data(chaos_app.clone())
+            .wrap(actix_web::middleware::from_fn(chaos::gate))
+            .configure(routes::configure)
+    })
+    .disable_signals()
+    .workers(workers)
+    .backlog(config.backlog)
+    // actix's limit is per worker: all of them together stay within the
+    // descriptors (see `nofile::ConnectionBudget`). Streams are limited
+    // apart (the hub), below this, so /stats and refusals still get in.
+    .max_connections(budget.tcp_connections.div_ceil(workers).max(1))
+    .tcp_nodelay(true)
+    .client_disconnect_timeout(LINGER)
+    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
+    if let Some(w) = config.h2_initial_window_size {
+        server = server.h2_initial_window_size(w);
+    }
+    if let Some(w) = config.h2_initial_connection_window_size {
+        server = server.h2_initial_connection_window_size(w);
+    }
+    let bind_http = |source| ServerError::BindHttp {
+        addr: config.http,
+        source,
+    };
+    // actix-web 4.18 detects h2c prior knowledge only on the `auto_h2c` binds.
+    server = if config.reuse_port {
+        let listener = shared_listener(config.http, config.backlog).map_err(bind_http)?;
+        server.listen_auto_h2c(listener).map_err(bind_http)?
+    } else {
+        server.bind_auto_h2c(config.http).map_err(bind_http)?
+    };
+    let http_addr = server.addrs()[0];
+    let mut cert = None;
+    let mut https_addr = None;
+    if let Some((rustls_config, info)) = tls {
+        let bind_https = |source| ServerError::BindHttps {
+            addr: config.https,
+            source,
+        };
+        server = if config.reuse_port {
+            let listener = shared_listener(config.https, config.backlog).map_err(bind_https)?;
+            server
+                .listen_rustls_0_23(listener, rustls_config)
+                .map_err(bind_https)?
+        } else {
+            server
+                .bind_rustls_0_23(config.https, rustls_config)
+                .map_err(bind_https)?
+        };
+        https_addr = server
+            .addrs_with_scheme()
+            .into_iter()
+            .find(|(_, scheme)| *scheme == "https")
+            .map(|(a, _)| a);
+        cert = Some(info);
+    }
+    let info = Info {
+        http_url: format!("http://{http_addr}"),
+        // `localhost` matches the certificate and is what a browser shows;
+        // the certificate also names 127.0.0.1.
+        https_url: https_addr.map(|a| format!("https://localhost:{}", a.port())),
+        rate_hz: config.rate,
+        payload_bytes: config.payload_bytes,
+        replay: config.replay,
+        retry_ms: config.retry_ms,
+        keepalive_s: config.keepalive.as_secs_f64(),
+        cert_path: cert.as_ref().map(|c| c.cert_path.display().to_string()),
+        spki_sha256: cert.and_then(|c| c.spki_sha256),
+        h2_max_concurrent_streams: None,
+        max_streams,
+        max_tcp_connections: budget.tcp_connections.div_ceil(workers).max(1) * workers,
+        open_files_limit: budget.open_files,
+    };
+    let state = aweb::Data::new(AppState {
+        hub: hub.clone(),
+        config: config.clone(),
+        info: info.clone(),
+        shared_feed,
+    });
+    let _ = state_cell.set(state);
+    let server = server.run();
+    let handle = server.handle();
+    chaos.set_handle(handle.clone());
+    Ok((
+        server,
+        Started {
+            http_addr,
+            https_addr,
+            info,
+            handle,
+        },
+    ))
+}
+
+/// A listener several processes can bind (`--reuse-port`): actix's own
+/// bind, plus SO_REUSEPORT, handed to actix's `listen` (which makes it
+/// non-blocking). The kernel then spreads new connections over every
+/// process listening on the port; each connection stays with the process
+/// that accepted it.
+fn shared_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
+/// actix's own default: one worker per CPU this process may use.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
