@@ -184,6 +184,60 @@ async fn an_outage_stalls_every_stream_of_an_h2_connection_and_each_wire_recover
     }
 }
 
+/// An outage longer than actix's HTTP/2 keep-alive (a PING every 5 s, the
+/// connection closed when its pong is not back by the next) but shorter
+/// than the WebSocket timeout (twice the server's 15 s keep-alive): the
+/// server gives up on the HTTP/2 connection, so its streams come back on a
+/// new one and resume from their last id; HTTP/1.1 SSE (no timeout on
+/// either side) and WebSocket ride it out on TCP retransmissions. Nothing
+/// is lost either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_past_the_h2_keep_alive_reopens_h2_while_h1_and_ws_survive() {
+    if !netlab_or_skip("an_outage_past_the_h2_keep_alive_reopens_h2_while_h1_and_ws_survive") {
+        return;
+    }
+    let n = 4;
+    let wires = [Wire::SseH1, Wire::SseH2, Wire::WsH1];
+    let mut s = scenario("long-outage", "delay=5ms,outage=11s@1s", &wires, n, 20.0);
+    s.h2_conns = Some(1);
+    let r = run(s).await;
+    // The broken HTTP/2 connection is the one thing reported: its streams
+    // saw their body end with an error.
+    assert!(
+        r.problems
+            .iter()
+            .all(|p| p.contains("sse-h2") && p.contains("error reading a body")),
+        "{:?}",
+        r.problems
+    );
+    for w in &r.scenarios[0].wires {
+        let at = w.wire;
+        assert_eq!((w.lost, w.duplicates), (0, 0), "{at}: resumed without loss");
+        let net = network(w);
+        let o = &net.outages[0];
+        assert_eq!((o.recovered, o.not_recovered), (n as u64, 0), "{at}: {o:?}");
+        let ka = &net.keepalive;
+        assert_eq!(ka.server_ws_timeouts, 0, "{at}: 11 s < 30 s: {ka:?}");
+        if at.is_h2() {
+            assert_eq!(
+                (o.reopened, o.survived),
+                (n as u64, 0),
+                "{at}: the server closed the connection on its ping timeout: {o:?}"
+            );
+            assert!(w.reconnects >= n as u64, "{at}: {}", w.reconnects);
+            assert!(ka.h2_reopened.is_some_and(|r| r >= 1), "{at}: {ka:?}");
+            assert!(ka.server_resumes >= n as u64, "{at}: {ka:?}");
+        } else {
+            assert_eq!(
+                (o.survived, o.reopened),
+                (n as u64, 0),
+                "{at}: TCP retransmissions carried the connection: {o:?}"
+            );
+            assert_eq!(w.reconnects, 0, "{at}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_processes_connect_from_inside_the_client_namespace() {
     if !netlab_or_skip("worker_processes_connect_from_inside_the_client_namespace") {

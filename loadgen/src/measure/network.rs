@@ -25,6 +25,7 @@ pub struct LinkWatch {
     late: u64,
     ended_stall: Option<Stall>,
     recovered: Vec<Recovered>,
+
     /// Armed since the last hand-over: count the stream as watched.
     newly_armed: bool,
 }
@@ -48,7 +49,12 @@ impl LinkWatch {
     /// The stream opened on TCP connection `carrier` at `now_ns`.
     pub fn opened(&mut self, carrier: u64, now_ns: u64, into: &mut LinkRecorder) {
         self.carrier = carrier;
-        self.outages.opened(now_ns);
+        if let Some(i) = self.outages.opened(now_ns) {
+            // Its recovery was handed over with the event that made it.
+            if let Some(t) = into.outages.get_mut(i) {
+                t.closed_after_recovery();
+            }
+        }
         into.stalls.opened(carrier, self.stream);
     }
 
@@ -181,6 +187,7 @@ pub fn add_network(a: &NetworkResult, b: &NetworkResult) -> Result<NetworkResult
             recovered: x.recovered + y.recovered,
             survived: x.survived + y.survived,
             reopened: x.reopened + y.reopened,
+            closed_after_recovery: x.closed_after_recovery + y.closed_after_recovery,
             not_recovered: x.not_recovered + y.not_recovered,
             recovery_us: crate::result::summarize(&recovery)?,
             ..x.clone()

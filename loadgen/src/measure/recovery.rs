@@ -3,6 +3,13 @@
 //! the connection it had before (TCP retransmissions carried it through)
 //! or on one opened since (a reconnection that resumed).
 //!
+//! A connection can deliver its backlog after the link comes back and then
+//! close: the server gave up on it during the outage (actix closes an
+//! HTTP/2 connection whose PING is not answered by the next one), and the
+//! close reached the client only with the retransmitted data. Such a
+//! stream did not survive: a reconnection before the next outage turns its
+//! "same connection" into "re-opened" ([`OutageWatch::opened`]).
+//!
 //! Outages are known relative to the start of the hold; a stream's watch
 //! is armed with their absolute times once the hold has started. Per
 //! event the cost is one comparison with the end of the next outage.
@@ -20,6 +27,9 @@ pub struct OutageWatch {
     armed: bool,
     /// When the stream's current connection was opened, Unix ns.
     opened_ns: u64,
+    /// The last outage recovered from on the connection of before it, while
+    /// that connection is still the stream's.
+    kept: Option<usize>,
 }
 
 /// What an event told about one outage.
@@ -49,9 +59,14 @@ impl OutageWatch {
         self.armed = true;
     }
 
-    /// The stream (re)opened at `now_ns`.
-    pub fn opened(&mut self, now_ns: u64) {
+    /// The stream (re)opened at `now_ns`. When this replaces a connection
+    /// that had recovered from an outage and the next outage has not begun,
+    /// that connection did not survive it after all: its index.
+    pub fn opened(&mut self, now_ns: u64) -> Option<usize> {
         self.opened_ns = now_ns;
+        let kept = self.kept.take()?;
+        let next_start = self.windows.get(kept + 1).map_or(u64::MAX, |w| w.0);
+        (now_ns < next_start).then_some(kept)
     }
 
     /// An event received at `recv_ns`: every outage it is the first event
@@ -62,10 +77,12 @@ impl OutageWatch {
             if recv_ns < end {
                 return;
             }
+            let reopened = self.opened_ns > start;
+            self.kept = (!reopened).then_some(self.next);
             on(Recovered {
                 outage: self.next,
                 after_ns: recv_ns - end,
-                reopened: self.opened_ns > start,
+                reopened,
             });
             self.next += 1;
         }
@@ -89,6 +106,8 @@ pub struct OutageTally {
     pub streams: u64,
     pub survived: u64,
     pub reopened: u64,
+    /// Of `reopened`: recovered on the old connection, which then closed.
+    pub closed_after_recovery: u64,
     pub not_recovered: u64,
     pub recovery: Timing,
 }
@@ -103,10 +122,19 @@ impl OutageTally {
         }
     }
 
+    /// A stream counted as `survived` saw its connection close and opened
+    /// another before the next outage: re-opened, not survived.
+    pub fn closed_after_recovery(&mut self) {
+        self.survived = self.survived.saturating_sub(1);
+        self.reopened += 1;
+        self.closed_after_recovery += 1;
+    }
+
     pub fn merge(&mut self, other: &OutageTally) {
         self.streams += other.streams;
         self.survived += other.survived;
         self.reopened += other.reopened;
+        self.closed_after_recovery += other.closed_after_recovery;
         self.not_recovered += other.not_recovered;
         self.recovery.merge(&other.recovery);
     }
@@ -121,6 +149,7 @@ impl OutageTally {
             recovered: self.survived + self.reopened,
             survived: self.survived,
             reopened: self.reopened,
+            closed_after_recovery: self.closed_after_recovery,
             not_recovered: self.not_recovered,
             recovery_us: self.recovery.summary(),
         }
@@ -161,6 +190,50 @@ mod tests {
         assert_eq!(seen[1].outage, 1);
         assert!(seen[1].reopened);
         assert_eq!(w.unrecovered(200 * S).count(), 0);
+    }
+
+    #[test]
+    fn a_connection_that_closes_after_delivering_its_backlog_did_not_survive() {
+        let mut w = OutageWatch::default();
+        assert_eq!(w.opened(50 * S), None);
+        w.arm(100 * S, &timing());
+        // The backlog arrives on the old connection after the first outage…
+        w.event(107 * S + 300, |r| assert!(!r.reopened));
+        // …which then closes: re-opened before the second outage begins.
+        assert_eq!(w.opened(108 * S), Some(0));
+        assert_eq!(w.opened(109 * S), None, "counted once");
+        // Its new connection (opened before the second outage) carries it
+        // through the second.
+        w.event(111 * S + 1, |r| assert!(!r.reopened));
+        // Re-opened during the next outage: that outage's doing.
+        let mut v = OutageWatch::default();
+        v.opened(50 * S);
+        v.arm(100 * S, &timing());
+        v.event(107 * S + 300, |r| assert!(!r.reopened));
+        assert_eq!(v.opened(110 * S + 1), None, "the second outage's doing");
+        // After the last outage any later re-opening counts.
+        v.event(111 * S + 1, |r| assert!(r.reopened));
+        let mut u = OutageWatch::default();
+        u.opened(50 * S);
+        u.arm(100 * S, &timing());
+        u.event(107 * S, |_| {});
+        u.event(111 * S + 1, |r| assert!(!r.reopened));
+        assert_eq!(u.opened(300 * S), Some(1));
+        let mut t = OutageTally {
+            streams: 1,
+            ..OutageTally::default()
+        };
+        t.recovered(&Recovered {
+            outage: 0,
+            after_ns: 1,
+            reopened: false,
+        });
+        t.closed_after_recovery();
+        let r = t.result(&timing(), 0);
+        assert_eq!(
+            (r.recovered, r.survived, r.reopened, r.closed_after_recovery),
+            (1, 0, 1, 1)
+        );
     }
 
     #[test]

@@ -182,8 +182,14 @@ pub struct OutageRecovery {
     /// retransmissions carried it through.
     pub survived: u64,
     /// Of those, on a connection opened after the outage began (resumed
-    /// with `Last-Event-ID` / `lastEventId`).
+    /// with `Last-Event-ID` / `lastEventId`), or on the old connection
+    /// that then closed and was opened again before the next outage.
     pub reopened: u64,
+    /// Of `reopened`: the old connection delivered what it held after the
+    /// link came back, then closed (the server had given up on it during
+    /// the outage, e.g. actix's HTTP/2 PING timeout).
+    #[serde(default)]
+    pub closed_after_recovery: u64,
     /// Streams with no event after the link came back, by the end of the run.
     pub not_recovered: u64,
     /// From the link coming back to the stream's next event, µs.
