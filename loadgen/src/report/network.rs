@@ -320,14 +320,21 @@ pub fn findings(links: &[&ScenarioResult]) -> Vec<String> {
             );
         }
         out.push(line);
+        if let Some(bps) = s.link.as_ref().and_then(|l| l.rate_bps) {
+            out.push(rate_finding(s, &nets, bps));
+        }
         let outages = nets.first().map_or(0, |(_, n)| n.outages.len());
         for i in 0..outages {
             let each: Vec<String> = nets
                 .iter()
                 .filter_map(|(w, n)| n.outages.get(i).map(|o| (w, o)))
                 .map(|(w, o)| {
+                    let closed = match o.closed_after_recovery {
+                        0 => String::new(),
+                        n => format!(", {n} of them after their old connection delivered its backlog and closed"),
+                    };
                     format!(
-                        "{} after {} median ({} kept their connection, {} re-opened, {} not back)",
+                        "{} after {} median ({} kept their connection, {} re-opened{closed}, {} not back)",
                         w.wire,
                         us(o.recovery_us.p50),
                         o.survived,
@@ -347,6 +354,44 @@ pub fn findings(links: &[&ScenarioResult]) -> Vec<String> {
         }
     }
     out
+}
+
+/// How much of a rate-limited link each wire filled during its hold: the
+/// bytes the emulator forwarded from the server (every header included:
+/// SSE or WebSocket framing, HTTP/2, TLS, TCP, IP) against the link's rate,
+/// beside the events' JSON alone, so a link the feed saturates is said, not
+/// left to be guessed from the latency.
+fn rate_finding(s: &ScenarioResult, nets: &[(&WireResult, &NetworkResult)], bps: u64) -> String {
+    let each: Vec<String> = nets
+        .iter()
+        .map(|(w, n)| {
+            let json = w.bytes_per_s * 8.0 / 1e3;
+            let sent = n
+                .emulator
+                .as_ref()
+                .filter(|e| e.elapsed_s > 0.0)
+                .map(|e| e.server_to_client.bytes_forwarded as f64 * 8.0 / e.elapsed_s);
+            let link = match sent {
+                Some(b) => format!(
+                    "{:.0} kbit/s on the link ({:.0} % of it)",
+                    b / 1e3,
+                    b / bps as f64 * 100.0
+                ),
+                None => "n/m on the link".into(),
+            };
+            format!(
+                "{} {link}, {json:.0} kbit/s of it the events' JSON, p99 {}",
+                w.wire,
+                us(latency_of(w).p99)
+            )
+        })
+        .collect();
+    format!(
+        "{}: server to client over the link's {} Mbit/s during the hold: {}.",
+        s.scenario.name,
+        num(bps as f64 / 1e6),
+        each.join("; ")
+    )
 }
 
 /// The stall and outage tables as text, for the terminal.
@@ -468,6 +513,40 @@ mod tests {
         let text = summary(&r);
         assert!(text.contains("stalls over the emulated links"), "{text}");
         assert!(text.contains("recovery from the links' outages"), "{text}");
+    }
+
+    #[test]
+    fn a_rate_limited_link_says_how_much_of_it_the_feed_filled() {
+        let mut r = over_links();
+        let s = &mut r.scenarios[0];
+        s.link.as_mut().unwrap().rate_bps = Some(1_500_000);
+        let stats = netlab::EmulatorStats {
+            taken_at: std::time::Instant::now(),
+            elapsed: std::time::Duration::from_secs(10),
+            client_to_server: netlab::DirectionStats::default(),
+            server_to_client: netlab::DirectionStats {
+                packets_forwarded: 30_000,
+                bytes_forwarded: 9_000_000,
+                ..Default::default()
+            },
+        };
+        for w in &mut s.wires {
+            w.bytes_per_s = 150_000.0;
+            w.network.as_mut().unwrap().emulator = Some(stats.report());
+        }
+        let links: Vec<&ScenarioResult> = r.scenarios.iter().take(1).collect();
+        let said = findings(&links);
+        let line = said
+            .iter()
+            .find(|l| l.contains("over the link's 1.5 Mbit/s"))
+            .unwrap_or_else(|| panic!("{said:?}"));
+        // 30,000 packets and 9 MB from the server over 10 s (the fixture).
+        assert!(
+            line.contains(
+                "sse-h1 7200 kbit/s on the link (480 % of it), 1200 kbit/s of it the events' JSON"
+            ),
+            "{line}"
+        );
     }
 
     #[test]
