@@ -203,6 +203,13 @@ pub struct LimitSpec {
     pub get_cap_ms: u64,
     /// The embedded server's feed rate.
     pub rate_hz: f64,
+    /// An edge proxy (`nginx`, `haproxy`) in front of the embedded server:
+    /// the HTTP/2 cases go through it, so the model learns its SETTINGS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
+    /// The edge's config: `tuned` (default), `naive`, or a template file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_config: Option<String>,
 }
 
 impl Default for LimitSpec {
@@ -214,6 +221,8 @@ impl Default for LimitSpec {
             settle_ms: 5000,
             get_cap_ms: 1500,
             rate_hz: 5.0,
+            edge: None,
+            edge_config: None,
         }
     }
 }
@@ -252,7 +261,13 @@ impl LimitSpec {
         Self::RATE_HZ
             .check_named("rate_hz", self.rate_hz)
             .map_err(named)?;
+        self.edge().map_err(named)?;
         Ok(())
+    }
+
+    /// The edge proxy in front of the embedded server and its config, if any.
+    pub fn edge(&self) -> Result<Option<(edge::EdgeKind, edge::EdgeProfile)>, String> {
+        super::scenario::edge_choice(self.edge.as_deref(), self.edge_config.as_deref())
     }
 }
 

@@ -194,19 +194,7 @@ impl Scenario {
 
     /// The edge proxy and its config, if the scenario has one.
     pub fn edge(&self) -> Result<Option<(edge::EdgeKind, edge::EdgeProfile)>, String> {
-        match (&self.edge, &self.edge_config) {
-            (None, None) => Ok(None),
-            (None, Some(_)) => Err("edge_config needs an edge (nginx or haproxy)".into()),
-            (Some(kind), config) => {
-                let kind: edge::EdgeKind =
-                    kind.parse().map_err(|e: edge::EdgeError| e.to_string())?;
-                let profile = match config {
-                    Some(c) => c.parse::<edge::EdgeProfile>()?,
-                    None => edge::EdgeProfile::Tuned,
-                };
-                Ok(Some((kind, profile)))
-            }
-        }
+        edge_choice(self.edge.as_deref(), self.edge_config.as_deref())
     }
 
     /// How long opening every connection takes (0 when all open at once).
@@ -335,6 +323,27 @@ pub fn stacks_suite(duration_s: f64, stacks: &[Stack]) -> Vec<Scenario> {
             )
         })
         .collect()
+}
+
+/// An edge proxy (`nginx`, `haproxy`) and its config (`tuned` when none is
+/// named, `naive` or a template file), as scenario files and limit runs
+/// name them.
+pub fn edge_choice(
+    kind: Option<&str>,
+    config: Option<&str>,
+) -> Result<Option<(edge::EdgeKind, edge::EdgeProfile)>, String> {
+    match (kind, config) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err("edge_config needs an edge (nginx or haproxy)".into()),
+        (Some(kind), config) => {
+            let kind: edge::EdgeKind = kind.parse().map_err(|e: edge::EdgeError| e.to_string())?;
+            let profile = match config {
+                Some(c) => c.parse::<edge::EdgeProfile>()?,
+                None => edge::EdgeProfile::Tuned,
+            };
+            Ok(Some((kind, profile)))
+        }
+    }
 }
 
 #[cfg(test)]
