@@ -497,3 +497,120 @@ fn compare_flags_a_constructed_regression() {
     let c = loadgen::compare::compare(&fixture(), &worse, 0.6);
     assert_eq!(c.regressions(), 1);
 }
+
+const SUITE_FIXTURE: &str = "tests/fixtures/suite/result.json";
+
+/// The Answer section of a Markdown report: from `## Answer` to the next
+/// level-2 heading.
+fn answer_of(md: &str) -> &str {
+    let start = md.find("\n## Answer\n").expect("an Answer section") + 1;
+    let end = md[start + 3..]
+        .find("\n## ")
+        .map_or(md.len(), |i| start + 3 + i + 1);
+    &md[start..end]
+}
+
+/// The Answer is the first section of both reports, every paragraph of it
+/// links to a section that exists, and it is generated: the suite run and
+/// the two-scenario run (different scenarios, different numbers) answer
+/// differently, each matching its golden file.
+#[test]
+fn the_answer_comes_first_links_its_sources_and_follows_the_numbers() {
+    let mut answers = Vec::new();
+    for (fixture, name) in [(SUITE_FIXTURE, "suite"), (FIXTURE, "two-scenarios")] {
+        let result = RunResult::load(&manifest(fixture)).expect("the fixture loads");
+        let report = loadgen::report::render(&result, &Default::default()).unwrap();
+        let md = &report.markdown;
+        let first = md.lines().find(|l| l.starts_with("## ")).unwrap();
+        assert_eq!(first, "## Answer", "{name}");
+        let answer = answer_of(md);
+        golden(&format!("answer/{name}.md"), answer);
+        // Every paragraph of prose carries a link to its section, and every
+        // link's target is a heading id of the HTML report.
+        let body = report.html.trim_start_matches("<!DOCTYPE html>");
+        let doc = roxmltree::Document::parse(body).expect("report.html is well-formed XML");
+        let ids: Vec<&str> = doc
+            .descendants()
+            .filter_map(|n| n.attribute("id"))
+            .collect();
+        let h2: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "h2")
+            .filter_map(|n| n.text())
+            .collect();
+        assert_eq!(h2.first(), Some(&"Answer"), "{name}: {h2:?}");
+        let prose: Vec<&str> = answer
+            .split("\n\n")
+            .skip(1)
+            .take_while(|p| !p.starts_with("### "))
+            .collect();
+        assert!(!prose.is_empty(), "{name}");
+        for p in prose {
+            assert!(p.contains("](#"), "{name}: no link in {p}");
+        }
+        for link in answer.split("](#").skip(1) {
+            let id = &link[..link.find(')').unwrap()];
+            assert!(ids.contains(&id), "{name}: no section #{id} in {ids:?}");
+        }
+        // The same links, live in the HTML.
+        assert!(
+            doc.descendants().any(|n| n.tag_name().name() == "a"
+                && n.attribute("href")
+                    .is_some_and(|h| h.starts_with("#scenario-feed-"))),
+            "{name}"
+        );
+        answers.push(answer.to_string());
+    }
+    assert_ne!(answers[0], answers[1]);
+    // The two-scenario run measured no limit, chat, echo or faults: those
+    // sentences are left out, and their cells say so.
+    let small = &answers[1];
+    for absent in [
+        "Over HTTP/1.1 a browser",
+        "round trip",
+        "reconnected",
+        "first token p50",
+    ] {
+        assert!(!small.contains(absent), "{absent}: {small}");
+    }
+    assert!(small.contains("| many tabs "), "{small}");
+    assert!(small.contains("not measured in this run"), "{small}");
+}
+
+/// Change one number and the answer changes with it: WebSocket made the
+/// cheaper wire in memory reads as SSE costing more.
+#[test]
+fn the_answer_names_whichever_wire_the_numbers_favour() {
+    let mut result = RunResult::load(&manifest(SUITE_FIXTURE)).expect("the fixture loads");
+    let before = loadgen::report::render(&result, &Default::default()).unwrap();
+    assert!(
+        answer_of(&before.markdown).contains("(2.81× less for SSE)"),
+        "{}",
+        answer_of(&before.markdown)
+    );
+    let largest = result
+        .scenarios
+        .iter_mut()
+        .max_by_key(|s| {
+            if s.wires.is_empty() {
+                0
+            } else {
+                s.scenario.connections
+            }
+        })
+        .unwrap();
+    for w in &mut largest.wires {
+        let server = w.server.as_mut().unwrap();
+        server.rss_per_connection = if w.wire == loadgen::wire::Wire::WsH1 {
+            2048.0
+        } else {
+            8192.0
+        };
+    }
+    let after = loadgen::report::render(&result, &Default::default()).unwrap();
+    let answer = answer_of(&after.markdown);
+    assert!(
+        answer.contains("8.0KiB on sse-h1 against 2.0KiB on ws-h1 (4.00× more for SSE)"),
+        "{answer}"
+    );
+}

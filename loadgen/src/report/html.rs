@@ -38,12 +38,12 @@ pub fn render(doc: &Document) -> String {
                 }
             },
             Block::Paragraph(text) => {
-                let _ = writeln!(out, "<p>{}</p>", esc(text));
+                let _ = writeln!(out, "<p>{}</p>", inline(text));
             }
             Block::List(items) => {
                 out.push_str("<ul>\n");
                 for item in items {
-                    let _ = writeln!(out, "<li>{}</li>", esc(item));
+                    let _ = writeln!(out, "<li>{}</li>", inline(item));
                 }
                 out.push_str("</ul>\n");
             }
@@ -112,7 +112,7 @@ fn table(t: &Table) -> String {
                 Some(Align::Right) => " class=\"r\"",
                 _ => "",
             };
-            let _ = write!(out, "<td{class}>{}</td>", esc(c));
+            let _ = write!(out, "<td{class}>{}</td>", inline(c));
         }
         out.push_str("</tr>\n");
     }
@@ -136,8 +136,48 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// Text escaped, with each in-page link `[text](#anchor)` (the Markdown
+/// the report's text carries) made an `<a>`; anything else stays text.
+fn inline(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('[') {
+        let Some((text, anchor, len)) = in_page_link(&rest[open..]) else {
+            out.push_str(&esc(&rest[..=open]));
+            rest = &rest[open + 1..];
+            continue;
+        };
+        out.push_str(&esc(&rest[..open]));
+        let _ = write!(out, "<a href=\"#{}\">{}</a>", esc(anchor), esc(text));
+        rest = &rest[open + len..];
+    }
+    out.push_str(&esc(rest));
+    out
+}
+
+/// `[text](#anchor)` at the start of `s`: the text, the anchor and the
+/// link's length in bytes.
+fn in_page_link(s: &str) -> Option<(&str, &str, usize)> {
+    let close = s.find("](#")?;
+    let text = &s[1..close];
+    if text.contains(['[', ']']) {
+        return None;
+    }
+    let after = &s[close + 3..];
+    let end = after.find(')')?;
+    let anchor = &after[..end];
+    if anchor.is_empty()
+        || !anchor
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return None;
+    }
+    Some((text, anchor, close + 3 + end + 1))
+}
+
 /// An id for a heading: lower case, letters, digits and dashes.
-fn slug(s: &str) -> String {
+pub(super) fn slug(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
@@ -167,5 +207,14 @@ mod tests {
         assert_eq!(esc("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
         assert_eq!(slug("Scenario feed-100"), "scenario-feed-100");
         assert_eq!(strip_xml_declaration("<?xml v?>\n<svg/>"), "\n<svg/>");
+    }
+
+    #[test]
+    fn in_page_links_become_anchors_and_nothing_else_does() {
+        assert_eq!(
+            inline("p99 3ms ([feed-100](#scenario-feed-100)) & [x](http://e)"),
+            "p99 3ms (<a href=\"#scenario-feed-100\">feed-100</a>) &amp; [x](http://e)"
+        );
+        assert_eq!(inline("[a] [b](#c"), "[a] [b](#c");
     }
 }

@@ -10,7 +10,9 @@
 //! inline (one self-contained file, nothing fetched); the Markdown links
 //! them from `charts/` beside it, which code hosts show as images.
 
+mod answer;
 mod charts;
+mod choose;
 mod document;
 mod environment;
 mod error;
@@ -23,6 +25,7 @@ mod limit;
 mod markdown;
 mod proxy;
 mod render;
+mod run_facts;
 mod stack_charts;
 mod stack_runs;
 mod stacks;
