@@ -57,6 +57,12 @@ async fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Invocation::Report(args) => report_command(&args),
+        Invocation::Schema => {
+            let schema = loadgen::result::RunResult::schema();
+            let text = serde_json::to_string_pretty(&schema).context("printing the schema")?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Invocation::Compare(args) => compare_command(&args),
         Invocation::Merge(args) => merge_command(&args),
         Invocation::Doctor(spec) => doctor_command(&spec).await,
