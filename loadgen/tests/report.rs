@@ -614,3 +614,40 @@ fn the_answer_names_whichever_wire_the_numbers_favour() {
         "{answer}"
     );
 }
+
+/// Chat, echo and faults each get their charts, every wire named in each.
+#[test]
+fn chat_echo_and_faults_have_charts_naming_every_wire() {
+    let result = RunResult::load(&manifest(SUITE_FIXTURE)).expect("the fixture loads");
+    let report = loadgen::report::render(&result, &Default::default()).unwrap();
+    let body = report.html.trim_start_matches("<!DOCTYPE html>");
+    let doc = roxmltree::Document::parse(body).expect("report.html is well-formed XML");
+    for id in [
+        "chart-chat-ttft",
+        "chart-chat-inter-token",
+        "chart-echo-rtt-1",
+        "chart-echo-rtt-100",
+        "chart-echo-rtt-1000",
+        "chart-faults-reconnect",
+        "chart-faults-recovery",
+    ] {
+        let figure = doc
+            .descendants()
+            .find(|n| n.attribute("id") == Some(id))
+            .unwrap_or_else(|| panic!("no figure {id}"));
+        let labels = texts(figure);
+        for wire in ["sse-h1", "sse-h2", "sse-h2c", "ws-h1"] {
+            assert!(labels.contains(&wire), "{id} names {wire}: {labels:?}");
+        }
+        assert!(report
+            .markdown
+            .contains(&format!("](charts/{}.svg)", &id[6..])));
+    }
+    // The values are on the bars: the reference run's ws-h1 echo p50 at
+    // 1,000 clients, 11.8 ms.
+    let echo = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some("chart-echo-rtt-1000"))
+        .unwrap();
+    assert!(texts(echo).contains(&"11.8ms"), "{:?}", texts(echo));
+}

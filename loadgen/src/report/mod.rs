@@ -16,6 +16,7 @@ mod choose;
 mod document;
 mod environment;
 mod error;
+mod extra_charts;
 mod extras;
 mod findings;
 mod format;

@@ -143,7 +143,7 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
     for block in proxy::blocks(result)? {
         doc.push(block);
     }
-    extras::push(&mut doc, result);
+    extras::push(&mut doc, result)?;
     environment::push(&mut doc, result);
     Ok(doc)
 }
