@@ -181,6 +181,14 @@ fn load_result(path: &Path) -> anyhow::Result<loadgen::result::RunResult> {
 
 /// `loadgen report DIR`
 fn report_command(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    if args.index {
+        let paths = loadgen::report::write_index(&args.dir)
+            .with_context(|| format!("indexing the runs in {}", args.dir.display()))?;
+        for p in paths {
+            println!("{}", p.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let result = load_result(&args.dir)?;
     let dir = loadgen::report::result_file(&args.dir)
         .parent()

@@ -651,3 +651,95 @@ fn chat_echo_and_faults_have_charts_naming_every_wire() {
         .unwrap();
     assert!(texts(echo).contains(&"11.8ms"), "{:?}", texts(echo));
 }
+
+/// `loadgen report --index DIR` on three small runs and a broken one: every
+/// run listed newest first with its date, commit, scenarios, completeness
+/// and headline, linking to its report; the broken one listed with why.
+#[test]
+fn the_index_lists_every_run_newest_first_with_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = fixture();
+    old.started_at = "2026-01-05T10:00:00Z".into();
+    old.environment.git_commit = "aaaaaaaaaaaa".into();
+    old.save(&dir.path().join("old-run")).unwrap();
+    let mut new = RunResult::load(&manifest(LIMIT_FIXTURE)).unwrap();
+    new.started_at = "2026-03-01T10:00:00Z".into();
+    new.environment.git_commit = "bbbbbbbbbbbb".into();
+    new.complete = false;
+    new.save(&dir.path().join("new-run")).unwrap();
+    let mut middle = fixture();
+    middle.started_at = "2026-02-01T10:00:00Z".into();
+    middle.scenarios.truncate(1);
+    middle.save(&dir.path().join("middle-run")).unwrap();
+    std::fs::create_dir(dir.path().join("broken")).unwrap();
+    std::fs::write(
+        dir.path().join("broken/result.json"),
+        "{\"schema_version\": 1",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("not-a-run")).unwrap();
+
+    let out = loadgen(&[os("report"), os("--index"), dir.path().as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| [")).collect();
+    assert_eq!(rows.len(), 3, "{md}");
+    assert!(rows[0].contains("[new-run](new-run/report.md)"), "{md}");
+    assert!(
+        rows[1].contains("[middle-run](middle-run/report.md)"),
+        "{md}"
+    );
+    assert!(rows[2].contains("[old-run](old-run/report.md)"), "{md}");
+    assert!(
+        rows[0].contains("bbbbbbbbbbbb") && rows[0].contains("| NO "),
+        "{md}"
+    );
+    assert!(rows[0].contains("| limit "), "{md}");
+    assert!(rows[0].contains("2026-03-01T10:00:00Z"), "{md}");
+    assert!(
+        rows[2].contains("aaaaaaaaaaaa") && rows[2].contains("| yes "),
+        "{md}"
+    );
+    assert!(rows[2].contains("feed-20, feed-50"), "{md}");
+    // The headline: the largest feed scenario's p99 per wire.
+    let p99 = loadgen::report::latency_of(&old.scenarios[1].wires[0]).p99;
+    assert!(
+        rows[2].contains(&format!("feed-50: sse-h1 p99 {}", loadgen::report::us(p99))),
+        "{md}"
+    );
+    assert!(rows[1].contains("feed-20: sse-h1"), "{md}");
+    assert!(!md.contains("not-a-run"), "{md}");
+    assert!(
+        md.contains("| broken ") && md.contains("unreadable:"),
+        "{md}"
+    );
+    let body = html.trim_start_matches("<!DOCTYPE html>");
+    let doc = roxmltree::Document::parse(body).expect("index.html is well-formed XML");
+    let links: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.attribute("href"))
+        .filter(|h| !h.starts_with('#'))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            "new-run/report.html",
+            "middle-run/report.html",
+            "old-run/report.html"
+        ]
+    );
+
+    let out = loadgen(&[
+        os("report"),
+        os("--index"),
+        dir.path().join("nothing-here").as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("nothing-here"), "{err}");
+}

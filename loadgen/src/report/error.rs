@@ -18,6 +18,12 @@ pub enum ReportError {
     /// plotters refused to draw.
     #[error("drawing the chart `{chart}`: {reason}")]
     Chart { chart: String, reason: String },
+    /// A folder could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     /// A file could not be written.
     #[error("writing {path}: {source}")]
     Write {

@@ -16,6 +16,7 @@ tbody tr:nth-child(even){background:#fafafa}\
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}\
 figcaption{font-weight:bold;margin-bottom:.3em}\
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}\
+div.wide{overflow-x:auto;max-width:100%}figure{max-width:100%}figure svg{max-width:100%;height:auto}\
 nav ul{columns:2}";
 
 /// The document as HTML.
@@ -99,8 +100,11 @@ fn contents(doc: &Document, ids: &[Option<String>]) -> String {
     out
 }
 
+/// A table inside a box that scrolls sideways on its own when the table is
+/// wider than the page (the settings of many scenarios), so the page
+/// itself never does.
 fn table(t: &Table) -> String {
-    let mut out = String::from("<table>\n<thead><tr>");
+    let mut out = String::from("<div class=\"wide\">\n<table>\n<thead><tr>");
     for h in &t.header {
         let _ = write!(out, "<th>{}</th>", esc(h));
     }
@@ -116,7 +120,7 @@ fn table(t: &Table) -> String {
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</tbody>\n</table>\n");
+    out.push_str("</tbody>\n</table>\n</div>\n");
     out
 }
 
@@ -148,16 +152,19 @@ fn inline(s: &str) -> String {
             continue;
         };
         out.push_str(&esc(&rest[..open]));
-        let _ = write!(out, "<a href=\"#{}\">{}</a>", esc(anchor), esc(text));
+        let _ = write!(out, "<a href=\"{}\">{}</a>", esc(anchor), esc(text));
         rest = &rest[open + len..];
     }
     out.push_str(&esc(rest));
     out
 }
 
-/// `[text](#anchor)` at the start of `s`: the text, the anchor and the
-/// link's length in bytes.
+/// `[text](#anchor)` or `[text](folder/report.html)` (the runs index) at
+/// the start of `s`: the text, the target and the link's length in bytes.
 fn in_page_link(s: &str) -> Option<(&str, &str, usize)> {
+    if let Some(link) = report_link(s) {
+        return Some(link);
+    }
     let close = s.find("](#")?;
     let text = &s[1..close];
     if text.contains(['[', ']']) {
@@ -173,7 +180,24 @@ fn in_page_link(s: &str) -> Option<(&str, &str, usize)> {
     {
         return None;
     }
-    Some((text, anchor, close + 3 + end + 1))
+    Some((text, &s[close + 2..close + 3 + end], close + 3 + end + 1))
+}
+
+/// `[text](folder/report.html)`: a run's report, relative to the index,
+/// in a folder name of letters, digits, `-`, `_` and `.` (never `..`).
+fn report_link(s: &str) -> Option<(&str, &str, usize)> {
+    let close = s.find("](")?;
+    let text = &s[1..close];
+    let after = &s[close + 2..];
+    let end = after.find(')')?;
+    let target = &after[..end];
+    let folder = target.strip_suffix("/report.html")?;
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if text.contains(['[', ']']) || folder.is_empty() || folder == ".." || !folder.chars().all(safe)
+    {
+        return None;
+    }
+    Some((text, target, close + 2 + end + 1))
 }
 
 /// An id for a heading: lower case, letters, digits and dashes.
@@ -216,5 +240,9 @@ mod tests {
             "p99 3ms (<a href=\"#scenario-feed-100\">feed-100</a>) &amp; [x](http://e)"
         );
         assert_eq!(inline("[a] [b](#c"), "[a] [b](#c");
+        assert_eq!(
+            inline("[run-1](run-1/report.html) [x](../report.html) [y](a/b/report.html)"),
+            "<a href=\"run-1/report.html\">run-1</a> [x](../report.html) [y](a/b/report.html)"
+        );
     }
 }
