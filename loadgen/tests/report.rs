@@ -743,3 +743,38 @@ fn the_index_lists_every_run_newest_first_with_links() {
     assert!(!out.status.success());
     assert!(err.contains("nothing-here"), "{err}");
 }
+
+/// Through an edge, the Answer names the edge's stream limit and the choose
+/// table's proxy row shows what each wire did through it.
+#[test]
+fn the_answer_speaks_of_the_proxy_when_the_run_went_through_one() {
+    let mut result = fixture();
+    let mut through = result.scenarios[0].clone();
+    through.scenario.name = "feed-20-nginx".into();
+    through.server.edge = Some(loadgen::result::EdgeSetup {
+        kind: "nginx".into(),
+        config: "tuned".into(),
+        url: "https://127.0.0.1:1".into(),
+        version: "1.22".into(),
+        h2_max_concurrent_streams: Some(128),
+        enable_connect_protocol: false,
+        config_text: "http2_max_concurrent_streams 128;".into(),
+    });
+    result.scenarios.push(through);
+    let report = loadgen::report::render(&result, &Default::default()).unwrap();
+    let answer = answer_of(&report.markdown);
+    assert!(
+        answer.contains("(nginx tuned: 128 streams; [through a proxy](#through-a-proxy))"),
+        "{answer}"
+    );
+    let row = answer
+        .lines()
+        .find(|l| l.starts_with("| behind a proxy"))
+        .unwrap();
+    assert!(
+        row.contains("nginx tuned (sse-h1): 20 of 20 open, p99 "),
+        "{row}"
+    );
+    assert!(row.contains("nginx tuned (ws-h1): 20 of 20 open"), "{row}");
+    assert!(report.html.contains("id=\"through-a-proxy\""));
+}
