@@ -41,16 +41,7 @@ pub type Drawn = Result<(), Box<dyn Error>>;
 /// Every chart of one feed scenario, files named `<stem>-<kind>.svg`.
 pub fn for_scenario(s: &ScenarioResult, stem: &str) -> Result<Vec<Chart>, ReportError> {
     let chart = |kind: &str, title: &str, svg: Result<String, String>| {
-        let file = format!("{stem}-{kind}.svg");
-        svg.map(|svg| Chart {
-            file: file.clone(),
-            title: title.to_string(),
-            svg,
-        })
-        .map_err(|reason| ReportError::Chart {
-            chart: file,
-            reason,
-        })
+        super::error::drawn(format!("{stem}-{kind}.svg"), title.to_string(), svg)
     };
     let mut curves = Vec::new();
     for w in &s.wires {

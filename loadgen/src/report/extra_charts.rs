@@ -6,22 +6,10 @@
 
 use super::charts::{bars, labelled_bars_under};
 use super::document::Chart;
-use super::error::ReportError;
+use super::error::{drawn, ReportError};
 use super::format::us;
 use crate::result::{ChatResult, EchoResult, FaultWire, FaultsResult, HistogramSummary};
 use crate::wire::Wire;
-
-fn chart(file: String, title: String, svg: Result<String, String>) -> Result<Chart, ReportError> {
-    svg.map(|svg| Chart {
-        file: file.clone(),
-        title,
-        svg,
-    })
-    .map_err(|reason| ReportError::Chart {
-        chart: file,
-        reason,
-    })
-}
 
 fn shown(v: f64) -> String {
     us(v as u64)
@@ -40,7 +28,7 @@ pub fn chat(c: &ChatResult, stem: &str) -> Result<Vec<Chart>, ReportError> {
             .collect::<Vec<_>>()
     };
     Ok(vec![
-        chart(
+        drawn(
             format!("{stem}-ttft.svg"),
             "Chat: time to first token per wire (p50, p99)".into(),
             bars(
@@ -50,7 +38,7 @@ pub fn chat(c: &ChatResult, stem: &str) -> Result<Vec<Chart>, ReportError> {
                 shown,
             ),
         )?,
-        chart(
+        drawn(
             format!("{stem}-inter-token.svg"),
             "Chat: gap between tokens per wire (p50, p99)".into(),
             bars(
@@ -77,7 +65,7 @@ pub fn echo(e: &EchoResult, stem: &str) -> Result<Vec<Chart>, ReportError> {
                 .filter(|l| l.clients == clients)
                 .map(|l| (l.wire, p50_p99(&l.rtt_us)))
                 .collect();
-            chart(
+            drawn(
                 format!("{stem}-rtt-{clients}.svg"),
                 format!("Echo: round-trip time per wire at {clients} clients (p50, p99)"),
                 bars(&["p50", "p99"], "round-trip time", &groups, shown),
@@ -108,7 +96,7 @@ pub fn faults(f: &FaultsResult, stem: &str) -> Result<Vec<Chart>, ReportError> {
             .collect::<Vec<(&str, Vec<Option<f64>>)>>()
     };
     Ok(vec![
-        chart(
+        drawn(
             format!("{stem}-reconnect.svg"),
             "Faults: reconnect time per wire (p50), within the replay ring and beyond it".into(),
             labelled_bars_under(
@@ -119,7 +107,7 @@ pub fn faults(f: &FaultsResult, stem: &str) -> Result<Vec<Chart>, ReportError> {
                 1.5,
             ),
         )?,
-        chart(
+        drawn(
             format!("{stem}-recovery.svg"),
             "Faults: recovery time per wire (p50, break to the first event after it)".into(),
             labelled_bars_under(
