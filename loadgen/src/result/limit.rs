@@ -34,6 +34,7 @@ pub const BROWSER_H2_STREAM_CAP: u32 = 256;
     Serialize,
     Deserialize,
     clap::ValueEnum,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -60,7 +61,7 @@ impl Protocol {
 }
 
 /// One configuration of the browser model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitCase {
     pub protocol: Protocol,
@@ -188,7 +189,7 @@ impl LimitCase {
 }
 
 /// A `limit` run: some cases and the browser's numbers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LimitSpec {
     pub cases: Vec<LimitCase>,
     /// HTTP/1.1 connections per group (Chromium: 6).
@@ -272,7 +273,7 @@ impl LimitSpec {
 }
 
 /// The `limit` section of a scenario's result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LimitResult {
     pub spec: LimitSpec,
     /// What the server announced in SETTINGS_MAX_CONCURRENT_STREAMS (null:
@@ -289,7 +290,7 @@ pub struct LimitResult {
 }
 
 /// One configuration's figures.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LimitCaseResult {
     /// `h1 2x4` and the like: protocol, tabs x streams per tab, extras.
     pub label: String,
@@ -336,7 +337,7 @@ pub struct LimitCaseResult {
 
 /// A plain `GET /info` to the first group's origin, issued while the
 /// streams are held: on HTTP/1.1 with 6 open it waits for a slot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GetProbe {
     pub issued: bool,
     /// Whether a slot was free when it was issued.

@@ -11,11 +11,12 @@ use super::stack::Stack;
 use crate::wire::Wire;
 
 /// One run: some wires, a connection count, a feed, how long to hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
     #[serde(default = "all_wires")]
+    #[schemars(with = "Vec<crate::wire::WireSchema>")]
     pub wires: Vec<Wire>,
     pub connections: usize,
     /// New connections per second (0: all at once).
