@@ -21,8 +21,9 @@
 //!   the six-connection limit): runs beyond the feed, on the same core.
 //! - [`doctor`]: checks a deployed endpoint for proxy and protocol
 //!   pitfalls, on the same core.
-//! - [`report`]: report.md, report.html, charts and the terminal's tables,
-//!   from a result alone.
+//! - [`report`]: report.md, report.html (the Answer first, then every
+//!   section with its charts), the runs index and the terminal's tables,
+//!   from results alone.
 //! - [`compare`], [`merge`]: two or more results into a comparison or one result.
 //! - [`monitor`]: the live progress view.
 //! - [`cli`]: the command line, parsed and checked into what to run.

@@ -57,6 +57,12 @@ async fn run(invocation: Invocation) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Invocation::Report(args) => report_command(&args),
+        Invocation::Schema => {
+            let schema = loadgen::result::RunResult::schema();
+            let text = serde_json::to_string_pretty(&schema).context("printing the schema")?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Invocation::Compare(args) => compare_command(&args),
         Invocation::Merge(args) => merge_command(&args),
         Invocation::Doctor(spec) => doctor_command(&spec).await,
@@ -195,6 +201,14 @@ fn load_result(path: &Path) -> anyhow::Result<loadgen::result::RunResult> {
 
 /// `loadgen report DIR`
 fn report_command(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    if args.index {
+        let paths = loadgen::report::write_index(&args.dir)
+            .with_context(|| format!("indexing the runs in {}", args.dir.display()))?;
+        for p in paths {
+            println!("{}", p.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let result = load_result(&args.dir)?;
     let dir = loadgen::report::result_file(&args.dir)
         .parent()

@@ -5,12 +5,16 @@
 //! Tests that need nginx or HAProxy print `SKIPPED: …` and pass without
 //! them, unless `WORKBENCH_REQUIRE_EDGE=1`.
 
+mod support;
+
 use std::time::Duration;
 
 use edge::{Edge, EdgeCert, EdgeKind, EdgeProfile, EdgeSpec};
 use loadgen::client::Trust;
-use loadgen::doctor::{diagnose, Diagnosis, DoctorSpec, Verdict};
+use loadgen::doctor::{diagnose, Diagnosis, DoctorSpec, EventReading, Verdict};
+use loadgen::result::StampUnit;
 use rstest::rstest;
+use support::fields_server::{FieldsServer, Style};
 
 fn available(kind: EdgeKind) -> bool {
     edge::installed_or_skip(kind)
@@ -35,6 +39,7 @@ async fn doctor(url: String, cert: &EdgeCert) -> Diagnosis {
         trust: Trust::CaFile(cert.cert_path.clone()),
         allow_remote: false,
         max_wait: Duration::from_secs(6),
+        reading: EventReading::default(),
     };
     let started = std::time::Instant::now();
     let d = diagnose(&spec).await.expect("diagnosis");
@@ -216,4 +221,65 @@ async fn the_binary_exits_non_zero_on_fail() {
     let text = String::from_utf8_lossy(&gone.stdout);
     assert_eq!(gone.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL"), "{text}");
+}
+
+/// A server that is not ours (other field names, no `id:` lines), read
+/// with the any-server decoder: told where the stamp is, the buffering
+/// check measures lateness; not told, it says no stamp was readable where
+/// it looked. `--header` reaches the stream's and the WebSocket's requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_server_is_read_by_its_own_fields() {
+    let server = FieldsServer::start(Style::default()).await;
+    let spec = |reading: EventReading| DoctorSpec {
+        url: server.url("/events"),
+        ws_url: Some(server.ws_url("/live")),
+        trust: Trust::Insecure,
+        allow_remote: false,
+        max_wait: Duration::from_secs(4),
+        reading,
+    };
+    let told = EventReading {
+        headers: vec!["X-Doctor-Token: secret-1".into()],
+        stamp_field: "/meta/at_ms".into(),
+        stamp_unit: StampUnit::Ms,
+        event: None,
+    };
+    let d = diagnose(&spec(told)).await.expect("diagnosis");
+    for c in &d.checks {
+        eprintln!("{c}");
+    }
+    let buffering = d.check("buffering").expect("a buffering check");
+    assert!(
+        buffering.seen.contains("median lateness"),
+        "stamps read at /meta/at_ms: {buffering:?}"
+    );
+    assert_eq!(verdict(&d, "WebSocket upgrade"), Verdict::Pass);
+    let heads = server.heads();
+    for path in ["/events", "/live"] {
+        assert!(
+            heads
+                .iter()
+                .any(|h| h.contains(&format!("get {path}"))
+                    && h.contains("x-doctor-token: secret-1")),
+            "{path} got the header: {heads:?}"
+        );
+    }
+
+    let d = diagnose(&spec(EventReading::default()))
+        .await
+        .expect("diagnosis");
+    let buffering = d.check("buffering").expect("a buffering check");
+    assert!(
+        !buffering.seen.contains("median lateness"),
+        "no stamp at the feed server's field: {buffering:?}"
+    );
+    server.stop();
+
+    // A header that is not `Name: value` is a clear error, before any I/O.
+    let bad = EventReading {
+        headers: vec!["no colon".into()],
+        ..EventReading::default()
+    };
+    let err = diagnose(&spec(bad)).await.expect_err("a bad header");
+    assert!(err.to_string().contains("--header `no colon`"), "{err}");
 }

@@ -338,3 +338,48 @@ async fn the_browser_model_learns_the_edges_settings() {
         assert_eq!(case.connections, 1, "{kind}: one h2 connection per origin");
     }
 }
+
+/// `loadgen limit --edge haproxy`: the model starts the embedded server
+/// behind the edge itself and learns the edge's SETTINGS for its HTTP/2
+/// cases (100 streams, RFC 8441: the tab's WebSocket rides the h2
+/// connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_model_starts_its_own_edge() {
+    use loadgen::result::{LimitCase, LimitSpec, Protocol};
+    if !available(EdgeKind::Haproxy) {
+        return;
+    }
+    let spec = LimitSpec {
+        cases: vec![LimitCase {
+            ws_per_tab: 1,
+            ..LimitCase::new(Protocol::H2, 1, 3)
+        }],
+        get_cap_ms: 300,
+        edge: Some("haproxy".into()),
+        ..LimitSpec::default()
+    };
+    let r = loadgen::limit::run(&spec, &in_process())
+        .await
+        .expect("the model runs behind its edge");
+    let l = r.limit().cloned().unwrap();
+    assert_eq!(l.h2_announced_max_streams, Some(100));
+    assert!(l.h2_enable_connect_protocol);
+    let case = &l.cases[0];
+    assert_eq!(
+        (case.streams_opened, case.ws_opened),
+        (3, 1),
+        "{:?}",
+        case.problems
+    );
+    assert_eq!(case.ws_connections, Some(0));
+    assert_eq!(case.connections, 1);
+
+    let bad = LimitSpec {
+        edge: Some("apache".into()),
+        ..LimitSpec::default()
+    };
+    let err = loadgen::limit::run(&bad, &in_process())
+        .await
+        .expect_err("an unknown edge");
+    assert!(err.to_string().contains("apache"), "{err}");
+}

@@ -497,3 +497,284 @@ fn compare_flags_a_constructed_regression() {
     let c = loadgen::compare::compare(&fixture(), &worse, 0.6);
     assert_eq!(c.regressions(), 1);
 }
+
+const SUITE_FIXTURE: &str = "tests/fixtures/suite/result.json";
+
+/// The Answer section of a Markdown report: from `## Answer` to the next
+/// level-2 heading.
+fn answer_of(md: &str) -> &str {
+    let start = md.find("\n## Answer\n").expect("an Answer section") + 1;
+    let end = md[start + 3..]
+        .find("\n## ")
+        .map_or(md.len(), |i| start + 3 + i + 1);
+    &md[start..end]
+}
+
+/// The Answer is the first section of both reports, every paragraph of it
+/// links to a section that exists, and it is generated: the suite run and
+/// the two-scenario run (different scenarios, different numbers) answer
+/// differently, each matching its golden file.
+#[test]
+fn the_answer_comes_first_links_its_sources_and_follows_the_numbers() {
+    let mut answers = Vec::new();
+    for (fixture, name) in [(SUITE_FIXTURE, "suite"), (FIXTURE, "two-scenarios")] {
+        let result = RunResult::load(&manifest(fixture)).expect("the fixture loads");
+        let report = loadgen::report::render(&result, &Default::default()).unwrap();
+        let md = &report.markdown;
+        let first = md.lines().find(|l| l.starts_with("## ")).unwrap();
+        assert_eq!(first, "## Answer", "{name}");
+        let answer = answer_of(md);
+        golden(&format!("answer/{name}.md"), answer);
+        // Every paragraph of prose carries a link to its section, and every
+        // link's target is a heading id of the HTML report.
+        let body = report.html.trim_start_matches("<!DOCTYPE html>");
+        let doc = roxmltree::Document::parse(body).expect("report.html is well-formed XML");
+        let ids: Vec<&str> = doc
+            .descendants()
+            .filter_map(|n| n.attribute("id"))
+            .collect();
+        let h2: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "h2")
+            .filter_map(|n| n.text())
+            .collect();
+        assert_eq!(h2.first(), Some(&"Answer"), "{name}: {h2:?}");
+        let prose: Vec<&str> = answer
+            .split("\n\n")
+            .skip(1)
+            .take_while(|p| !p.starts_with("### "))
+            .collect();
+        assert!(!prose.is_empty(), "{name}");
+        for p in prose {
+            assert!(p.contains("](#"), "{name}: no link in {p}");
+        }
+        for link in answer.split("](#").skip(1) {
+            let id = &link[..link.find(')').unwrap()];
+            assert!(ids.contains(&id), "{name}: no section #{id} in {ids:?}");
+        }
+        // The same links, live in the HTML.
+        assert!(
+            doc.descendants().any(|n| n.tag_name().name() == "a"
+                && n.attribute("href")
+                    .is_some_and(|h| h.starts_with("#scenario-feed-"))),
+            "{name}"
+        );
+        answers.push(answer.to_string());
+    }
+    assert_ne!(answers[0], answers[1]);
+    // The two-scenario run measured no limit, chat, echo or faults: those
+    // sentences are left out, and their cells say so.
+    let small = &answers[1];
+    for absent in [
+        "Over HTTP/1.1 a browser",
+        "round trip",
+        "reconnected",
+        "first token p50",
+    ] {
+        assert!(!small.contains(absent), "{absent}: {small}");
+    }
+    assert!(small.contains("| many tabs "), "{small}");
+    assert!(small.contains("not measured in this run"), "{small}");
+}
+
+/// Change one number and the answer changes with it: WebSocket made the
+/// cheaper wire in memory reads as SSE costing more.
+#[test]
+fn the_answer_names_whichever_wire_the_numbers_favour() {
+    let mut result = RunResult::load(&manifest(SUITE_FIXTURE)).expect("the fixture loads");
+    let before = loadgen::report::render(&result, &Default::default()).unwrap();
+    assert!(
+        answer_of(&before.markdown).contains("(2.81× less for SSE)"),
+        "{}",
+        answer_of(&before.markdown)
+    );
+    let largest = result
+        .scenarios
+        .iter_mut()
+        .max_by_key(|s| {
+            if s.wires.is_empty() {
+                0
+            } else {
+                s.scenario.connections
+            }
+        })
+        .unwrap();
+    for w in &mut largest.wires {
+        let server = w.server.as_mut().unwrap();
+        server.rss_per_connection = if w.wire == loadgen::wire::Wire::WsH1 {
+            2048.0
+        } else {
+            8192.0
+        };
+    }
+    let after = loadgen::report::render(&result, &Default::default()).unwrap();
+    let answer = answer_of(&after.markdown);
+    assert!(
+        answer.contains("8.0KiB on sse-h1 against 2.0KiB on ws-h1 (4.00× more for SSE)"),
+        "{answer}"
+    );
+}
+
+/// Chat, echo and faults each get their charts, every wire named in each.
+#[test]
+fn chat_echo_and_faults_have_charts_naming_every_wire() {
+    let result = RunResult::load(&manifest(SUITE_FIXTURE)).expect("the fixture loads");
+    let report = loadgen::report::render(&result, &Default::default()).unwrap();
+    let body = report.html.trim_start_matches("<!DOCTYPE html>");
+    let doc = roxmltree::Document::parse(body).expect("report.html is well-formed XML");
+    for id in [
+        "chart-chat-ttft",
+        "chart-chat-inter-token",
+        "chart-echo-rtt-1",
+        "chart-echo-rtt-100",
+        "chart-echo-rtt-1000",
+        "chart-faults-reconnect",
+        "chart-faults-recovery",
+    ] {
+        let figure = doc
+            .descendants()
+            .find(|n| n.attribute("id") == Some(id))
+            .unwrap_or_else(|| panic!("no figure {id}"));
+        let labels = texts(figure);
+        for wire in ["sse-h1", "sse-h2", "sse-h2c", "ws-h1"] {
+            assert!(labels.contains(&wire), "{id} names {wire}: {labels:?}");
+        }
+        assert!(report
+            .markdown
+            .contains(&format!("](charts/{}.svg)", &id[6..])));
+    }
+    // The values are on the bars: the reference run's ws-h1 echo p50 at
+    // 1,000 clients, 11.8 ms.
+    let echo = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some("chart-echo-rtt-1000"))
+        .unwrap();
+    assert!(texts(echo).contains(&"11.8ms"), "{:?}", texts(echo));
+}
+
+/// `loadgen report --index DIR` on three small runs and a broken one: every
+/// run listed newest first with its date, commit, scenarios, completeness
+/// and headline, linking to its report; the broken one listed with why.
+#[test]
+fn the_index_lists_every_run_newest_first_with_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = fixture();
+    old.started_at = "2026-01-05T10:00:00Z".into();
+    old.environment.git_commit = "aaaaaaaaaaaa".into();
+    old.save(&dir.path().join("old-run")).unwrap();
+    let mut new = RunResult::load(&manifest(LIMIT_FIXTURE)).unwrap();
+    new.started_at = "2026-03-01T10:00:00Z".into();
+    new.environment.git_commit = "bbbbbbbbbbbb".into();
+    new.complete = false;
+    new.save(&dir.path().join("new-run")).unwrap();
+    let mut middle = fixture();
+    middle.started_at = "2026-02-01T10:00:00Z".into();
+    middle.scenarios.truncate(1);
+    middle.save(&dir.path().join("middle-run")).unwrap();
+    std::fs::create_dir(dir.path().join("broken")).unwrap();
+    std::fs::write(
+        dir.path().join("broken/result.json"),
+        "{\"schema_version\": 1",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("not-a-run")).unwrap();
+
+    let out = loadgen(&[os("report"), os("--index"), dir.path().as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = std::fs::read_to_string(dir.path().join("index.md")).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| [")).collect();
+    assert_eq!(rows.len(), 3, "{md}");
+    assert!(rows[0].contains("[new-run](new-run/report.md)"), "{md}");
+    assert!(
+        rows[1].contains("[middle-run](middle-run/report.md)"),
+        "{md}"
+    );
+    assert!(rows[2].contains("[old-run](old-run/report.md)"), "{md}");
+    assert!(
+        rows[0].contains("bbbbbbbbbbbb") && rows[0].contains("| NO "),
+        "{md}"
+    );
+    assert!(rows[0].contains("| limit "), "{md}");
+    assert!(rows[0].contains("2026-03-01T10:00:00Z"), "{md}");
+    assert!(
+        rows[2].contains("aaaaaaaaaaaa") && rows[2].contains("| yes "),
+        "{md}"
+    );
+    assert!(rows[2].contains("feed-20, feed-50"), "{md}");
+    // The headline: the largest feed scenario's p99 per wire.
+    let p99 = loadgen::report::latency_of(&old.scenarios[1].wires[0]).p99;
+    assert!(
+        rows[2].contains(&format!("feed-50: sse-h1 p99 {}", loadgen::report::us(p99))),
+        "{md}"
+    );
+    assert!(rows[1].contains("feed-20: sse-h1"), "{md}");
+    assert!(!md.contains("not-a-run"), "{md}");
+    assert!(
+        md.contains("| broken ") && md.contains("unreadable:"),
+        "{md}"
+    );
+    let body = html.trim_start_matches("<!DOCTYPE html>");
+    let doc = roxmltree::Document::parse(body).expect("index.html is well-formed XML");
+    let links: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.attribute("href"))
+        .filter(|h| !h.starts_with('#'))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            "new-run/report.html",
+            "middle-run/report.html",
+            "old-run/report.html"
+        ]
+    );
+
+    let out = loadgen(&[
+        os("report"),
+        os("--index"),
+        dir.path().join("nothing-here").as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("nothing-here"), "{err}");
+}
+
+/// Through an edge, the Answer names the edge's stream limit and the choose
+/// table's proxy row shows what each wire did through it.
+#[test]
+fn the_answer_speaks_of_the_proxy_when_the_run_went_through_one() {
+    let mut result = fixture();
+    let mut through = result.scenarios[0].clone();
+    through.scenario.name = "feed-20-nginx".into();
+    through.server.edge = Some(loadgen::result::EdgeSetup {
+        kind: "nginx".into(),
+        config: "tuned".into(),
+        url: "https://127.0.0.1:1".into(),
+        version: "1.22".into(),
+        h2_max_concurrent_streams: Some(128),
+        enable_connect_protocol: false,
+        config_text: "http2_max_concurrent_streams 128;".into(),
+    });
+    result.scenarios.push(through);
+    let report = loadgen::report::render(&result, &Default::default()).unwrap();
+    let answer = answer_of(&report.markdown);
+    assert!(
+        answer.contains("(nginx tuned: 128 streams; [through a proxy](#through-a-proxy))"),
+        "{answer}"
+    );
+    let row = answer
+        .lines()
+        .find(|l| l.starts_with("| behind a proxy"))
+        .unwrap();
+    assert!(
+        row.contains("nginx tuned (sse-h1): 20 of 20 open, p99 "),
+        "{row}"
+    );
+    assert!(row.contains("nginx tuned (ws-h1): 20 of 20 open"), "{row}");
+    assert!(report.html.contains("id=\"through-a-proxy\""));
+}

@@ -110,7 +110,9 @@ fn clock_ns(clock: nix::time::ClockId) -> Option<u64> {
 }
 
 /// One direction's figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct DirectionStats {
     pub packets_forwarded: u64,
     pub bytes_forwarded: u64,
@@ -246,7 +248,7 @@ impl EmulatorStats {
 
 /// The emulator's own figures as result.json stores them (the `emulator`
 /// object of a run's `link`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EmulatorReport {
     /// The span these figures cover.
     pub elapsed_s: f64,

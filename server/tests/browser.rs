@@ -92,6 +92,13 @@ async fn page_loads_without_console_errors() {
             laid_out <= phone,
             "at {phone} px the page is {laid_out} px wide: something overflows sideways"
         );
+        let laptop = 1280;
+        let laid_out =
+            screenshot_at_width(&page, "page_loads_without_console_errors-1280px", laptop).await?;
+        ensure!(
+            laid_out <= laptop,
+            "at {laptop} px the page is {laid_out} px wide: something overflows sideways"
+        );
         console.assert_none("while loading the page")?;
         let errors = page_errors(&page).await?;
         ensure!(errors == serde_json::json!([]), "page errors: {errors}");

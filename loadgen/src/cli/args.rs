@@ -37,6 +37,9 @@ pub enum Command {
     Limit(LimitArgs),
     /// Write report.md and report.html (charts included) from a run's result.json.
     Report(ReportArgs),
+    /// Print the JSON Schema of result.json (generated from the result
+    /// types; results/schema.json is this output).
+    Schema,
     /// Compare two runs wire by wire; mark what got worse beyond a threshold.
     Compare(CompareArgs),
     /// Combine results of the same scenarios taken on several machines.

@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::numbers::seconds;
 use crate::client::Trust;
-use crate::doctor::DoctorSpec;
-use crate::result::{Bounds, DAY_S};
+use crate::doctor::{DoctorSpec, EventReading, FEED_STAMP_FIELD};
+use crate::result::{Bounds, StampUnit, DAY_S};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -29,6 +29,21 @@ pub struct DoctorArgs {
     /// Allow a URL that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// An extra request header, `Name: value` (repeatable), e.g.
+    /// authentication; sent on the stream's and the WebSocket's requests.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// JSON pointer to the send time in each event's JSON: with it the
+    /// buffering check measures lateness (default: the feed server's).
+    #[arg(long, value_name = "POINTER", default_value = FEED_STAMP_FIELD)]
+    pub stamp_field: String,
+    /// What the stamp counts since the Unix epoch (ns, us, ms, s; fractions
+    /// allowed), or rfc3339 for a UTC date-time string.
+    #[arg(long, default_value = "ns")]
+    pub stamp_unit: StampUnit,
+    /// Only SSE events of this type count (`event:` field; `message` when absent).
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
 }
 
 impl DoctorArgs {
@@ -42,6 +57,12 @@ impl DoctorArgs {
             },
             allow_remote: self.allow_remote,
             max_wait: self.max_wait,
+            reading: EventReading {
+                headers: self.headers.clone(),
+                stamp_field: self.stamp_field.clone(),
+                stamp_unit: self.stamp_unit,
+                event: self.event.clone(),
+            },
         }
     }
 }

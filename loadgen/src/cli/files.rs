@@ -28,11 +28,17 @@ pub struct ServeBareArgs {
 /// `loadgen report DIR`: regenerate the reports of a run.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The run's folder (holding result.json), or a result.json file.
+    /// The run's folder (holding result.json), or a result.json file; with
+    /// --index, a folder of runs.
     pub dir: PathBuf,
     /// The wire the others are compared with in the tables.
     #[arg(long, default_value = "ws-h1")]
     pub baseline: Wire,
+    /// Write DIR/index.md and DIR/index.html instead: every run folder in
+    /// DIR (date, commit, scenarios, complete or not, headline numbers),
+    /// newest first, each linking to its report.
+    #[arg(long)]
+    pub index: bool,
 }
 
 /// `loadgen compare DIR_A DIR_B`: what changed from run A to run B.

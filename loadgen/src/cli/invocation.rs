@@ -31,6 +31,8 @@ pub enum Invocation {
         edge: Option<(edge::EdgeKind, edge::EdgeProfile)>,
     },
     Report(ReportArgs),
+    /// `schema`: print result.json's JSON Schema.
+    Schema,
     Compare(CompareArgs),
     Merge(MergeArgs),
     /// `worker`: one share of a wire, driven by a parent over stdin/stdout.
@@ -185,6 +187,7 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             });
         }
         Command::Report(args) => return Ok(Invocation::Report(args)),
+        Command::Schema => return Ok(Invocation::Schema),
         Command::Compare(args) => return Ok(Invocation::Compare(args)),
         Command::Merge(args) => return Ok(Invocation::Merge(args)),
         Command::Worker => return Ok(Invocation::Worker),

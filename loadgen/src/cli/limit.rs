@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::feed::EdgeArgs;
 use super::numbers::{millis, ranged};
 use super::server::ServerArgs;
 use crate::result::{
@@ -58,6 +59,8 @@ pub struct LimitArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
 }
 
 impl LimitArgs {
@@ -86,6 +89,10 @@ impl LimitArgs {
                 ..Default::default()
             }
         };
+        if let Some(kind) = &self.edge.edge {
+            spec.edge = Some(kind.clone());
+            spec.edge_config = Some(self.edge.edge_config.clone());
+        }
         spec.h1_per_host = self.h1_per_host;
         spec.h2_default_streams = self.h2_default_streams;
         spec.validate().map_err(|e| {

@@ -83,6 +83,9 @@ pub enum DoctorError {
     Tls(#[from] crate::client::TlsConfigError),
     #[error(transparent)]
     Endpoint(#[from] crate::client::EndpointError),
+    /// A `--header`, `--stamp-field` or the like that cannot be used.
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// The time left before the run's deadline, at most `cap`.

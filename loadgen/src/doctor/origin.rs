@@ -24,6 +24,8 @@ pub struct Place {
     pub addr: SocketAddr,
     pub host: String,
     pub trust: Trust,
+    /// Sent with every request to the endpoint (`--header`).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Place {
@@ -39,7 +41,10 @@ impl Place {
         } else {
             None
         };
-        Ok(Endpoint::new(url, self.addr, tls)?)
+        let endpoint = Endpoint::new(url, self.addr, tls)?;
+        Ok(self.headers.iter().fold(endpoint, |e, (name, value)| {
+            e.with_header(name.clone(), value.clone())
+        }))
     }
 }
 

@@ -25,6 +25,7 @@ pub fn beside(sse: &url::Url) -> Option<String> {
 pub async fn checks(
     ws_url: &str,
     trust: &Trust,
+    headers: &[(http::HeaderName, http::HeaderValue)],
     allow_remote: bool,
     announced: Option<H2Settings>,
     deadline: Instant,
@@ -40,6 +41,7 @@ pub async fn checks(
         addr,
         host,
         trust: trust.clone(),
+        headers: headers.to_vec(),
     };
     // Over TLS a WebSocket offers http/1.1 alone: offered h2, a server
     // picks it and the upgrade has nowhere to go.

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use super::check::{budget, Check, DoctorError};
 use super::origin::{dialer, Place};
 use crate::client::event_stream::{EventStreamParser, Item};
-use crate::client::{sse_request, Io, ALPN_H2, ALPN_HTTP1};
+use crate::client::{
+    sse_request, FieldDecoder, Io, MessageDecoder as _, Msg, RawEvent, Stamp, ALPN_H2, ALPN_HTTP1,
+};
 
 /// Part of the run's time the first stream is watched.
 const WATCH_SHARE: f64 = 0.45;
@@ -26,7 +28,8 @@ const LATE: Duration = Duration::from_millis(30);
 #[derive(Debug, Clone)]
 struct Arrival {
     id: Option<String>,
-    /// The server's stamp (`sent_unix_ns` in the event's JSON), if any.
+    /// The server's stamp (where `--stamp-field` says; the feed server's
+    /// `sent_unix_ns` by default), if the event carries a readable one.
     stamp_ns: Option<u64>,
     arrived_ns: u64,
     /// The body chunk that completed it.
@@ -86,8 +89,14 @@ async fn open(place: &Place, last_id: Option<&str>) -> Result<http::Response<Inc
 }
 
 /// Reads `body` for `window` (or until `stop_after_id_events` events with
-/// an id have come), parsing events as they complete.
-async fn watch(mut body: Incoming, window: Duration, stop_after_id_events: usize) -> Watched {
+/// an id have come), parsing events as they complete; events of another
+/// type than `--event` are left out.
+async fn watch(
+    mut body: Incoming,
+    decoder: &FieldDecoder,
+    window: Duration,
+    stop_after_id_events: usize,
+) -> Watched {
     let started = Instant::now();
     let deadline = started + window;
     let mut parser = EventStreamParser::new();
@@ -113,14 +122,30 @@ async fn watch(mut body: Incoming, window: Duration, stop_after_id_events: usize
         chunk += 1;
         let now = server::event::unix_now_ns();
         let fed = parser.feed(&data, |item| match item {
-            Item::Event { data, id, .. } => w.events.push(Arrival {
-                id: id.map(str::to_string),
-                stamp_ns: serde_json::from_str::<serde_json::Value>(data)
-                    .ok()
-                    .and_then(|v| v.get("sent_unix_ns")?.as_u64()),
-                arrived_ns: now,
-                chunk,
-            }),
+            Item::Event {
+                event_type,
+                data,
+                id,
+            } => {
+                let raw = RawEvent {
+                    event_type,
+                    id,
+                    data,
+                };
+                // The SSE id is kept as sent: it is what Last-Event-ID
+                // carries back when resuming.
+                if let Ok(Some(Msg::Event { stamp, .. })) = decoder.decode(raw, now) {
+                    w.events.push(Arrival {
+                        id: id.map(str::to_string),
+                        stamp_ns: match stamp {
+                            Stamp::Sent(ns) => Some(ns),
+                            _ => None,
+                        },
+                        arrived_ns: now,
+                        chunk,
+                    });
+                }
+            }
             Item::Comment(_) => w.comments += 1,
             Item::Retry(ms) => w.retry_ms = Some(ms),
         });
@@ -139,6 +164,7 @@ async fn watch(mut body: Incoming, window: Duration, stop_after_id_events: usize
 /// The stream's checks, in order.
 pub async fn checks(
     place: &Place,
+    decoder: &FieldDecoder,
     deadline: Instant,
     out: &mut Vec<Check>,
 ) -> Result<(), DoctorError> {
@@ -174,7 +200,7 @@ pub async fn checks(
     }
     head_checks(res.headers(), out);
     let window = total.mul_f64(WATCH_SHARE).max(Duration::from_secs(1));
-    let w = watch(res.into_body(), window, 0).await;
+    let w = watch(res.into_body(), decoder, window, 0).await;
     out.push(match w.first_byte {
         Some(t) if t < Duration::from_secs(1) => Check::pass("first byte", format!("after {} ms", t.as_millis())),
         Some(t) => Check::warn(
@@ -188,7 +214,7 @@ pub async fn checks(
             "something holds the response back: nginx `proxy_buffering off;` (or `X-Accel-Buffering: no`), no compression on the stream",
         ),
     });
-    out.push(buffering(&w, window));
+    out.push(buffering(&w, window, decoder));
     out.push(match w.retry_ms {
         Some(ms) => Check::pass("retry", format!("retry: {ms} ms")),
         None => Check::warn(
@@ -198,7 +224,7 @@ pub async fn checks(
         ),
     });
     out.push(idle(&w, window));
-    resume(place, &w, deadline, out).await;
+    resume(place, decoder, &w, deadline, out).await;
     Ok(())
 }
 
@@ -249,7 +275,7 @@ fn head_checks(headers: &http::HeaderMap, out: &mut Vec<Check>) {
 }
 
 /// Events one by one, or held back and let out together.
-fn buffering(w: &Watched, window: Duration) -> Check {
+fn buffering(w: &Watched, window: Duration, decoder: &FieldDecoder) -> Check {
     let events = &w.events;
     let stamped: Vec<u64> = events
         .iter()
@@ -291,15 +317,16 @@ fn buffering(w: &Watched, window: Duration) -> Check {
             fix,
         );
     }
+    let field = decoder.stamp_shown().unwrap_or_default();
     Check::warn(
         "buffering",
         format!(
             "{} events in {} ms{}: too few to judge",
             events.len(),
             window.as_millis(),
-            if stamped.is_empty() { ", none with a `sent_unix_ns` stamp" } else { "" }
+            if stamped.is_empty() { format!(", none with a readable stamp at {field}") } else { String::new() }
         ),
-        "raise --max-wait, or the feed's rate; a stamp in each event's JSON (`sent_unix_ns`) lets lateness be measured",
+        "raise --max-wait, or the feed's rate; a send time in each event's JSON (`--stamp-field`, `--stamp-unit`) lets lateness be measured",
     )
 }
 
@@ -335,7 +362,13 @@ fn idle(w: &Watched, window: Duration) -> Check {
 
 /// Reconnects with `Last-Event-ID` set to the second-last id seen: the
 /// first event must be the one that followed it.
-async fn resume(place: &Place, w: &Watched, deadline: Instant, out: &mut Vec<Check>) {
+async fn resume(
+    place: &Place,
+    decoder: &FieldDecoder,
+    w: &Watched,
+    deadline: Instant,
+    out: &mut Vec<Check>,
+) {
     let ids: Vec<&str> = w.events.iter().filter_map(|e| e.id.as_deref()).collect();
     let [.., from, want] = ids.as_slice() else {
         out.push(Check::warn(
@@ -348,7 +381,7 @@ async fn resume(place: &Place, w: &Watched, deadline: Instant, out: &mut Vec<Che
     let wait = budget(deadline, Duration::from_secs(5));
     let got = tokio::time::timeout(wait, async {
         let res = open(place, Some(from)).await?;
-        let again = watch(res.into_body(), wait, 1).await;
+        let again = watch(res.into_body(), decoder, wait, 1).await;
         Ok::<_, String>(again.events.into_iter().find_map(|e| e.id))
     })
     .await;

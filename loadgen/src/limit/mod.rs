@@ -37,7 +37,10 @@ use crate::wire::Wire;
 /// Runs every case of `spec` against one server.
 pub async fn run(spec: &LimitSpec, opts: &RunOptions) -> anyhow::Result<ScenarioResult> {
     spec.validate().map_err(anyhow::Error::msg)?;
-    let settings = ServerSettings::new(spec.rate_hz, opts.workers);
+    let settings = ServerSettings {
+        edge: spec.edge().map_err(anyhow::Error::msg)?,
+        ..ServerSettings::new(spec.rate_hz, opts.workers)
+    };
     let server = StartedServer::start(opts, &settings).await?;
     let target = server.target.clone();
     let settings = match target.https_h2("/") {

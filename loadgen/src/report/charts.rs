@@ -41,16 +41,7 @@ pub type Drawn = Result<(), Box<dyn Error>>;
 /// Every chart of one feed scenario, files named `<stem>-<kind>.svg`.
 pub fn for_scenario(s: &ScenarioResult, stem: &str) -> Result<Vec<Chart>, ReportError> {
     let chart = |kind: &str, title: &str, svg: Result<String, String>| {
-        let file = format!("{stem}-{kind}.svg");
-        svg.map(|svg| Chart {
-            file: file.clone(),
-            title: title.to_string(),
-            svg,
-        })
-        .map_err(|reason| ReportError::Chart {
-            chart: file,
-            reason,
-        })
+        super::error::drawn(format!("{stem}-{kind}.svg"), title.to_string(), svg)
     };
     let mut curves = Vec::new();
     for w in &s.wires {
@@ -243,16 +234,25 @@ fn latency(curves: &[(Wire, Vec<(f64, f64)>)]) -> Result<String, String> {
     })
 }
 
+/// A wire's events per second without the last second, which is cut short
+/// by the end of the run: drawn, it would read as a drop to nearly zero.
+pub fn full_seconds(per_second: &[u64]) -> &[u64] {
+    match per_second.split_last() {
+        Some((_, full)) if !full.is_empty() => full,
+        _ => per_second,
+    }
+}
+
 fn events(wires: &[WireResult]) -> Result<String, String> {
     let len = wires
         .iter()
-        .map(|w| w.recorder.events_per_second.len())
+        .map(|w| full_seconds(&w.recorder.events_per_second).len())
         .max()
         .unwrap_or(0)
         .max(2);
     let y_max = wires
         .iter()
-        .flat_map(|w| w.recorder.events_per_second.iter())
+        .flat_map(|w| full_seconds(&w.recorder.events_per_second).iter())
         .copied()
         .max()
         .unwrap_or(0)
@@ -266,7 +266,7 @@ fn events(wires: &[WireResult]) -> Result<String, String> {
         chart
             .configure_mesh()
             .x_desc(
-                "second since the wire started (ramp, settle, hold, drain; the last is partial)",
+                "second since the wire started (ramp, settle, hold, drain; the partial last second left out)",
             )
             .y_desc("events/s")
             .y_label_formatter(&|y| count(*y))
@@ -275,9 +275,7 @@ fn events(wires: &[WireResult]) -> Result<String, String> {
             .draw()?;
         for w in wires {
             let color = wire_color(w.wire);
-            let points = w
-                .recorder
-                .events_per_second
+            let points = full_seconds(&w.recorder.events_per_second)
                 .iter()
                 .enumerate()
                 .map(|(i, v)| (i as u32, *v as f64));
@@ -312,13 +310,25 @@ pub fn labelled_bars(
     groups: &[(&str, Vec<Option<f64>>)],
     show: fn(f64) -> String,
 ) -> Result<String, String> {
+    labelled_bars_under(series, y_desc, groups, show, 1.2)
+}
+
+/// [`labelled_bars`] with the y axis reaching `headroom` times the tallest
+/// bar: more room keeps the legend clear of tall bars at the right.
+pub fn labelled_bars_under(
+    series: &[&str],
+    y_desc: &str,
+    groups: &[(&str, Vec<Option<f64>>)],
+    show: fn(f64) -> String,
+    headroom: f64,
+) -> Result<String, String> {
     let n = groups.len().max(1);
     let y_max = groups
         .iter()
         .flat_map(|(_, v)| v.iter().flatten())
         .copied()
         .fold(0.0, f64::max);
-    let y_hi = if y_max > 0.0 { y_max * 1.2 } else { 1.0 };
+    let y_hi = if y_max > 0.0 { y_max * headroom } else { 1.0 };
     let width = 0.8 / series.len().max(1) as f64;
     let names: Vec<&str> = groups.iter().map(|(name, _)| *name).collect();
     // Group i is centred on x = i: plotters then puts its "nice" labels on
@@ -535,6 +545,13 @@ pub fn svg(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_partial_last_second_is_not_drawn() {
+        assert_eq!(full_seconds(&[10, 20, 20, 3]), &[10, 20, 20]);
+        assert_eq!(full_seconds(&[7]), &[7]);
+        assert!(full_seconds(&[]).is_empty());
+    }
 
     #[test]
     fn percentile_axis_reads_as_percentiles() {

@@ -16,6 +16,7 @@ tbody tr:nth-child(even){background:#fafafa}\
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}\
 figcaption{font-weight:bold;margin-bottom:.3em}\
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}\
+div.wide{overflow-x:auto;max-width:100%}figure{max-width:100%}figure svg{max-width:100%;height:auto}\
 nav ul{columns:2}";
 
 /// The document as HTML.
@@ -38,12 +39,12 @@ pub fn render(doc: &Document) -> String {
                 }
             },
             Block::Paragraph(text) => {
-                let _ = writeln!(out, "<p>{}</p>", esc(text));
+                let _ = writeln!(out, "<p>{}</p>", inline(text));
             }
             Block::List(items) => {
                 out.push_str("<ul>\n");
                 for item in items {
-                    let _ = writeln!(out, "<li>{}</li>", esc(item));
+                    let _ = writeln!(out, "<li>{}</li>", inline(item));
                 }
                 out.push_str("</ul>\n");
             }
@@ -99,8 +100,11 @@ fn contents(doc: &Document, ids: &[Option<String>]) -> String {
     out
 }
 
+/// A table inside a box that scrolls sideways on its own when the table is
+/// wider than the page (the settings of many scenarios), so the page
+/// itself never does.
 fn table(t: &Table) -> String {
-    let mut out = String::from("<table>\n<thead><tr>");
+    let mut out = String::from("<div class=\"wide\">\n<table>\n<thead><tr>");
     for h in &t.header {
         let _ = write!(out, "<th>{}</th>", esc(h));
     }
@@ -112,11 +116,11 @@ fn table(t: &Table) -> String {
                 Some(Align::Right) => " class=\"r\"",
                 _ => "",
             };
-            let _ = write!(out, "<td{class}>{}</td>", esc(c));
+            let _ = write!(out, "<td{class}>{}</td>", inline(c));
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</tbody>\n</table>\n");
+    out.push_str("</tbody>\n</table>\n</div>\n");
     out
 }
 
@@ -136,8 +140,68 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// Text escaped, with each in-page link `[text](#anchor)` (the Markdown
+/// the report's text carries) made an `<a>`; anything else stays text.
+fn inline(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('[') {
+        let Some((text, anchor, len)) = in_page_link(&rest[open..]) else {
+            out.push_str(&esc(&rest[..=open]));
+            rest = &rest[open + 1..];
+            continue;
+        };
+        out.push_str(&esc(&rest[..open]));
+        let _ = write!(out, "<a href=\"{}\">{}</a>", esc(anchor), esc(text));
+        rest = &rest[open + len..];
+    }
+    out.push_str(&esc(rest));
+    out
+}
+
+/// `[text](#anchor)` or `[text](folder/report.html)` (the runs index) at
+/// the start of `s`: the text, the target and the link's length in bytes.
+fn in_page_link(s: &str) -> Option<(&str, &str, usize)> {
+    if let Some(link) = report_link(s) {
+        return Some(link);
+    }
+    let close = s.find("](#")?;
+    let text = &s[1..close];
+    if text.contains(['[', ']']) {
+        return None;
+    }
+    let after = &s[close + 3..];
+    let end = after.find(')')?;
+    let anchor = &after[..end];
+    if anchor.is_empty()
+        || !anchor
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return None;
+    }
+    Some((text, &s[close + 2..close + 3 + end], close + 3 + end + 1))
+}
+
+/// `[text](folder/report.html)`: a run's report, relative to the index,
+/// in a folder name of letters, digits, `-`, `_` and `.` (never `..`).
+fn report_link(s: &str) -> Option<(&str, &str, usize)> {
+    let close = s.find("](")?;
+    let text = &s[1..close];
+    let after = &s[close + 2..];
+    let end = after.find(')')?;
+    let target = &after[..end];
+    let folder = target.strip_suffix("/report.html")?;
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if text.contains(['[', ']']) || folder.is_empty() || folder == ".." || !folder.chars().all(safe)
+    {
+        return None;
+    }
+    Some((text, target, close + 2 + end + 1))
+}
+
 /// An id for a heading: lower case, letters, digits and dashes.
-fn slug(s: &str) -> String {
+pub(super) fn slug(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
@@ -167,5 +231,18 @@ mod tests {
         assert_eq!(esc("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
         assert_eq!(slug("Scenario feed-100"), "scenario-feed-100");
         assert_eq!(strip_xml_declaration("<?xml v?>\n<svg/>"), "\n<svg/>");
+    }
+
+    #[test]
+    fn in_page_links_become_anchors_and_nothing_else_does() {
+        assert_eq!(
+            inline("p99 3ms ([feed-100](#scenario-feed-100)) & [x](http://e)"),
+            "p99 3ms (<a href=\"#scenario-feed-100\">feed-100</a>) &amp; [x](http://e)"
+        );
+        assert_eq!(inline("[a] [b](#c"), "[a] [b](#c");
+        assert_eq!(
+            inline("[run-1](run-1/report.html) [x](../report.html) [y](a/b/report.html)"),
+            "<a href=\"run-1/report.html\">run-1</a> [x](../report.html) [y](a/b/report.html)"
+        );
     }
 }

@@ -10,14 +10,18 @@
 //! inline (one self-contained file, nothing fetched); the Markdown links
 //! them from `charts/` beside it, which code hosts show as images.
 
+mod answer;
 mod charts;
+mod choose;
 mod document;
 mod environment;
 mod error;
+mod extra_charts;
 mod extras;
 mod findings;
 mod format;
 mod html;
+mod index;
 mod latency;
 mod limit;
 mod markdown;
@@ -25,6 +29,7 @@ mod network;
 mod network_charts;
 mod proxy;
 mod render;
+mod run_facts;
 mod stack_charts;
 mod stack_runs;
 mod stacks;
@@ -35,6 +40,7 @@ pub use document::{Align, Block, Chart, Document, Table};
 pub use error::ReportError;
 pub use findings::findings;
 pub use format::{bytes, percent, ratio, us};
+pub use index::write_index;
 pub use latency::latency_of;
 pub use markdown::{table as markdown_table, CHART_DIR};
 pub use network::summary as network_summary;

@@ -283,15 +283,7 @@ fn charts_of(feed: &[&ScenarioResult]) -> Result<Vec<Chart>, ReportError> {
             .collect::<Vec<_>>()
     };
     let chart = |file: &str, title: &str, svg: Result<String, String>| {
-        svg.map(|svg| Chart {
-            file: file.into(),
-            title: title.into(),
-            svg,
-        })
-        .map_err(|reason| ReportError::Chart {
-            chart: file.into(),
-            reason,
-        })
+        super::error::drawn(file.into(), title.into(), svg)
     };
     Ok(vec![
         chart(

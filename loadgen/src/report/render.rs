@@ -8,7 +8,8 @@ use super::error::{write, ReportError};
 use super::findings::findings;
 use super::markdown::CHART_DIR;
 use super::{
-    charts, environment, extras, format, html, limit, markdown, network, proxy, stacks, tables,
+    answer, charts, environment, extras, format, html, limit, markdown, network, proxy, stacks,
+    tables,
 };
 use crate::result::{RunResult, ScenarioResult};
 use crate::wire::Wire;
@@ -92,6 +93,9 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
          wire with the baseline; for events/s higher is better, for everything else lower."
             .into(),
     ));
+    for block in answer::blocks(result) {
+        doc.push(block);
+    }
     if !result.problems.is_empty() {
         doc.push(Block::Heading(2, "Problems".into()));
         doc.push(Block::List(result.problems.clone()));
@@ -147,7 +151,7 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
     for block in proxy::blocks(result)? {
         doc.push(block);
     }
-    extras::push(&mut doc, result);
+    extras::push(&mut doc, result)?;
     environment::push(&mut doc, result);
     Ok(doc)
 }
@@ -160,7 +164,7 @@ fn scenario_section(
     opts: &ReportOptions,
 ) -> Result<(), ReportError> {
     let sc = &s.scenario;
-    doc.push(Block::Heading(2, format!("Scenario {}", scenario_title(s))));
+    doc.push(Block::Heading(2, super::run_facts::scenario_heading(s)));
     doc.push(Block::Paragraph(format!(
         "{} connections per wire, feed at {} events/s with {} B payload, held {} s; server: {}.",
         sc.connections,

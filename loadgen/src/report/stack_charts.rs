@@ -50,16 +50,7 @@ pub fn for_wire(
     sums: &[StackSummary<'_>],
 ) -> Result<Vec<Chart>, ReportError> {
     let chart = |kind: &str, title: String, svg: Result<String, String>| {
-        let file = format!("stacks-{wire}-{kind}.svg");
-        svg.map(|svg| Chart {
-            file: file.clone(),
-            title,
-            svg,
-        })
-        .map_err(|reason| ReportError::Chart {
-            chart: file,
-            reason,
-        })
+        super::error::drawn(format!("stacks-{wire}-{kind}.svg"), title, svg)
     };
     let sweep = sweep_connections(runs);
     let delivered = sweep_points(runs, |r| r.wire.events_per_s);

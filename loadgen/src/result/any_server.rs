@@ -16,7 +16,9 @@ use super::bounds::Bounds;
 use crate::wire::Wire;
 
 /// How the SSE URL is carried.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SseProtocol {
     /// HTTP/1.1 (over TLS for `https://`, offering `http/1.1` alone).
@@ -41,7 +43,9 @@ impl SseProtocol {
 
 /// What a stamp's number counts since the Unix epoch, or `rfc3339` for a
 /// date-time string.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StampUnit {
     #[default]
@@ -98,7 +102,7 @@ impl FromStr for StampUnit {
 }
 
 /// Any server's feed: where it is, and how to read its events.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnyServer {
     /// The event stream's full URL (`http://` or `https://`, any path and query).

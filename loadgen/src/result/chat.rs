@@ -10,9 +10,10 @@ use super::bounds::{Bounds, DAY_S};
 use super::histogram::HistogramSummary;
 use crate::wire::Wire;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChatSpec {
+    #[schemars(with = "Vec<crate::wire::WireSchema>")]
     pub wires: Vec<Wire>,
     pub users: usize,
     pub questions: usize,
@@ -95,14 +96,15 @@ impl ChatSpec {
 }
 
 /// The `chat` section of a scenario result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChatResult {
     pub spec: ChatSpec,
     pub wires: Vec<ChatWire>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChatWire {
+    #[schemars(with = "crate::wire::WireSchema")]
     pub wire: Wire,
     pub users: usize,
     pub questions: usize,

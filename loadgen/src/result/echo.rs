@@ -9,9 +9,10 @@ use super::bounds::Bounds;
 use super::histogram::HistogramSummary;
 use crate::wire::Wire;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EchoSpec {
+    #[schemars(with = "Vec<crate::wire::WireSchema>")]
     pub wires: Vec<Wire>,
     /// Client counts to run, one after another.
     pub clients: Vec<usize>,
@@ -57,15 +58,16 @@ impl EchoSpec {
 }
 
 /// The `echo` section of a scenario result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EchoResult {
     pub spec: EchoSpec,
     pub levels: Vec<EchoLevel>,
 }
 
 /// One wire at one client count.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EchoLevel {
+    #[schemars(with = "crate::wire::WireSchema")]
     pub wire: Wire,
     pub clients: usize,
     /// Clients that got their stream or socket open.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The machine and build a result came from, so a figure can be reproduced.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Environment {
     pub cpu_model: String,
     pub cores: usize,

@@ -11,9 +11,10 @@ use super::histogram::HistogramSummary;
 use crate::wire::Wire;
 
 /// What the faults scenario runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultSpec {
+    #[schemars(with = "Vec<crate::wire::WireSchema>")]
     pub wires: Vec<Wire>,
     /// Streams per wire.
     pub connections: usize,
@@ -123,15 +124,16 @@ impl FaultSpec {
 }
 
 /// The `faults` section of a scenario result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FaultsResult {
     pub spec: FaultSpec,
     pub wires: Vec<FaultWire>,
 }
 
 /// One wire in one phase.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FaultWire {
+    #[schemars(with = "crate::wire::WireSchema")]
     pub wire: Wire,
     /// `within` (resume inside the replay window) or `beyond` (past it).
     pub phase: String,

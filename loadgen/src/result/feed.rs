@@ -12,7 +12,7 @@ use super::recording::RecorderSnapshot;
 use crate::wire::Wire;
 
 /// Where the server ran and how it was set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerSetup {
     /// `child-process` (the embedded server in its own process: clean
     /// server figures), `in-process` (server and load generator share one
@@ -29,7 +29,7 @@ pub struct ServerSetup {
 }
 
 /// An edge proxy (nginx, HAProxy) the streams went through.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EdgeSetup {
     /// `nginx` or `haproxy`.
     pub kind: String,
@@ -49,8 +49,9 @@ pub struct EdgeSetup {
 }
 
 /// Everything measured on one wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WireResult {
+    #[schemars(with = "crate::wire::WireSchema")]
     pub wire: Wire,
     pub connections: usize,
     /// The most connections open at once.
@@ -126,7 +127,7 @@ fn one() -> usize {
 }
 
 /// Which figures a wire could measure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Measured {
     /// Events carried a send time: latency is measured.
     pub latency: bool,
@@ -150,7 +151,7 @@ impl Measured {
 }
 
 /// What the server cost while the connections were held.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerCost {
     pub rss_before: u64,
     pub rss_held: u64,
@@ -164,7 +165,7 @@ pub struct ServerCost {
 
 /// What the edge proxy cost while the connections were held: its
 /// processes (master and workers) summed, from /proc.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProxyCost {
     pub processes: usize,
     pub rss_before: u64,
@@ -182,7 +183,7 @@ pub struct ProxyCost {
 }
 
 /// What the load generator itself spent during the hold.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LoadgenCost {
     pub cpu_us_hold: u64,
     pub cpu_us_per_event: f64,

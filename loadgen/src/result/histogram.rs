@@ -84,7 +84,7 @@ pub fn new_histogram() -> Histogram<u64> {
 /// other HdrHistogram tools read), written as lower-case hex: the workspace
 /// has no base64 crate, and hex is twice the bytes where base64 is 4/3, a
 /// difference of a few KiB for a latency histogram.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistogramSummary {
     /// Values recorded.
     pub count: u64,

@@ -34,6 +34,7 @@ pub const BROWSER_H2_STREAM_CAP: u32 = 256;
     Serialize,
     Deserialize,
     clap::ValueEnum,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -60,7 +61,7 @@ impl Protocol {
 }
 
 /// One configuration of the browser model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitCase {
     pub protocol: Protocol,
@@ -188,7 +189,7 @@ impl LimitCase {
 }
 
 /// A `limit` run: some cases and the browser's numbers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LimitSpec {
     pub cases: Vec<LimitCase>,
     /// HTTP/1.1 connections per group (Chromium: 6).
@@ -203,6 +204,13 @@ pub struct LimitSpec {
     pub get_cap_ms: u64,
     /// The embedded server's feed rate.
     pub rate_hz: f64,
+    /// An edge proxy (`nginx`, `haproxy`) in front of the embedded server:
+    /// the HTTP/2 cases go through it, so the model learns its SETTINGS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
+    /// The edge's config: `tuned` (default), `naive`, or a template file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_config: Option<String>,
 }
 
 impl Default for LimitSpec {
@@ -214,6 +222,8 @@ impl Default for LimitSpec {
             settle_ms: 5000,
             get_cap_ms: 1500,
             rate_hz: 5.0,
+            edge: None,
+            edge_config: None,
         }
     }
 }
@@ -252,12 +262,18 @@ impl LimitSpec {
         Self::RATE_HZ
             .check_named("rate_hz", self.rate_hz)
             .map_err(named)?;
+        self.edge().map_err(named)?;
         Ok(())
+    }
+
+    /// The edge proxy in front of the embedded server and its config, if any.
+    pub fn edge(&self) -> Result<Option<(edge::EdgeKind, edge::EdgeProfile)>, String> {
+        super::scenario::edge_choice(self.edge.as_deref(), self.edge_config.as_deref())
     }
 }
 
 /// The `limit` section of a scenario's result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LimitResult {
     pub spec: LimitSpec,
     /// What the server announced in SETTINGS_MAX_CONCURRENT_STREAMS (null:
@@ -274,7 +290,7 @@ pub struct LimitResult {
 }
 
 /// One configuration's figures.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LimitCaseResult {
     /// `h1 2x4` and the like: protocol, tabs x streams per tab, extras.
     pub label: String,
@@ -321,7 +337,7 @@ pub struct LimitCaseResult {
 
 /// A plain `GET /info` to the first group's origin, issued while the
 /// streams are held: on HTTP/1.1 with 6 open it waits for a slot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GetProbe {
     pub issued: bool,
     /// Whether a slot was free when it was issued.

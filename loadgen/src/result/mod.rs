@@ -55,7 +55,7 @@ pub use stack::Stack;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// A whole run: one or more scenarios.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResult {
     pub schema_version: u32,
     pub tool: String,
@@ -75,7 +75,7 @@ pub struct RunResult {
 
 /// One scenario against one server: a feed scenario's figures are in
 /// `wires`; any other kind has its own [`Section`] (and no wires).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioResult {
     pub scenario: Scenario,
     pub server: ServerSetup,
@@ -150,6 +150,13 @@ pub enum ResultError {
 }
 
 impl RunResult {
+    /// The JSON Schema of `result.json`, generated from these types (what
+    /// `loadgen schema` prints and `results/schema.json` holds).
+    pub fn schema() -> serde_json::Value {
+        let schema = schemars::schema_for!(RunResult);
+        serde_json::to_value(&schema).expect("a schema always serializes")
+    }
+
     /// Reads and checks a `result.json`.
     pub fn load(path: &Path) -> Result<RunResult, ResultError> {
         let shown = path.display().to_string();

@@ -24,7 +24,7 @@ pub const MIN_RTT_US: u64 = 1_000;
 
 /// What a connection needs to know of the link to judge its events; sent
 /// to worker processes with the rest of a wire's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinkTiming {
     /// One-way delay: an event on time arrives this long after it was sent.
     pub base_delay_us: u64,
@@ -35,7 +35,9 @@ pub struct LinkTiming {
 }
 
 /// An outage, relative to the start of the hold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct OutageWindow {
     pub start_us: u64,
     pub duration_us: u64,
@@ -73,7 +75,7 @@ impl LinkTiming {
 }
 
 /// How one wire fared over the link (a wire result's `network`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NetworkResult {
     pub timing: LinkTiming,
     /// [`LinkTiming::stall_after_us`], for readers of the file.
@@ -87,7 +89,7 @@ pub struct NetworkResult {
 }
 
 /// Late events and stalls, from the start of the hold to the end of the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StallSummary {
     /// Events received from the start of the hold on (the ones judged).
     pub events: u64,
@@ -170,7 +172,7 @@ fn ratio(x: f64, n: u64) -> f64 {
 }
 
 /// One outage as the streams of a wire lived through it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OutageRecovery {
     pub start_s: f64,
     pub duration_s: f64,
@@ -197,7 +199,7 @@ pub struct OutageRecovery {
 }
 
 /// What keep-alive timeouts did during the hold, as the server counted.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeepAliveFigures {
     /// WebSockets the server closed because no pong came within twice its
     /// keep-alive period.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::histogram::HistogramSummary;
 
 /// Every counter of a recorder; all add up under merge.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counters {
     /// Tick events received, duplicates included.
     pub events: u64,
@@ -93,7 +93,7 @@ impl Counters {
 }
 
 /// All of a recorder (`measure::Recorder`), for `result.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecorderSnapshot {
     /// The run start the per-second series counts from, ns since the Unix epoch.
     pub start_unix_ns: u64,

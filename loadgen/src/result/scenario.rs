@@ -13,11 +13,12 @@ use super::stack::Stack;
 use crate::wire::Wire;
 
 /// One run: some wires, a connection count, a feed, how long to hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
     #[serde(default = "all_wires")]
+    #[schemars(with = "Vec<crate::wire::WireSchema>")]
     pub wires: Vec<Wire>,
     pub connections: usize,
     /// New connections per second (0: all at once).
@@ -49,6 +50,7 @@ pub struct Scenario {
     /// emulator. A `link` table with the fields of `--link`
     /// (`delay = "25ms"`, `loss = "1%"`, `outages = ["2s@5s"]`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<netlab::LinkTable>")]
     pub link: Option<LinkSpec>,
     /// Load any SSE or WebSocket server instead of the feed server: its
     /// URLs and how to read its events (`[scenario.any_server]`).
@@ -221,19 +223,7 @@ impl Scenario {
 
     /// The edge proxy and its config, if the scenario has one.
     pub fn edge(&self) -> Result<Option<(edge::EdgeKind, edge::EdgeProfile)>, String> {
-        match (&self.edge, &self.edge_config) {
-            (None, None) => Ok(None),
-            (None, Some(_)) => Err("edge_config needs an edge (nginx or haproxy)".into()),
-            (Some(kind), config) => {
-                let kind: edge::EdgeKind =
-                    kind.parse().map_err(|e: edge::EdgeError| e.to_string())?;
-                let profile = match config {
-                    Some(c) => c.parse::<edge::EdgeProfile>()?,
-                    None => edge::EdgeProfile::Tuned,
-                };
-                Ok(Some((kind, profile)))
-            }
-        }
+        edge_choice(self.edge.as_deref(), self.edge_config.as_deref())
     }
 
     /// How long opening every connection takes (0 when all open at once).
@@ -388,6 +378,27 @@ pub fn stacks_suite(duration_s: f64, stacks: &[Stack]) -> Vec<Scenario> {
             )
         })
         .collect()
+}
+
+/// An edge proxy (`nginx`, `haproxy`) and its config (`tuned` when none is
+/// named, `naive` or a template file), as scenario files and limit runs
+/// name them.
+pub fn edge_choice(
+    kind: Option<&str>,
+    config: Option<&str>,
+) -> Result<Option<(edge::EdgeKind, edge::EdgeProfile)>, String> {
+    match (kind, config) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err("edge_config needs an edge (nginx or haproxy)".into()),
+        (Some(kind), config) => {
+            let kind: edge::EdgeKind = kind.parse().map_err(|e: edge::EdgeError| e.to_string())?;
+            let profile = match config {
+                Some(c) => c.parse::<edge::EdgeProfile>()?,
+                None => edge::EdgeProfile::Tuned,
+            };
+            Ok(Some((kind, profile)))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,18 @@ impl Section {
 
 /// Written into its scenario's object (`#[serde(flatten)]` there): one
 /// field named after the section, none for the feed.
+/// The schema of what [`Section`]'s `Serialize` writes: at most one of
+/// the optional fields (a feed scenario has none).
+impl schemars::JsonSchema for Section {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Section".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        SectionFields::json_schema(generator)
+    }
+}
+
 impl Serialize for Section {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(usize::from(self.name().is_some())))?;
@@ -61,7 +73,7 @@ impl Serialize for Section {
 }
 
 /// The fields a section may be read from.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct SectionFields {
     #[serde(default)]
     chat: Option<ChatResult>,
