@@ -13,9 +13,10 @@
 //!   TLS, ALPN), the SSE reader, the WebSocket client, the HTTP/2 pool, the
 //!   opener, the typed `/stats` probe.
 //! - [`measure`]: what connections measure: the recorder, id tracking,
-//!   duration histograms.
+//!   duration histograms; over an emulated link, stalls and outage recovery.
 //! - [`run`]: the read and reconnect loops, the feed driver (one process or
-//!   several), the server starter, the scenario runner.
+//!   several), the server starter, a scenario's emulated link, the
+//!   scenario runner.
 //! - [`scenarios`] (chat, echo, faults) and [`limit`] (the browser model of
 //!   the six-connection limit): runs beyond the feed, on the same core.
 //! - [`doctor`]: checks a deployed endpoint for proxy and protocol

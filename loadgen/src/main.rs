@@ -110,8 +110,15 @@ async fn measure(m: Measure) -> anyhow::Result<ExitCode> {
         limits,
         out,
         quiet,
+        skipped,
         ..
     } = m;
+    if scenarios.iter().any(|s| s.link.is_some()) {
+        loadgen::run::link_support()?;
+    }
+    for why in &skipped {
+        eprintln!("skipped: {why}");
+    }
     let limit = server::nofile::raise_open_files_limit();
     let needed = scenarios
         .iter()
@@ -130,12 +137,24 @@ async fn measure(m: Measure) -> anyhow::Result<ExitCode> {
     let on_ctrl_c = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: stopping and writing what was measured");
+            eprintln!(
+                "interrupted: stopping and writing what was measured (Ctrl-C again to quit now)"
+            );
             on_ctrl_c.cancel();
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            // Exiting skips destructors: remove the emulated link's
+            // namespaces first (child processes die with their pipes).
+            if let Err(e) = netlab::remove_own_namespaces() {
+                eprintln!("warning: removing this run's network namespaces: {e}");
+            }
+            eprintln!("interrupted twice: quitting without writing a result");
+            std::process::exit(130);
         }
     });
     let monitor = Monitor::new(Style::detect(quiet));
     let mut result = run_scenarios(&name, &scenarios, &server, &monitor, cancel.clone()).await;
+    result.skipped = skipped;
     loadgen::scenarios::run_into(&extras, &server, &mut result, &cancel).await;
     if !limits.is_empty() {
         loadgen::limit::run_into(&limits, &server, &mut result, &cancel).await;
@@ -148,6 +167,7 @@ async fn measure(m: Measure) -> anyhow::Result<ExitCode> {
         println!("{}", loadgen::report::text::feed_summary(&result));
         print!("{}", loadgen::report::text::extras_summary(&result));
         print!("{}", loadgen::report::text::limit_summary(&result));
+        print!("{}", loadgen::report::network_summary(&result));
     }
     eprintln!("result: {}", path.display());
     Ok(if result.complete {

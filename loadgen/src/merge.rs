@@ -29,10 +29,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::measure::Recorder;
+use crate::measure::{add_network, Recorder};
 use crate::result::{
-    Environment, HistogramError, LoadgenCost, Measured, RunResult, ScenarioResult, ServerCost,
-    WireResult, SCHEMA_VERSION,
+    Environment, HistogramError, LoadgenCost, Measured, NetworkResult, RunResult, ScenarioResult,
+    ServerCost, WireResult, SCHEMA_VERSION,
 };
 use crate::wire::Wire;
 
@@ -124,6 +124,7 @@ pub fn merge(sources: &[(String, RunResult)]) -> Result<RunResult, MergeError> {
             .iter()
             .flat_map(|(l, r)| r.problems.iter().map(move |p| labelled(l, p)))
             .collect(),
+        skipped: first.skipped.clone(),
         environment: merge_environment(sources),
         scenarios,
     })
@@ -296,7 +297,32 @@ fn merge_wire(
             .collect::<Option<Vec<f64>>>()
             .map(|v| v.into_iter().fold(0.0, f64::max)),
         recorder: snap,
+        network: merge_network(scenario, parts)?,
     })
+}
+
+/// Every source's link figures added (exact: histograms merged); `None`
+/// unless every source ran over a link.
+fn merge_network(
+    scenario: &str,
+    parts: &[(&String, &WireResult)],
+) -> Result<Option<NetworkResult>, MergeError> {
+    let mut merged: Option<NetworkResult> = None;
+    for (label, w) in parts {
+        let Some(n) = &w.network else {
+            return Ok(None);
+        };
+        merged = Some(match merged {
+            None => n.clone(),
+            Some(m) => add_network(&m, n).map_err(|source| MergeError::Histogram {
+                scenario: scenario.to_string(),
+                wire: w.wire,
+                source_label: (*label).clone(),
+                source,
+            })?,
+        });
+    }
+    Ok(merged)
 }
 
 /// See the module doc: summed for separate servers, overlapped for one.

@@ -29,6 +29,7 @@ fn scenario(any: AnyServer, connections: usize, hold_s: f64) -> Scenario {
         drain_timeout_s: 3.0,
         connect_timeout_s: 5.0,
         processes: None,
+        link: None,
         any_server: Some(any),
         stacks: Vec::new(),
         edge: None,

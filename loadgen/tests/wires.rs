@@ -30,6 +30,7 @@ fn spec(wire: Wire, connections: usize, hold_ms: u64) -> WireSpec {
         drain_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(10),
         retry: Duration::from_millis(200),
+        link: None,
         first_index: 0,
         hold_at_unix_ns: None,
         stall_after: loadgen::measure::DEFAULT_STALL,

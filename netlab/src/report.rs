@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::LinkSpec;
 use crate::stats::EmulatorReport;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinkReport {
     /// One-way delay per direction (RTT = 2 × this).
     pub delay_ms: f64,
@@ -24,7 +24,7 @@ pub struct LinkReport {
 
 /// An outage: the link was down from `start_s` after the schedule began,
 /// for `duration_s`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OutageReport {
     pub start_s: f64,
     pub duration_s: f64,

@@ -344,7 +344,7 @@ impl fmt::Display for LinkSpec {
 /// rate = "1.5mbit"
 /// outages = ["2s@5s", "20s@30s"]
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkTable {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -110,7 +110,9 @@ fn clock_ns(clock: nix::time::ClockId) -> Option<u64> {
 }
 
 /// One direction's figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct DirectionStats {
     pub packets_forwarded: u64,
     pub bytes_forwarded: u64,
@@ -191,6 +193,17 @@ impl EmulatorStats {
         }
     }
 
+    /// Two phases' figures as one (e.g. the holds of several runs over one
+    /// lab): counters, CPU time and spans added; `taken_at` is the later.
+    pub fn plus(&self, other: &EmulatorStats) -> EmulatorStats {
+        EmulatorStats {
+            taken_at: self.taken_at.max(other.taken_at),
+            elapsed: self.elapsed + other.elapsed,
+            client_to_server: self.client_to_server.plus(&other.client_to_server),
+            server_to_client: self.server_to_client.plus(&other.server_to_client),
+        }
+    }
+
     /// Both directions added up.
     pub fn total(&self) -> DirectionStats {
         self.client_to_server.plus(&self.server_to_client)
@@ -235,7 +248,7 @@ impl EmulatorStats {
 
 /// The emulator's own figures as result.json stores them (the `emulator`
 /// object of a run's `link`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EmulatorReport {
     /// The span these figures cover.
     pub elapsed_s: f64,
@@ -293,6 +306,13 @@ mod tests {
         assert_eq!(json["client_to_server"]["dropped_loss"], 10);
         assert_eq!(phase.packets_per_s, 1010.0);
         assert!((phase.cpu_us_per_packet - 4000.0 / 2020.0).abs() < 1e-9);
+        let twice = later.since(&earlier).plus(&later.since(&earlier)).report();
+        assert_eq!(twice.elapsed_s, 4.0);
+        assert_eq!(twice.total.packets_forwarded, 4000);
+        assert_eq!(
+            twice.packets_per_s, 1010.0,
+            "the rate of two equal phases is theirs"
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one scenario (from flags or a TOML file) and write result.json.
-    Run(RunArgs),
+    // Boxed: its flags are large beside the other commands'.
+    Run(Box<RunArgs>),
     /// Run the standard matrix: every wire at 100, 1,000 and 10,000 connections.
     Suite(SuiteArgs),
     /// Run the feed server alone (what the embedded child process runs).

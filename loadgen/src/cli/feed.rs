@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use netlab::{LinkSpec, Outage};
 
 use super::any_server::AnyServerArgs;
 use super::numbers::{parse_ramp, ranged, seconds, Ramp};
@@ -57,6 +58,16 @@ pub struct RunArgs {
     /// many as the open-file limit requires; each holds its share).
     #[arg(long, value_parser = ranged(Scenario::PROCESSES))]
     pub processes: Option<usize>,
+    /// Run over an emulated link (needs root): the embedded server in one
+    /// network namespace, the connections in another, joined by a link
+    /// with this one-way delay, jitter, loss and rate per direction, e.g.
+    /// "delay=25ms,jitter=5ms,loss=1%,rate=10mbit" (every part optional).
+    #[arg(long, value_parser = parse_link)]
+    pub link: Option<LinkSpec>,
+    /// An outage of the link: no packet passes for DURATION, starting AT
+    /// into the hold, e.g. 2s@5s (repeatable; implies a link).
+    #[arg(long = "link-outage", value_name = "DURATION@AT", value_parser = parse_outage)]
+    pub link_outage: Vec<Outage>,
     /// Run shard I of N (from 0): a contiguous block of about 1/N of each
     /// wire's connections, for several load generators (machines, pods)
     /// whose results `loadgen merge` adds up.
@@ -116,6 +127,12 @@ impl RunArgs {
     fn unsharded(&self) -> Result<Vec<Scenario>, String> {
         let stacks = self.stacks.as_ref().map(|l| l.0.clone());
         if let Some(path) = &self.scenario {
+            if self.link.is_some() || !self.link_outage.is_empty() {
+                return Err(format!(
+                    "--link and --link-outage do not apply to --scenario {}: give each scenario a `link` table instead",
+                    path.display()
+                ));
+            }
             let mut scenarios = Scenario::load(path).map_err(|e| e.to_string())?;
             if let Some(stacks) = stacks {
                 for s in &mut scenarios {
@@ -158,6 +175,7 @@ impl RunArgs {
             drain_timeout_s: 5.0,
             connect_timeout_s: 10.0,
             processes: self.processes,
+            link: self.link_spec(),
             any_server,
             stacks: stacks.unwrap_or_default(),
             edge: None,
@@ -171,6 +189,26 @@ impl RunArgs {
         })?;
         Ok(vec![s])
     }
+}
+
+impl RunArgs {
+    /// The link of `--link` and `--link-outage`, if either was given.
+    fn link_spec(&self) -> Option<LinkSpec> {
+        if self.link.is_none() && self.link_outage.is_empty() {
+            return None;
+        }
+        let mut spec = self.link.clone().unwrap_or_default();
+        spec.outages.extend(self.link_outage.iter().copied());
+        Some(spec)
+    }
+}
+
+fn parse_link(s: &str) -> Result<LinkSpec, String> {
+    s.parse().map_err(|e: netlab::LinkSpecError| e.to_string())
+}
+
+fn parse_outage(s: &str) -> Result<Outage, String> {
+    s.parse().map_err(|e: netlab::LinkSpecError| e.to_string())
 }
 
 /// An edge proxy in front of the embedded server.
@@ -206,6 +244,13 @@ pub struct SuiteArgs {
     /// Run the feed matrix only, not the chat, echo and faults scenarios.
     #[arg(long)]
     pub feed_only: bool,
+    /// Leave out the network scenarios (lossy, mobile, outage links; they
+    /// run only as root).
+    #[arg(long, conflicts_with = "network_only")]
+    pub no_network: bool,
+    /// Run the network scenarios alone.
+    #[arg(long)]
+    pub network_only: bool,
     /// How long each wire is held at each size (and the faults scenario's drops last).
     #[arg(long, default_value = "10s", value_parser = seconds(FaultSpec::SECONDS))]
     pub duration: Duration,

@@ -14,7 +14,7 @@ use clap::{CommandFactory, Parser};
 use super::args::{Cli, Command};
 use super::files::{CompareArgs, MergeArgs, ReportArgs};
 use super::server::ServerArgs;
-use crate::result::{stacks_suite, standard_suite, LimitSpec, Scenario};
+use crate::result::{network_suite, stacks_suite, standard_suite, LimitSpec, Scenario};
 use crate::scenarios::Extra;
 
 /// What one invocation of `loadgen` does.
@@ -58,6 +58,8 @@ pub struct Measure {
     /// Where result.json goes (default: results/<timestamp>-<name>/).
     pub out: Option<PathBuf>,
     pub quiet: bool,
+    /// Scenarios left out, and why (the network scenarios without root).
+    pub skipped: Vec<String>,
 }
 
 /// Parses and checks `args` (the program name first), as `main` does.
@@ -93,6 +95,7 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
                 server: args.server,
                 out: args.out,
                 quiet: args.quiet,
+                skipped: Vec::new(),
             }
         }
         Command::Suite(args) if args.stacks.is_some() => {
@@ -109,11 +112,12 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
                 server: args.server,
                 out: args.out,
                 quiet: args.quiet,
+                skipped: Vec::new(),
             }
         }
         Command::Suite(args) => {
             let duration_s = args.duration.as_secs_f64();
-            let (extras, limits) = if args.feed_only {
+            let (extras, limits) = if args.feed_only || args.network_only {
                 (Vec::new(), Vec::new())
             } else {
                 (
@@ -124,8 +128,27 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             for extra in &extras {
                 extra.validate().map_err(|e| format!("{e} (--duration)"))?;
             }
-            let mut scenarios = standard_suite(duration_s);
+            let mut scenarios = if args.network_only {
+                Vec::new()
+            } else {
+                standard_suite(duration_s)
+            };
             args.edge.apply(&mut scenarios)?;
+            let mut skipped = Vec::new();
+            if args.edge.edge.is_some() {
+                if !args.no_network {
+                    skipped.push(
+                        "the network scenarios (lossy, mobile, outage): they run the embedded server over an emulated link, not through an edge (run `loadgen suite --network-only` without --edge)".into(),
+                    );
+                }
+            } else if !args.no_network {
+                match network_scenarios_possible(&args.server) {
+                    Ok(()) => scenarios.extend(network_suite(duration_s)),
+                    Err(why) => skipped.push(format!(
+                        "the network scenarios (lossy, mobile, outage): {why}"
+                    )),
+                }
+            }
             Measure {
                 name: "suite".into(),
                 scenarios,
@@ -134,6 +157,7 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
                 server: args.server,
                 out: args.out,
                 quiet: args.quiet,
+                skipped,
             }
         }
         Command::Chat(args) => extra("chat", args.extra()?, args.common),
@@ -147,6 +171,7 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
             server: args.server,
             out: args.out,
             quiet: args.quiet,
+            skipped: Vec::new(),
         },
         Command::Serve(args) => {
             let edge = match &args.edge.edge {
@@ -170,7 +195,34 @@ fn invocation(cli: Cli) -> Result<Invocation, String> {
         Command::Doctor(args) => return Ok(Invocation::Doctor(args.spec())),
     };
     measure.server.check()?;
+    if measure.scenarios.iter().any(|s| s.link.is_some()) {
+        link_server_check(&measure.server)?;
+        // Checked again with the flags applied after the scenario was made
+        // (--edge): a link carries the embedded feed server alone.
+        for s in measure.scenarios.iter().filter(|s| s.link.is_some()) {
+            s.validate().map_err(|e| e.to_string())?;
+        }
+    }
     Ok(Invocation::Measure(measure))
+}
+
+/// A run over an emulated link starts the embedded server itself, as a
+/// child process inside the link's server namespace.
+fn link_server_check(server: &ServerArgs) -> Result<(), String> {
+    if server.target.is_some() {
+        return Err("--link runs over the embedded server, which it starts inside the link's server namespace: it cannot load an external server (--target)".into());
+    }
+    if server.in_process {
+        return Err("--link runs the embedded server as a child process inside the link's server namespace: drop --in-process".into());
+    }
+    Ok(())
+}
+
+/// Whether the suite's network scenarios can run: root, the link
+/// emulator, and the embedded server as a child process.
+fn network_scenarios_possible(server: &ServerArgs) -> Result<(), String> {
+    link_server_check(server)?;
+    crate::run::link_support().map_err(|e| e.to_string())
 }
 
 fn extra(name: &str, extra: Extra, common: super::extras::ExtraOut) -> Measure {
@@ -182,6 +234,7 @@ fn extra(name: &str, extra: Extra, common: super::extras::ExtraOut) -> Measure {
         server: common.server,
         out: common.out,
         quiet: common.quiet,
+        skipped: Vec::new(),
     }
 }
 
@@ -214,6 +267,106 @@ mod tests {
         assert_eq!(s[0].duration_s, 2.0);
         assert!(parse(["loadgen", "run", "--wire", "nope"]).is_err());
         assert!(parse(["loadgen", "run", "--tls-target", "https://x"]).is_err());
+    }
+
+    #[test]
+    fn link_flags_make_the_scenario_s_link() {
+        let m = measure(&[
+            "loadgen",
+            "run",
+            "--link",
+            "delay=25ms,loss=1%",
+            "--link-outage",
+            "2s@3s",
+            "--link-outage",
+            "1s@6s",
+            "--duration",
+            "10s",
+        ]);
+        let link = m.scenarios[0].link.as_ref().unwrap();
+        assert_eq!(link.rtt().as_millis(), 50);
+        assert_eq!(link.outages.len(), 2);
+        let m = measure(&["loadgen", "run", "--link-outage", "2s@1s"]);
+        assert_eq!(m.scenarios[0].link.as_ref().unwrap().delay.as_millis(), 0);
+        assert!(measure(&["loadgen", "run"]).scenarios[0].link.is_none());
+        for (args, says) in [
+            (vec!["run", "--link", "delay=lots"], "delay"),
+            (vec!["run", "--link", "loss=150%"], "loss"),
+            (vec!["run", "--link-outage", "2s"], "<duration>@<start>"),
+            (
+                vec!["run", "--link-outage", "20s@5s"],
+                "ends 25 s into the hold",
+            ),
+            (
+                vec!["run", "--link", "delay=1ms", "--in-process"],
+                "--in-process",
+            ),
+            (
+                vec![
+                    "run",
+                    "--link",
+                    "delay=1ms",
+                    "--target",
+                    "http://127.0.0.1:1",
+                ],
+                "--target",
+            ),
+            (
+                vec!["run", "--link", "delay=1ms", "--scenario", "x.toml"],
+                "`link` table",
+            ),
+            (
+                vec!["run", "--link", "delay=1ms", "--edge", "nginx"],
+                "cannot be combined with an edge proxy",
+            ),
+            (
+                vec![
+                    "run",
+                    "--link",
+                    "delay=1ms",
+                    "--sse-url",
+                    "http://127.0.0.1:1/sse",
+                ],
+                "cannot be combined with any other server",
+            ),
+            (
+                vec!["run", "--link", "delay=1ms", "--stacks", "actix,bare"],
+                "cannot be combined with stacks",
+            ),
+        ] {
+            let e = parse(std::iter::once("loadgen").chain(args.iter().copied())).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+            assert!(e.to_string().contains(says), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_suite_runs_or_skips_its_network_scenarios() {
+        let m = measure(&["loadgen", "suite", "--network-only"]);
+        assert!(m.extras.is_empty() && m.limits.is_empty());
+        match crate::run::link_support() {
+            Ok(()) => {
+                assert_eq!(m.scenarios.len(), 6);
+                assert!(m.skipped.is_empty());
+            }
+            Err(e) => {
+                assert!(m.scenarios.is_empty());
+                assert!(m.skipped[0].contains(&e.to_string()), "{:?}", m.skipped);
+            }
+        }
+        let m = measure(&["loadgen", "suite", "--no-network"]);
+        assert!(m.scenarios.iter().all(|s| s.link.is_none()));
+        assert!(m.skipped.is_empty());
+        let m = measure(&["loadgen", "suite", "--in-process"]);
+        assert!(m.scenarios.iter().all(|s| s.link.is_none()));
+        assert!(m.skipped[0].contains("--in-process"), "{:?}", m.skipped);
+        let m = measure(&["loadgen", "suite", "--feed-only", "--edge", "haproxy"]);
+        assert!(m.scenarios.iter().all(|s| s.link.is_none()));
+        assert!(
+            m.skipped[0].contains("not through an edge"),
+            "{:?}",
+            m.skipped
+        );
     }
 
     #[test]

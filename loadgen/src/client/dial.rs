@@ -2,11 +2,11 @@
 //! HTTP/2 pool connections, requests, probes) starts here, so how a socket
 //! is made, TLS, and the ALPN check are written once.
 //!
-//! How a socket is made is a per-connection hook ([`SocketHook`]): today
+//! How a socket is made is a per-connection hook ([`SocketHook`]):
 //! [`SourceAddresses`] binds it to one of several loopback source addresses
 //! (one address reaches only about 28,000 ephemeral ports per destination);
-//! a hook that creates the socket inside a network namespace is the same
-//! kind of thing, given to the dialer instead.
+//! over an emulated link the run's hook creates it inside the client's
+//! network namespace (`run::link`).
 
 use std::fmt;
 use std::io;
@@ -66,6 +66,11 @@ impl Dialer {
         Dialer {
             hook: Arc::new(hook),
         }
+    }
+
+    /// A dialer over a hook shared with others.
+    pub fn shared(hook: Arc<dyn SocketHook>) -> Self {
+        Dialer { hook }
     }
 
     /// Connection `index` to the endpoint: TCP, then TLS when the endpoint

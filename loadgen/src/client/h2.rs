@@ -38,6 +38,9 @@ struct Slot {
 /// A pool of HTTP/2 connections to one origin.
 pub struct H2Pool {
     slots: Vec<Mutex<Option<Slot>>>,
+    /// The serial number (1, 2, ...) of each slot's current connection, 0
+    /// before its first: which TCP connection carries which stream.
+    serials: Vec<AtomicU64>,
     /// The origin (its TLS settings say h2 or h2c) and the streams' path.
     endpoint: Endpoint,
     dialer: Dialer,
@@ -49,6 +52,7 @@ impl H2Pool {
     pub fn new(endpoint: Endpoint, dialer: Dialer, size: usize) -> H2Pool {
         H2Pool {
             slots: (0..size.max(1)).map(|_| Mutex::new(None)).collect(),
+            serials: (0..size.max(1)).map(|_| AtomicU64::new(0)).collect(),
             endpoint,
             dialer,
             connections_made: AtomicU64::new(0),
@@ -63,6 +67,13 @@ impl H2Pool {
     /// HTTP/2 connections opened so far (remade ones included).
     pub fn connections_made(&self) -> u64 {
         self.connections_made.load(Ordering::Relaxed)
+    }
+
+    /// The serial number of the connection that carries requests number
+    /// `index` now (0 if it has none yet); unique within the pool, a
+    /// re-made connection gets a new one.
+    pub fn connection_of(&self, index: usize) -> u64 {
+        self.serials[index % self.slots.len()].load(Ordering::Relaxed)
     }
 
     /// Connects every slot now, so the first requests do not pay for the
@@ -119,12 +130,14 @@ impl H2Pool {
                 return Ok(s.clone());
             }
         }
-        let fresh = self.connect(slot).await?;
+        let (fresh, serial) = self.connect(slot).await?;
         *guard = Some(fresh.clone());
+        self.serials[slot].store(serial, Ordering::Relaxed);
         Ok(fresh)
     }
 
-    async fn connect(&self, slot: usize) -> Result<Slot, ClientError> {
+    /// A new connection for `slot`, and its serial number.
+    async fn connect(&self, slot: usize) -> Result<(Slot, u64), ClientError> {
         // The dialer checks ALPN h2 over TLS; h2c has no negotiation.
         let io = self.dialer.connect(&self.endpoint, slot).await?;
         let (io, preface) = SettingsSniffer::new(io);
@@ -138,7 +151,7 @@ impl H2Pool {
                 tracing::debug!(error = %e, "HTTP/2 connection ended");
             }
         });
-        self.connections_made.fetch_add(1, Ordering::Relaxed);
-        Ok(Slot { send, preface })
+        let serial = self.connections_made.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok((Slot { send, preface }, serial))
     }
 }

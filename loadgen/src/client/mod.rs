@@ -17,8 +17,8 @@
 //!
 //! Inside, files depend one way: `error`, `tls`, `io`, `event_stream`,
 //! `message` at the bottom; then `json_fields`, `field_decoder`, `endpoint`,
-//! `stream`, `request`; `dial`; `h2`, `http`, `ws`, `target`; `sse`,
-//! `stats`; `feed`; `opener`; `any_target` on top.
+//! `stream`, `request`; `dial`; `h2`, `http`, `ws`; `sse`, `stats`;
+//! `target`; `feed`; `opener`; `any_target` on top.
 
 mod any_target;
 mod dial;

@@ -188,6 +188,13 @@ impl Opener {
         self.h2_pool_shared().map(|p| p.as_ref())
     }
 
+    /// The serial number of the HTTP/2 connection carrying stream `index`
+    /// now (HTTP/2 openers only; every other stream has a connection of
+    /// its own).
+    pub fn h2_connection_of(&self, index: usize) -> Option<u64> {
+        self.h2_pool().map(|pool| pool.connection_of(index))
+    }
+
     /// HTTP/2 connections made so far (HTTP/2 openers only).
     pub fn h2_connections(&self) -> Option<u64> {
         self.h2_pool().map(H2Pool::connections_made)

@@ -28,6 +28,12 @@ pub struct ServerSnapshot {
     /// Ids the server announced lost with gap events, since it started.
     #[serde(default)]
     pub gap_ids: u64,
+    /// Streams resumed from an event id, since it started.
+    #[serde(default)]
+    pub resumes: u64,
+    /// WebSockets closed for no pong within twice the keep-alive period.
+    #[serde(default)]
+    pub ws_timeouts: u64,
 }
 
 #[derive(Deserialize)]
@@ -36,6 +42,10 @@ struct RawStats {
     events_sent: u64,
     #[serde(default)]
     gap_ids: u64,
+    #[serde(default)]
+    resumes: u64,
+    #[serde(default)]
+    ws_timeouts: u64,
     process: RawProcess,
     feed: RawFeed,
 }
@@ -64,12 +74,15 @@ pub struct ServerProbe {
 impl ServerProbe {
     /// The probe of the server whose plain listener is `addr`.
     pub fn new(addr: SocketAddr) -> Self {
+        ServerProbe::with_dialer(addr, Dialer::default())
+    }
+
+    /// The same, its connections made by `dialer` (e.g. from inside a
+    /// network namespace).
+    pub fn with_dialer(addr: SocketAddr, dialer: Dialer) -> Self {
         let endpoint = Endpoint::new(&format!("http://{addr}/stats"), addr, None)
             .expect("a socket address and a path make a URL");
-        ServerProbe {
-            endpoint,
-            dialer: Dialer::default(),
-        }
+        ServerProbe { endpoint, dialer }
     }
 
     /// One `GET /stats`, bounded in time.
@@ -102,6 +115,8 @@ impl ServerProbe {
             rate_hz: raw.feed.rate_hz,
             payload_bytes: raw.feed.payload_bytes,
             gap_ids: raw.gap_ids,
+            resumes: raw.resumes,
+            ws_timeouts: raw.ws_timeouts,
         })
     }
 }

@@ -3,9 +3,11 @@
 //! of its routes.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
-use super::dial::SourceAddresses;
+use super::dial::{Dialer, SocketHook, SourceAddresses};
 use super::endpoint::Endpoint;
+use super::stats::ServerProbe;
 use super::tls::{TlsConfigError, TlsSettings, Trust};
 
 /// Connections one source address can hold to one destination, with margin
@@ -46,6 +48,9 @@ pub struct Target {
     /// The TLS listener: the server's, or the edge's in front of it.
     pub tls: Option<TlsTarget>,
     pub https_url: Option<String>,
+    /// How every socket to it is made, when not by default (e.g. inside a
+    /// network namespace, over an emulated link).
+    pub socket_hook: Option<Arc<dyn SocketHook>>,
     /// Streams go through a TLS-only edge proxy (nginx, HAProxy): every
     /// wire uses the TLS listener, and the server's hello names only the
     /// proxy's upstream hop (`http/1.1`).
@@ -53,14 +58,26 @@ pub struct Target {
 }
 
 impl Target {
-    /// The embedded server: its certificate file is trusted.
+    /// The embedded server on loopback: its certificate file is trusted,
+    /// for the name `localhost`.
     pub fn embedded(
         http_addr: SocketAddr,
         https_addr: Option<SocketAddr>,
         cert: Option<std::path::PathBuf>,
     ) -> Result<Target, TargetError> {
+        Target::embedded_as(http_addr, https_addr, cert, "localhost")
+    }
+
+    /// The embedded server, its certificate trusted for `tls_host` (a name
+    /// or an address the certificate carries).
+    pub fn embedded_as(
+        http_addr: SocketAddr,
+        https_addr: Option<SocketAddr>,
+        cert: Option<std::path::PathBuf>,
+        tls_host: &str,
+    ) -> Result<Target, TargetError> {
         let tls = match (https_addr, cert) {
-            (Some(addr), Some(cert)) => Some(tls_target(addr, "localhost", &Trust::CaFile(cert))?),
+            (Some(addr), Some(cert)) => Some(tls_target(addr, tls_host, &Trust::CaFile(cert))?),
             _ => None,
         };
         Ok(Target {
@@ -68,8 +85,9 @@ impl Target {
             http_url: format!("http://{http_addr}"),
             https_url: tls
                 .as_ref()
-                .map(|t| format!("https://localhost:{}", t.addr.port())),
+                .map(|t| format!("https://{}:{}", host_in_url(&t.host), t.addr.port())),
             tls,
+            socket_hook: None,
             through_edge: false,
         })
     }
@@ -89,6 +107,26 @@ impl Target {
             through_edge: true,
             ..self
         })
+    }
+
+    /// Every socket to this target made by `hook` from now on.
+    pub fn with_socket_hook(mut self, hook: Arc<dyn SocketHook>) -> Target {
+        self.socket_hook = Some(hook);
+        self
+    }
+
+    /// The dialer for `connections` streams: the target's socket hook, or
+    /// plain sockets from as many source addresses as they need.
+    pub fn dialer(&self, connections: usize) -> Dialer {
+        match &self.socket_hook {
+            Some(hook) => Dialer::shared(hook.clone()),
+            None => Dialer::new(self.sources(connections)),
+        }
+    }
+
+    /// The `/stats` probe of this server, through the target's socket hook.
+    pub fn probe(&self) -> ServerProbe {
+        ServerProbe::with_dialer(self.http_addr, self.dialer(1))
     }
 
     /// An external server given by URLs.
@@ -111,6 +149,7 @@ impl Target {
             http_url,
             https_url,
             tls,
+            socket_hook: None,
             through_edge: false,
         })
     }

@@ -81,6 +81,7 @@ pub async fn run(spec: &LimitSpec, opts: &RunOptions) -> anyhow::Result<Scenario
         scenario: Scenario::extra("limit", wires, most, spec.rate_hz, 0.0),
         server: setup,
         wires: Vec::new(),
+        link: None,
         stack: None,
         section: Section::Limit(LimitResult {
             spec: spec.clone(),

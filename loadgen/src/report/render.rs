@@ -8,7 +8,8 @@ use super::error::{write, ReportError};
 use super::findings::findings;
 use super::markdown::CHART_DIR;
 use super::{
-    answer, charts, environment, extras, format, html, limit, markdown, proxy, stacks, tables,
+    answer, charts, environment, extras, format, html, limit, markdown, network, proxy, stacks,
+    tables,
 };
 use crate::result::{RunResult, ScenarioResult};
 use crate::wire::Wire;
@@ -99,6 +100,10 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
         doc.push(Block::Heading(2, "Problems".into()));
         doc.push(Block::List(result.problems.clone()));
     }
+    if !result.skipped.is_empty() {
+        doc.push(Block::Heading(2, "Skipped".into()));
+        doc.push(Block::List(result.skipped.clone()));
+    }
     let feed: Vec<&ScenarioResult> = result
         .scenarios
         .iter()
@@ -139,6 +144,9 @@ fn document_of(result: &RunResult, opts: &ReportOptions) -> Result<Document, Rep
         for block in limit::blocks(s, &stem)? {
             doc.push(block);
         }
+    }
+    for block in network::blocks(result)? {
+        doc.push(block);
     }
     for block in proxy::blocks(result)? {
         doc.push(block);

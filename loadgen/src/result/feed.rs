@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::HistogramSummary;
+use super::network::NetworkResult;
 use super::recording::RecorderSnapshot;
 use crate::wire::Wire;
 
@@ -115,6 +116,10 @@ pub struct WireResult {
     pub connected_in_s: Option<f64>,
     /// The raw recorder: exact histograms and per-second counts, for merging.
     pub recorder: RecorderSnapshot,
+    /// Stalls, outages and the emulator's figures, when the wire ran over
+    /// an emulated link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkResult>,
 }
 
 fn one() -> usize {

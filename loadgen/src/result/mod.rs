@@ -17,6 +17,7 @@ mod faults;
 mod feed;
 mod histogram;
 mod limit;
+mod network;
 mod recording;
 mod scenario;
 mod section;
@@ -41,6 +42,10 @@ pub use limit::{
     GetProbe, LimitCase, LimitCaseResult, LimitResult, LimitSpec, Protocol, BROWSER_H1_PER_HOST,
     BROWSER_H2_DEFAULT_STREAMS, BROWSER_H2_STREAM_CAP, PER_STREAM_KEPT,
 };
+pub use network::{
+    network_suite, network_wires, KeepAliveFigures, LinkTiming, NetworkResult, OutageRecovery,
+    OutageWindow, StallSummary, MIN_RTT_US,
+};
 pub use recording::{Counters, RecorderSnapshot};
 pub use scenario::{check_ramp, stacks_suite, standard_suite, Scenario, ScenarioError};
 pub use section::Section;
@@ -60,6 +65,10 @@ pub struct RunResult {
     /// False when any scenario could not do all that was asked.
     pub complete: bool,
     pub problems: Vec<String>,
+    /// Scenarios left out, and why (e.g. the network scenarios without
+    /// root); not a problem: the run did what it could here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
     pub environment: Environment,
     pub scenarios: Vec<ScenarioResult>,
 }
@@ -71,6 +80,11 @@ pub struct ScenarioResult {
     pub scenario: Scenario,
     pub server: ServerSetup,
     pub wires: Vec<WireResult>,
+    /// The emulated link the scenario ran over, if any: its settings and
+    /// the emulator's figures over the wires' holds together (each wire's
+    /// own are in its `network`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<netlab::LinkReport>,
     /// The stack that served this scenario (`--stacks`), if it was one of several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<Stack>,

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use netlab::LinkSpec;
+
 use super::any_server::AnyServer;
 use super::bounds::{Bounds, DAY_S};
 use super::stack::Stack;
@@ -43,6 +45,13 @@ pub struct Scenario {
     /// as many as the open-file limit requires).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<usize>,
+    /// Run over an emulated link (needs root): the embedded server in one
+    /// network namespace, the connections in another, joined by the link
+    /// emulator. A `link` table with the fields of `--link`
+    /// (`delay = "25ms"`, `loss = "1%"`, `outages = ["2s@5s"]`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<netlab::LinkTable>")]
+    pub link: Option<LinkSpec>,
     /// Load any SSE or WebSocket server instead of the feed server: its
     /// URLs and how to read its events (`[scenario.any_server]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +182,25 @@ impl Scenario {
         if let Some(p) = self.processes {
             Self::PROCESSES.check_named("processes", p).map_err(bad)?;
         }
+        if let Some(link) = &self.link {
+            link.validate().map_err(|e| bad(e.to_string()))?;
+            if let Some(o) = link
+                .outages
+                .iter()
+                .find(|o| o.end().as_secs_f64() > self.duration_s)
+            {
+                return Err(bad(format!(
+                    "the outage {o} ends {} s into the hold, after the {} s hold: hold at least that long, and some seconds more to see the streams recover",
+                    o.end().as_secs_f64(),
+                    self.duration_s
+                )));
+            }
+            if let Some(other) = self.beside_link() {
+                return Err(bad(format!(
+                    "a link runs the embedded feed server in its own network namespace; it cannot be combined with {other} (not supported: run those without the link)"
+                )));
+            }
+        }
         self.edge().map_err(bad)?;
         let ramp_s = self.ramp_seconds();
         if ramp_s > DAY_S {
@@ -258,10 +286,35 @@ impl Scenario {
             drain_timeout_s: default_drain(),
             connect_timeout_s: default_connect(),
             processes: None,
+            link: None,
             any_server: None,
             stacks: Vec::new(),
             edge: None,
             edge_config: None,
+        }
+    }
+
+    /// A network scenario's settings, before its link: every wire at 100
+    /// connections and 10 events/s, held `duration_s`.
+    pub fn network(name: &str, duration_s: f64) -> Scenario {
+        Scenario {
+            name: name.to_string(),
+            ..feed_scenario(all_wires(), 100, 10.0, duration_s)
+        }
+    }
+
+    /// What this scenario combines with its link that a link cannot carry
+    /// (the link's namespaces hold the embedded feed server and nothing
+    /// else), if anything.
+    fn beside_link(&self) -> Option<&'static str> {
+        if self.edge.is_some() {
+            Some("an edge proxy (--edge, `edge`)")
+        } else if self.any_server.is_some() {
+            Some("any other server (--sse-url/--ws-url, `any_server`)")
+        } else if !self.stacks.is_empty() {
+            Some("stacks (--stacks, `stacks`)")
+        } else {
+            None
         }
     }
 }
@@ -295,6 +348,7 @@ fn feed_scenario(wires: Vec<Wire>, connections: usize, rate_hz: f64, duration_s:
         drain_timeout_s: default_drain(),
         connect_timeout_s: default_connect(),
         processes: None,
+        link: None,
         any_server: None,
         stacks: Vec::new(),
         edge: None,
@@ -386,6 +440,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_link_table_is_read_and_its_outages_must_fit_the_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        let head = "[[scenario]]\nname = \"l\"\nconnections = 10\nduration_s = 10\n";
+        std::fs::write(
+            &path,
+            format!(
+                "{head}[scenario.link]\ndelay = \"25ms\"\nloss = \"1%\"\noutages = [\"2s@5s\"]\n"
+            ),
+        )
+        .unwrap();
+        let s = Scenario::load(&path).unwrap();
+        let link = s[0].link.as_ref().unwrap();
+        assert_eq!(link.rtt().as_millis(), 50);
+        assert_eq!(link.outages.len(), 1);
+        std::fs::write(
+            &path,
+            format!("{head}[scenario.link]\noutages = [\"20s@5s\"]\n"),
+        )
+        .unwrap();
+        let e = Scenario::load(&path).unwrap_err().to_string();
+        assert!(e.contains("ends 25 s into the hold"), "{e}");
+        std::fs::write(&path, format!("{head}[scenario.link]\nloss = \"200%\"\n")).unwrap();
+        let e = Scenario::load(&path).unwrap_err().to_string();
+        assert!(e.contains("loss"), "{e}");
+        std::fs::write(&path, format!("{head}[scenario.link]\nlos = \"2%\"\n")).unwrap();
+        assert!(Scenario::load(&path).is_err(), "unknown fields are refused");
     }
 
     #[test]

@@ -22,13 +22,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::feed::{connection, FeedCtx};
 use super::gauge::ServerGauge;
+use super::link::{HoldHooks, NoHooks};
 use super::live::{lock, Live, Shards};
 use super::outcome::{hold_only, own_usage, Finished, Held, WireOutcome};
 use super::proxy::ProxySamples;
 use super::source::Source;
 use super::spec::WireSpec;
 use crate::client::{ServerProbe, ServerSnapshot, Target};
-use crate::measure::Recorder;
+use crate::measure::{LinkRecorder, Recorder};
 use crate::result::new_histogram;
 
 /// Shards of recorders per wire run.
@@ -84,6 +85,12 @@ impl WireRun {
         // worker's block starts at `first_index`), so blocks on one machine
         // share the source addresses round-robin like one process would.
         let opener = source.opener(&spec, first_index + spec.connections)?;
+        let link_shards = match &spec.link {
+            Some(timing) => (0..SHARDS)
+                .map(|_| Mutex::new(LinkRecorder::new(timing)))
+                .collect(),
+            None => Vec::new(),
+        };
         let ctx = Arc::new(FeedCtx {
             wire: spec.wire,
             opener,
@@ -102,6 +109,11 @@ impl WireRun {
             },
             client_protocols: Mutex::new(BTreeMap::new()),
             running: AtomicUsize::new(0),
+            link: spec.link.clone(),
+            link_shards,
+            hold_start_ns: AtomicU64::new(0),
+            carrier_base: (first_index as u64) << 32,
+            next_carrier: AtomicU64::new(1),
             highest_id: AtomicU64::new(0),
             connections: spec.connections,
             started: Instant::now(),
@@ -156,6 +168,12 @@ impl WireRun {
             let _ = h.add(lock(shard).latency_us());
         }
         h
+    }
+
+    /// The hold starts now (`unix_ns`): over a link, events are judged
+    /// for stalls and outage recovery from here on.
+    pub fn hold_started(&self, unix_ns: u64) {
+        self.ctx.hold_start_ns.store(unix_ns, Ordering::Relaxed);
     }
 
     /// The highest id any connection has seen so far.
@@ -262,6 +280,13 @@ impl WireRun {
         let protocols_seen = lock(&ctx.protocols).clone();
         let client_protocols = lock(&ctx.client_protocols).clone();
         let h2_connections = ctx.opener.h2_connections();
+        let network = ctx.link.as_ref().map(|timing| {
+            let mut all = LinkRecorder::new(timing);
+            for shard in &ctx.link_shards {
+                all.merge(std::mem::take(&mut *lock(shard)));
+            }
+            all.result(timing)
+        });
         Finished {
             recorder,
             opened,
@@ -272,6 +297,7 @@ impl WireRun {
             h2_connections,
             all_open_after_us: (all_open > 0).then_some(all_open),
             problems: self.problems,
+            network,
         }
     }
 }
@@ -313,14 +339,17 @@ pub async fn run_wire(
     cancel: CancellationToken,
 ) -> WireOutcome {
     let gauge = ServerGauge::Stats(Box::new(probe.clone()));
-    run_wire_on(&Source::Feed(target), spec, &gauge, proxy, live, cancel).await
+    let source = Source::Feed(target);
+    run_wire_on(&source, spec, &gauge, proxy, live, cancel, &NoHooks).await
 }
 
 /// Runs one wire against any source in this process, with the server's
 /// figures read through `gauge` (and the edge proxy's, if there is one) at
 /// each step. The final id every connection must reach is the server's
 /// newest (from `/stats`), or else the highest any connection saw (0
-/// without ids: nothing to drain).
+/// without ids: nothing to drain). `hooks` are called when the hold starts
+/// and ends (over an emulated link: the outage schedule, the emulator's
+/// figures).
 pub async fn run_wire_on(
     source: &Source,
     spec: WireSpec,
@@ -328,6 +357,7 @@ pub async fn run_wire_on(
     proxy: Option<&Edge>,
     live: Arc<Live>,
     cancel: CancellationToken,
+    hooks: &dyn HoldHooks,
 ) -> WireOutcome {
     let mut problems = Vec::new();
     let mut proxied = ProxySamples::default();
@@ -355,7 +385,10 @@ pub async fn run_wire_on(
         let lat0 = run.latency();
         let (cpu0, _) = own_usage();
         let t0 = Instant::now();
+        run.hold_started(unix_now_ns());
+        hooks.hold_started();
         let _ = run.pause(spec.hold).await;
+        hooks.hold_ended();
         measured.hold_s = t0.elapsed().as_secs_f64();
         let (cpu1, rss1) = own_usage();
         let (e1, b1) = run.counters();

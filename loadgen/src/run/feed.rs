@@ -1,6 +1,8 @@
 //! A feed connection of a wire run: the connection core's reconnect loop
 //! with a hook that records every message into a shared recorder shard,
-//! and stops once the connection has read up to the final id.
+//! and stops once the connection has read up to the final id. Over an
+//! emulated link the hook also judges each event for stalls and outage
+//! recovery (`measure::LinkWatch`), handing findings to a link shard.
 //!
 //! The same hook reads the feed server and any other server: the feed's
 //! ticks carry an id and a send time; another server's events carry what
@@ -15,9 +17,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{hold, ConnectionHook, Ended, Flow, OnMessage, Reconnect};
+use server::event::unix_now_ns;
+
 use super::live::{lock, Live, Shards};
 use crate::client::{ClientError, Msg, Opener, Stamp};
-use crate::measure::{Arrival, IdTracker, Recorder};
+use crate::measure::{Arrival, IdTracker, LinkRecorder, LinkWatch, Recorder};
+use crate::result::LinkTiming;
 use crate::wire::Wire;
 
 /// Events at the start of a stream that may lack a usable stamp before the
@@ -46,6 +51,17 @@ pub struct FeedCtx {
     pub client_protocols: Mutex<BTreeMap<String, u64>>,
     /// Connection tasks not yet finished, between streams included.
     pub running: AtomicUsize,
+    /// Over an emulated link: its timing, and one link recorder per shard.
+    pub link: Option<LinkTiming>,
+    pub link_shards: Vec<Mutex<LinkRecorder>>,
+    /// When the hold started (Unix ns; 0 before): events count for stalls
+    /// and outages from then on.
+    pub hold_start_ns: AtomicU64,
+    /// Numbers the TCP connections that carry streams: this process's base
+    /// (connection numbers of several processes never collide), and the
+    /// next number for a connection of its own (every wire but HTTP/2).
+    pub carrier_base: u64,
+    pub next_carrier: AtomicU64,
     /// The highest id any connection has seen: the final id of a server
     /// that does not say its newest.
     pub highest_id: AtomicU64,
@@ -69,6 +85,23 @@ impl FeedCtx {
             .or_insert_with(|| format!("{}: {e}", self.wire));
     }
 
+    fn link_shard(&self, index: usize) -> Option<&Mutex<LinkRecorder>> {
+        match self.link_shards.len() {
+            0 => None,
+            n => Some(&self.link_shards[index % n]),
+        }
+    }
+
+    /// The number of the TCP connection that carries stream `index`, just
+    /// opened: the HTTP/2 pool's connection, or a new one of its own.
+    fn carrier_of(&self, index: usize) -> u64 {
+        let local = self
+            .opener
+            .h2_connection_of(index)
+            .unwrap_or_else(|| self.next_carrier.fetch_add(1, Ordering::Relaxed));
+        self.carrier_base + local
+    }
+
     /// Notes an id seen: the shared maximum is written only when it grows,
     /// so connections mostly read a line no one writes.
     fn saw_id(&self, id: u64) {
@@ -90,6 +123,8 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
     let mut hook = Recording {
         ctx: &ctx,
         shard,
+        index,
+        link: ctx.link.as_ref().map(|t| LinkWatch::new(t, index as u64)),
         ids: IdTracker::new(),
         last_recv_ns: None,
         started: Instant::now(),
@@ -116,6 +151,9 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
         Some(&ctx.drain),
     )
     .await;
+    if let (Some(watch), Some(link_shard)) = (&mut hook.link, ctx.link_shard(index)) {
+        watch.finish(unix_now_ns(), &mut lock(link_shard));
+    }
     ctx.running.fetch_sub(1, Ordering::AcqRel);
     let to = ctx.drain_to.load(Ordering::Acquire);
     match hook.ids.last_seen() {
@@ -129,6 +167,9 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
 struct Recording<'a> {
     ctx: &'a FeedCtx,
     shard: &'a Mutex<Recorder>,
+    index: usize,
+    /// Over an emulated link: this stream's judge of stalls and outages.
+    link: Option<LinkWatch>,
     ids: IdTracker,
     /// When the previous event arrived (across reconnects: a reconnect is
     /// a stall the user sees).
@@ -168,6 +209,14 @@ impl Recording<'_> {
             r.record_first_event(self.started.elapsed());
         }
         drop(r);
+        if let (Some(watch), Some(sent)) = (&mut self.link, e.sent_unix_ns) {
+            let hold_start = self.ctx.hold_start_ns.load(Ordering::Relaxed);
+            if watch.event(hold_start, sent, e.recv_unix_ns) {
+                if let Some(link_shard) = self.ctx.link_shard(self.index) {
+                    watch.hand_over(&mut lock(link_shard));
+                }
+            }
+        }
         if !self.protocol_noted {
             // No hello came first: the handshake says what was negotiated.
             self.protocol_noted = true;
@@ -297,6 +346,10 @@ impl ConnectionHook for Recording<'_> {
             .entry(self.ctx.opener.protocol().to_string())
             .or_default() += 1;
         self.connected_before = true;
+        if let (Some(watch), Some(link_shard)) = (&mut self.link, self.ctx.link_shard(self.index)) {
+            let carrier = self.ctx.carrier_of(self.index);
+            watch.opened(carrier, unix_now_ns(), &mut lock(link_shard));
+        }
         self.started = attempt_started;
         self.first_tick = true;
         self.draining = false;
@@ -321,6 +374,9 @@ impl ConnectionHook for Recording<'_> {
 
     fn ended(&mut self, how: Ended) -> Flow {
         self.ctx.live.connected.fetch_sub(1, Ordering::Relaxed);
+        if let (Some(watch), Some(link_shard)) = (&mut self.link, self.ctx.link_shard(self.index)) {
+            watch.stream_ended(&mut lock(link_shard));
+        }
         self.broke_at = Some(Instant::now());
         match how {
             Ended::Done | Ended::Stopped => Flow::Stop,

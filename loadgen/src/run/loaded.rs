@@ -9,20 +9,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::driver::run_wire_on;
 use super::gauge::ServerGauge;
+use super::link::{HoldHooks, LinkRun, NoHooks};
 use super::live::Live;
 use super::observer::Observer;
 use super::options::RunOptions;
 use super::source::Source;
 use super::spec::WireSpec;
 use super::worker::TargetSpec;
-use super::workers::run_wire_in_processes;
+use super::workers::{run_wire_in_processes, WorkerSetup};
 use crate::result::{Scenario, WireResult};
 use crate::wire::Wire;
 
 /// What one wire runs against: where its streams go, how the server's
 /// side is read, how a worker process finds the server, where this
 /// process's connections sit among several load generators, and the edge
-/// proxy in front, if any.
+/// proxy in front or the emulated link in between, if any.
 pub struct Loaded<'a> {
     pub source: Source,
     pub gauge: ServerGauge,
@@ -31,6 +32,10 @@ pub struct Loaded<'a> {
     /// The edge proxy in front of the server, if any: its figures are read
     /// with the server's.
     pub proxy: Option<&'a Edge>,
+    /// The emulated link between the server and the connections, if any:
+    /// its outage schedule starts with the hold, its figures are read for
+    /// it, and worker processes start inside its client namespace.
+    pub link: Option<&'a LinkRun>,
 }
 
 /// Where a wire's connections sit among several load generators
@@ -81,20 +86,22 @@ pub async fn drive_wire(
         ..WireSpec::for_scenario(scenario, wire, opts.retry).map_err(anyhow::Error::msg)?
     };
     let processes = processes_for(scenario, opts);
+    let hooks: &dyn HoldHooks = match loaded.link {
+        Some(link) => link,
+        None => &NoHooks,
+    };
     let outcome = match (&opts.worker_exe, processes) {
         (Some(exe), p) if p > 1 => {
-            let target = loaded.worker_target.clone();
-            let mut o = run_wire_in_processes(
-                exe.clone(),
-                target,
-                spec,
-                p,
-                &loaded.gauge,
-                loaded.proxy,
-                live,
-            )
-            .await
-            .map_err(|e| e.context(format!("{wire} over {processes} processes")))?;
+            let workers = WorkerSetup {
+                exe: exe.clone(),
+                target: loaded.worker_target.clone(),
+                processes: p,
+                netns: loaded.link.map(|l| l.client_netns().clone()),
+            };
+            let mut o =
+                run_wire_in_processes(workers, spec, &loaded.gauge, loaded.proxy, live, hooks)
+                    .await
+                    .map_err(|e| e.context(format!("{wire} over {processes} processes")))?;
             o.processes = p;
             o
         }
@@ -106,11 +113,19 @@ pub async fn drive_wire(
                 loaded.proxy,
                 live,
                 cancel.clone(),
+                hooks,
             )
             .await
         }
     };
-    Ok(outcome.to_result()?)
+    let mut result = outcome.to_result()?;
+    if let Some(link) = loaded.link {
+        if let Some(network) = &mut result.network {
+            network.emulator = link.last_hold();
+        }
+        result.problems.extend(link.problems());
+    }
+    Ok(result)
 }
 
 /// Processes for a wire: as asked, or as many as the open-file limit needs

@@ -9,6 +9,9 @@
 //!   [`workers`]: one wire over several processes, each a [`worker`].
 //! - [`spec`], [`live`], [`outcome`]: what a wire runs, shows while
 //!   running, and measured.
+//! - [`server`]: the one server starter; [`options`]: which server.
+//! - [`link`]: a scenario over an emulated link (the lab, the server's
+//!   place in it, the client side's socket hook, the hold's hooks).
 //! - [`source`]: what a wire connects to (the feed server or any server);
 //!   [`gauge`]: how the server's side is read (`/stats`, /proc, nothing).
 //! - [`server`]: the one server starter (and the edge proxy in front of
@@ -25,6 +28,7 @@ pub mod connection;
 pub mod driver;
 pub mod feed;
 pub mod gauge;
+pub mod link;
 pub mod live;
 pub mod loaded;
 pub mod observer;
@@ -42,6 +46,7 @@ pub mod workers;
 
 pub use driver::{run_wire, run_wire_on, WireRun};
 pub use gauge::{settle_after, ServerGauge};
+pub use link::{link_support, HoldHooks, LinkError, LinkRun, NoHooks};
 pub use live::{Live, LiveSnapshot};
 pub use loaded::{drive_wire, Loaded};
 pub use observer::{Observer, Silent};

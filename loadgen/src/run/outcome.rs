@@ -13,8 +13,8 @@ use super::spec::WireSpec;
 use crate::client::ServerSnapshot;
 use crate::measure::Recorder;
 use crate::result::{
-    summarize, HistogramError, LoadgenCost, Measured, ProxyCost, RecorderSnapshot, ServerCost,
-    WireResult,
+    summarize, HistogramError, LoadgenCost, Measured, NetworkResult, ProxyCost, RecorderSnapshot,
+    ServerCost, WireResult,
 };
 
 /// Everything measured on one wire.
@@ -49,6 +49,9 @@ pub struct WireOutcome {
     pub processes: usize,
     /// Latency of the events received during the hold only.
     pub hold_latency: Option<Histogram<u64>>,
+    /// Over an emulated link: stalls, outages, keep-alive figures (the
+    /// emulator's are added by the runner, which owns the link).
+    pub network: Option<NetworkResult>,
 }
 
 /// What one process measured on one wire, ready to merge with others'.
@@ -67,6 +70,9 @@ pub struct Finished {
     #[serde(default)]
     pub all_open_after_us: Option<u64>,
     pub problems: Vec<String>,
+    /// Over an emulated link: what the streams found (`measure::LinkRecorder`).
+    #[serde(default)]
+    pub network: Option<NetworkResult>,
 }
 
 /// What was read while the connections were held.
@@ -116,6 +122,7 @@ impl WireOutcome {
             problems,
             processes: 1,
             hold_latency: None,
+            network: None,
         }
     }
 
@@ -155,7 +162,18 @@ impl WireOutcome {
             }),
             _ => None,
         };
+        let network = finished.network.map(|mut n| {
+            if let (Some(h), Some(e)) = (&measured.held, &measured.end) {
+                n.keepalive.server_ws_timeouts = e.ws_timeouts.saturating_sub(h.ws_timeouts);
+                n.keepalive.server_resumes = e.resumes.saturating_sub(h.resumes);
+            }
+            n.keepalive.h2_reopened = finished
+                .h2_connections
+                .map(|made| made.saturating_sub(spec.h2_pool_size() as u64));
+            n
+        });
         WireOutcome {
+            network,
             recorder,
             opened_peak: finished.opened,
             h2_connections: finished.h2_connections,
@@ -227,6 +245,7 @@ impl WireOutcome {
             },
             connected_in_s: self.all_open_after_us.map(|us| us as f64 / 1e6),
             recorder: snap,
+            network: self.network.clone(),
         })
     }
 }

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::gauge::ServerGauge;
+use super::link::LinkRun;
 use super::loaded::{drive_wire, Loaded, Placement};
 use super::observer::Observer;
 use super::options::RunOptions;
 use super::server::{ServerSettings, StartedServer};
 use super::source::Source;
 use super::worker::TargetSpec;
-use crate::client::{AnyTarget, ServerProbe};
+use crate::client::AnyTarget;
 use crate::measure::ProcessProbe;
 use crate::result::{
     AnyServer, Environment, RunResult, Scenario, ScenarioResult, Section, ServerSetup, WireResult,
@@ -90,6 +91,7 @@ pub async fn run_scenarios(
         finished_at: server::event::rfc3339(std::time::SystemTime::now()),
         complete: problems.is_empty(),
         problems,
+        skipped: Vec::new(),
         environment: Environment::detect(),
         scenarios: results,
     }
@@ -108,6 +110,9 @@ async fn run_scenario(
         edge: scenario.edge().map_err(anyhow::Error::msg)?,
         ..ServerSettings::new(scenario.rate_hz, opts.workers)
     };
+    // One lab for the scenario: every wire's server and connections run
+    // over it; dropping it (also on an error below) removes it.
+    let link = scenario.link.as_ref().map(LinkRun::start).transpose()?;
     let mut setup: Option<ServerSetup> = None;
     let mut wires = Vec::new();
     for wire in wires_to_run(scenario, opts, &settings).await? {
@@ -116,9 +121,13 @@ async fn run_scenario(
         }
         // A fresh embedded server per wire: memory figures then never inherit
         // a heap another wire grew (the allocator keeps freed memory).
-        let server = StartedServer::start(opts, &settings).await?;
+        let server = StartedServer::start_over(opts, &settings, link.as_ref()).await?;
+        let place = Place {
+            server: &server,
+            link: link.as_ref(),
+        };
         let result = run_on(
-            &server, scenario, wire, placed, opts, &mut setup, observer, &cancel,
+            place, scenario, wire, placed, opts, &mut setup, observer, &cancel,
         )
         .await;
         server.stop().await;
@@ -131,9 +140,17 @@ async fn run_scenario(
         scenario: scenario.clone(),
         server,
         wires,
+        link: link.as_ref().map(LinkRun::report),
         stack: None,
         section: Section::Feed,
     })
+}
+
+/// Where a wire runs: its server, and the link in between if any.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    server: &'a StartedServer,
+    link: Option<&'a LinkRun>,
 }
 
 /// A scenario against any server given by URLs: no `/stats`; its memory
@@ -169,11 +186,13 @@ async fn run_any(
             http_url: any.shown_url().to_string(),
             https_url: None,
             ca_cert: any.ca_cert.clone(),
+            sources: Vec::new(),
             any: Some(Box::new(any.clone())),
             through_edge: false,
         },
         placed,
         proxy: None,
+        link: None,
     };
     let mut wires = Vec::new();
     for wire in scenario.wires_to_run() {
@@ -188,6 +207,7 @@ async fn run_any(
         scenario: scenario.clone(),
         server: setup,
         wires,
+        link: None,
         stack: None,
         section: Section::Feed,
     })
@@ -205,6 +225,11 @@ async fn wires_to_run(
 ) -> anyhow::Result<Vec<Wire>> {
     if scenario.wires != Wire::ALL {
         return Ok(scenario.wires.clone());
+    }
+    if scenario.link.is_some() {
+        // No edge over a link (refused), and the embedded server announces
+        // no WebSocket over HTTP/2: the four wires it serves itself.
+        return Ok(Wire::ALL.to_vec());
     }
     let server = StartedServer::start(opts, settings).await?;
     let announced = match (&server.target.tls, server.ca_cert(opts)) {
@@ -230,7 +255,7 @@ async fn wires_to_run(
 /// Runs one wire of a scenario against a started server.
 #[allow(clippy::too_many_arguments)]
 async fn run_on(
-    server: &StartedServer,
+    place: Place<'_>,
     scenario: &Scenario,
     wire: Wire,
     placed: Placement,
@@ -239,8 +264,9 @@ async fn run_on(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> anyhow::Result<WireResult> {
+    let server = place.server;
     let target = &server.target;
-    let probe = ServerProbe::new(target.http_addr);
+    let probe = target.probe();
     let stats = probe.snapshot().await.map_err(|e| {
         anyhow::Error::new(e).context(format!(
             "asking {} for /stats (is it the feed server?)",
@@ -264,11 +290,13 @@ async fn run_on(
             http_url: target.http_url.clone(),
             https_url: target.https_url.clone(),
             ca_cert: server.ca_cert(opts),
+            sources: place.link.map(LinkRun::client_addrs).unwrap_or_default(),
             any: None,
             through_edge: target.through_edge,
         },
         placed,
         proxy: server.edge(),
+        link: place.link,
     };
     drive_wire(&loaded, scenario, wire, opts, observer, cancel).await
 }

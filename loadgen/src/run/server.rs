@@ -14,7 +14,7 @@
 //! certificate serves both the edge and the server's own TLS listener, and
 //! the target's TLS side becomes the edge's.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use server::{RunningServer, ServerConfig};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::link::{LinkError, LinkRun};
 use super::options::{RunOptions, ServerChoice};
 use crate::client::Target;
 use crate::result::ServerSetup;
@@ -43,9 +44,13 @@ pub struct ServerSettings {
     pub replay: Option<usize>,
     /// The SSE `retry:` it sends, if not the default.
     pub retry_ms: Option<u64>,
+    /// The address both listeners bind (port 0), if not 127.0.0.1: the
+    /// server's address on an emulated link.
+    pub listen: Option<IpAddr>,
     /// A proxy to start in front of it, and its config.
     pub edge: Option<(edge::EdgeKind, edge::EdgeProfile)>,
-    /// Certificate and key for its TLS listener (default: generated).
+    /// Certificate and key for its TLS listener (default: generated): the
+    /// edge's, or one naming the server's address on an emulated link.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
@@ -59,9 +64,16 @@ impl ServerSettings {
         }
     }
 
+    /// The listeners' address (port 0: any free one).
+    fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), 0)
+    }
+
     /// The config of a server in this process.
     pub fn config(&self) -> ServerConfig {
         let mut c = ServerConfig::ephemeral();
+        c.http = self.listen_addr();
+        c.https = self.listen_addr();
         c.rate = self.rate_hz;
         c.payload_bytes = self.payload_bytes;
         c.workers = self.workers;
@@ -83,9 +95,9 @@ impl ServerSettings {
     pub fn flags(&self) -> Vec<String> {
         let mut flags = vec![
             "--http".into(),
-            "127.0.0.1:0".into(),
+            self.listen_addr().to_string(),
             "--https".into(),
-            "127.0.0.1:0".into(),
+            self.listen_addr().to_string(),
             "--rate".into(),
             self.rate_hz.to_string(),
             "--payload-bytes".into(),
@@ -135,9 +147,24 @@ impl StartedServer {
     /// child, as `opts` say), or checks the external target; then the edge
     /// in front of it, if asked.
     pub async fn start(opts: &RunOptions, settings: &ServerSettings) -> anyhow::Result<Self> {
+        StartedServer::start_over(opts, settings, None).await
+    }
+
+    /// [`start`](Self::start), over `link` when given: the embedded child
+    /// inside the link's server namespace, on the server's address there,
+    /// with a certificate for that address; the target's sockets made in
+    /// the client namespace. No edge over a link (refused).
+    pub async fn start_over(
+        opts: &RunOptions,
+        settings: &ServerSettings,
+        link: Option<&LinkRun>,
+    ) -> anyhow::Result<Self> {
         let Some((kind, profile)) = settings.edge.clone() else {
-            return StartedServer::start_direct(opts, settings).await;
+            return StartedServer::start_direct(opts, settings, link).await;
         };
+        if link.is_some() {
+            return Err(LinkError::Server("an edge proxy (--edge)").into());
+        }
         let cert_dir = tempfile::Builder::new()
             .prefix("wb-edge-cert-")
             .tempdir()
@@ -148,7 +175,7 @@ impl StartedServer {
             edge: None,
             ..settings.clone()
         };
-        let mut started = StartedServer::start_direct(opts, &with_cert).await?;
+        let mut started = StartedServer::start_direct(opts, &with_cert, None).await?;
         let upstream = started.target.http_addr.to_string();
         let spec = edge::EdgeSpec::new(kind, profile.clone(), upstream).with_cert(cert.clone());
         let edge = tokio::task::spawn_blocking(move || edge::Edge::start(spec))
@@ -188,24 +215,54 @@ impl StartedServer {
         self.edge.as_ref().map(|e| &e.edge)
     }
 
-    async fn start_direct(opts: &RunOptions, settings: &ServerSettings) -> anyhow::Result<Self> {
-        let (embedded, target) = match &opts.server {
-            ServerChoice::InProcess => {
+    async fn start_direct(
+        opts: &RunOptions,
+        settings: &ServerSettings,
+        link: Option<&LinkRun>,
+    ) -> anyhow::Result<Self> {
+        let (embedded, target) = match (&opts.server, link) {
+            (ServerChoice::InProcess, None) => {
                 let e = EmbeddedServer::in_process(settings.config())?;
-                let target = e.target()?;
+                let target = e.target("localhost")?;
                 (Some(e), target)
             }
-            ServerChoice::Child { exe } => {
+            (ServerChoice::Child { exe }, None) => {
                 let e = EmbeddedServer::child(exe.clone(), settings.flags()).await?;
-                let target = e.target()?;
+                let target = e.target("localhost")?;
                 (Some(e), target)
             }
-            ServerChoice::External {
-                http_url,
-                https_url,
-                trust,
-                allow_remote,
-            } => {
+            (ServerChoice::Child { exe }, Some(link)) => {
+                let over_link = ServerSettings {
+                    listen: Some(link.server_addr()),
+                    tls: Some(link.tls_files()),
+                    ..settings.clone()
+                };
+                let e = EmbeddedServer::child_in(
+                    exe.clone(),
+                    over_link.flags(),
+                    Some(link.server_netns()),
+                )
+                .await?;
+                let target = e
+                    .target(&link.server_addr().to_string())?
+                    .with_socket_hook(link.socket_hook());
+                (Some(e), target)
+            }
+            (ServerChoice::InProcess, Some(_)) => {
+                return Err(LinkError::Server("a server in this process (--in-process)").into())
+            }
+            (ServerChoice::External { .. }, Some(_)) => {
+                return Err(LinkError::Server("an external server (--target)").into())
+            }
+            (
+                ServerChoice::External {
+                    http_url,
+                    https_url,
+                    trust,
+                    allow_remote,
+                },
+                None,
+            ) => {
                 let t =
                     Target::external(http_url, https_url.as_deref(), trust.clone(), *allow_remote)
                         .await
@@ -322,7 +379,20 @@ impl EmbeddedServer {
 
     /// Starts `exe serve <flags>` and waits for its ready line.
     pub async fn child(exe: PathBuf, flags: Vec<String>) -> Result<Self, EmbeddedError> {
-        let mut child = tokio::process::Command::new(&exe)
+        EmbeddedServer::child_in(exe, flags, None).await
+    }
+
+    /// [`child`](Self::child), the process started inside `netns` when given.
+    pub async fn child_in(
+        exe: PathBuf,
+        flags: Vec<String>,
+        netns: Option<&netlab::Netns>,
+    ) -> Result<Self, EmbeddedError> {
+        let mut command = tokio::process::Command::new(&exe);
+        if let Some(netns) = netns {
+            netns.configure_tokio_command(&mut command);
+        }
+        let mut child = command
             .arg("serve")
             .args(&flags)
             .stdin(Stdio::piped())
@@ -338,10 +408,10 @@ impl EmbeddedServer {
         Ok(EmbeddedServer::Child { child, ready })
     }
 
-    /// How to reach it: its certificate file is trusted.
-    fn target(&self) -> Result<Target, crate::client::TargetError> {
+    /// How to reach it: its certificate file is trusted for `tls_host`.
+    fn target(&self, tls_host: &str) -> Result<Target, crate::client::TargetError> {
         let r = self.ready();
-        Target::embedded(r.http_addr, r.https_addr, r.cert_path)
+        Target::embedded_as(r.http_addr, r.https_addr, r.cert_path, tls_host)
     }
 
     pub fn ready(&self) -> Ready {
@@ -508,6 +578,7 @@ mod tests {
             workers: Some(3),
             replay: Some(32),
             retry_ms: Some(150),
+            listen: Some("198.18.1.1".parse().unwrap()),
             edge: None,
             tls: Some(("/c.pem".into(), "/k.pem".into())),
         };
@@ -533,6 +604,7 @@ mod tests {
         );
         assert_eq!(parsed.shutdown_timeout, config.shutdown_timeout);
         assert_eq!((parsed.http, parsed.https), (config.http, config.https));
+        assert_eq!(parsed.http.to_string(), "198.18.1.1:0");
         assert_eq!(
             (parsed.tls_cert, parsed.tls_key),
             (config.tls_cert, config.tls_key)

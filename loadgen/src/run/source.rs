@@ -24,7 +24,7 @@ impl Source {
         let pool = spec.h2_pool_size();
         match self {
             Source::Feed(t) => {
-                let dialer = Dialer::new(t.sources(indices));
+                let dialer = t.dialer(indices);
                 Opener::for_wire(spec.wire, t, dialer, pool)
             }
             Source::Any(a) => {

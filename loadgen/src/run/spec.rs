@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::result::{Bounds, Scenario};
+use crate::result::{Bounds, LinkTiming, Scenario};
 use crate::wire::Wire;
 
 /// Streams Chromium puts on one HTTP/2 connection when the server announces
@@ -31,6 +31,10 @@ pub struct WireSpec {
     pub connect_timeout: Duration,
     /// Reconnect delay until the server sends `retry:`.
     pub retry: Duration,
+    /// Over an emulated link: its timing, by which connections judge
+    /// stalls and recovery from outages.
+    #[serde(default)]
+    pub link: Option<LinkTiming>,
     /// The index of the first connection (a shard's block starts there).
     #[serde(default)]
     pub first_index: usize,
@@ -78,6 +82,7 @@ impl WireSpec {
             drain_timeout: secs(s.drain_timeout_s)?,
             connect_timeout: secs(s.connect_timeout_s)?,
             retry,
+            link: s.link.as_ref().map(LinkTiming::of),
             first_index: 0,
             hold_at_unix_ns: None,
             stall_after: stall_after(s),

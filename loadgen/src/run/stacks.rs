@@ -283,6 +283,7 @@ async fn run_stack(
                     StackProcess::Actix(e) => e.ready().cert_path,
                     StackProcess::Baseline(_) => None,
                 },
+                sources: Vec::new(),
                 any: None,
                 through_edge: false,
             },
@@ -290,6 +291,7 @@ async fn run_stack(
             gauge: ServerGauge::Process(ProcessProbe::new(server.pid)),
             placed,
             proxy: None,
+            link: None,
         };
         let result = drive_wire(&loaded, scenario, wire, opts, observer, cancel).await;
         server.stop().await;
@@ -307,6 +309,7 @@ async fn run_stack(
         scenario: scenario.clone(),
         server,
         wires,
+        link: None,
         stack: Some(stack),
         section: Section::Feed,
     })

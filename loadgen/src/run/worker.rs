@@ -2,6 +2,7 @@
 //! stepped by a parent `loadgen` through the phases of a wire run over JSON
 //! lines on stdin/stdout (see `workers` for the parent's side).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use super::live::Live;
 use super::outcome::{own_usage, Finished};
 use super::source::Source;
 use super::spec::WireSpec;
-use crate::client::{AnyTarget, Target, Trust};
+use crate::client::{AnyTarget, SourceAddresses, Target, Trust};
 use crate::result::{summarize, AnyServer, HistogramSummary};
 
 /// How a worker finds the server.
@@ -25,6 +26,10 @@ pub struct TargetSpec {
     pub https_url: Option<String>,
     /// A CA file to trust, or none for no verification.
     pub ca_cert: Option<PathBuf>,
+    /// Source addresses to bind round-robin (a worker inside an emulated
+    /// link's client namespace uses the lab's); none: the default.
+    #[serde(default)]
+    pub sources: Vec<IpAddr>,
     /// Any server's settings, when it is not the feed server.
     #[serde(default)]
     pub any: Option<Box<AnyServer>>,
@@ -45,6 +50,9 @@ impl TargetSpec {
         let mut target =
             Target::external(&self.http_url, self.https_url.as_deref(), trust, true).await?;
         target.through_edge = self.through_edge;
+        if !self.sources.is_empty() {
+            target = target.with_socket_hook(Arc::new(SourceAddresses(self.sources.clone())));
+        }
         Ok(Source::Feed(Arc::new(target)))
     }
 }
@@ -59,7 +67,12 @@ pub enum ToWorker {
         spec: Box<WireSpec>,
         first_index: usize,
     },
-    Mark,
+    /// Report the counters; `hold_start_unix_ns` when the hold starts with
+    /// this mark (over a link, events are judged from then on).
+    Mark {
+        #[serde(default)]
+        hold_start_unix_ns: Option<u64>,
+    },
     Finish {
         final_id: u64,
     },
@@ -127,7 +140,10 @@ pub async fn serve_worker() -> anyhow::Result<()> {
             None => ToWorker::Finish { final_id: 0 },
         };
         match cmd {
-            ToWorker::Mark => {
+            ToWorker::Mark { hold_start_unix_ns } => {
+                if let Some(at) = hold_start_unix_ns {
+                    run.hold_started(at);
+                }
                 let (events, bytes) = run.counters();
                 let (cpu_us, rss_bytes) = own_usage();
                 let reply = FromWorker::Mark {

@@ -21,12 +21,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use super::gauge::ServerGauge;
+use super::link::HoldHooks;
 use super::live::Live;
 use super::outcome::{hold_only, Finished, Held, WireOutcome};
 use super::proxy::ProxySamples;
 use super::spec::WireSpec;
 use super::worker::{FromWorker, TargetSpec, ToWorker};
-use crate::measure::Recorder;
+use crate::measure::{add_network, Recorder};
 use crate::result::new_histogram;
 
 /// One worker as the parent sees it.
@@ -79,17 +80,33 @@ pub fn shares(n: usize, processes: usize) -> Vec<usize> {
     (0..p).map(|i| n / p + usize::from(i < n % p)).collect()
 }
 
+/// Where a wire's worker processes run and what they load.
+pub struct WorkerSetup {
+    /// This program (`loadgen worker`).
+    pub exe: PathBuf,
+    pub target: TargetSpec,
+    pub processes: usize,
+    /// Start them inside this network namespace (an emulated link's client side).
+    pub netns: Option<netlab::Netns>,
+}
+
 /// Runs one wire over several worker processes, with the same phases and
-/// figures as [`super::driver::run_wire`].
+/// figures as [`super::driver::run_wire`]; `hooks` are called when the
+/// hold starts and ends.
 pub async fn run_wire_in_processes(
-    exe: PathBuf,
-    target: TargetSpec,
+    setup: WorkerSetup,
     spec: WireSpec,
-    processes: usize,
     gauge: &ServerGauge,
     proxy: Option<&Edge>,
     live: Arc<Live>,
+    hooks: &dyn HoldHooks,
 ) -> anyhow::Result<WireOutcome> {
+    let WorkerSetup {
+        exe,
+        target,
+        processes,
+        netns,
+    } = setup;
     spec.validate().map_err(anyhow::Error::msg)?;
     let mut problems = Vec::new();
     let mut proxied = ProxySamples::default();
@@ -99,7 +116,11 @@ pub async fn run_wire_in_processes(
     let mut workers = Vec::new();
     let mut first_index = spec.first_index;
     for share in shares(spec.connections, processes) {
-        let mut child = tokio::process::Command::new(&exe)
+        let mut command = tokio::process::Command::new(&exe);
+        if let Some(netns) = &netns {
+            netns.configure_tokio_command(&mut command);
+        }
+        let mut child = command
             .arg("worker")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -154,7 +175,9 @@ pub async fn run_wire_in_processes(
         }
         measured.held = gauge.snapshot().await.ok().flatten();
         ProxySamples::take(&mut proxied.held, proxy);
-        let m0 = mark_all(&mut workers).await?;
+        let hold_start = server::event::unix_now_ns();
+        hooks.hold_started();
+        let m0 = mark_all(&mut workers, Some(hold_start)).await?;
         let t0 = Instant::now();
         let hold_end = tokio::time::Instant::now() + spec.hold;
         while tokio::time::Instant::now() < hold_end {
@@ -181,8 +204,9 @@ pub async fn run_wire_in_processes(
             }
             publish(&live, &workers_figures(&workers));
         }
+        hooks.hold_ended();
         measured.hold_s = t0.elapsed().as_secs_f64();
-        let m1 = mark_all(&mut workers).await?;
+        let m1 = mark_all(&mut workers, None).await?;
         measured.end = gauge.snapshot().await.ok().flatten();
         ProxySamples::take(&mut proxied.end, proxy);
         highest_id = m1.highest_id;
@@ -232,9 +256,12 @@ struct Marks {
     highest_id: u64,
 }
 
-async fn mark_all(workers: &mut [Worker]) -> anyhow::Result<Marks> {
+async fn mark_all(workers: &mut [Worker], hold_start: Option<u64>) -> anyhow::Result<Marks> {
     for w in workers.iter_mut() {
-        w.tell(&ToWorker::Mark).await?;
+        w.tell(&ToWorker::Mark {
+            hold_start_unix_ns: hold_start,
+        })
+        .await?;
     }
     let mut out = Marks {
         each: Vec::new(),
@@ -299,6 +326,7 @@ pub fn merge_finished(parts: Vec<Finished>, problems: &mut Vec<String>) -> Finis
         h2_connections: None,
         all_open_after_us: None,
         problems: Vec::new(),
+        network: None,
     };
     let all_open: Vec<Option<u64>> = parts.iter().map(|p| p.all_open_after_us).collect();
     // Every share open: the slowest one says when all were.
@@ -308,6 +336,17 @@ pub fn merge_finished(parts: Vec<Finished>, problems: &mut Vec<String>) -> Finis
         .collect::<Option<Vec<u64>>>()
         .and_then(|v| v.into_iter().max());
     for p in parts {
+        out.network = match (out.network.take(), &p.network) {
+            (None, n) => n.clone(),
+            (Some(mine), Some(theirs)) => match add_network(&mine, theirs) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    problems.push(format!("a worker's link figures could not be merged: {e}"));
+                    Some(mine)
+                }
+            },
+            (Some(mine), None) => Some(mine),
+        };
         match Recorder::from_snapshot(&p.recorder) {
             Ok(r) => recorder.merge(&r),
             Err(e) => problems.push(format!("a worker's histograms could not be read: {e}")),

@@ -53,6 +53,7 @@ pub async fn run(spec: &ChatSpec, opts: &RunOptions) -> anyhow::Result<ScenarioR
         ),
         server: setup,
         wires: Vec::new(),
+        link: None,
         stack: None,
         section: Section::Chat(ChatResult {
             spec: spec.clone(),

@@ -44,6 +44,7 @@ pub async fn run(spec: &EchoSpec, opts: &RunOptions) -> anyhow::Result<ScenarioR
         scenario: Scenario::extra("echo", spec.wires.clone(), most, 1.0, spec.duration_s),
         server: setup,
         wires: Vec::new(),
+        link: None,
         stack: None,
         section: Section::Echo(EchoResult {
             spec: spec.clone(),

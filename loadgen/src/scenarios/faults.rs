@@ -62,6 +62,7 @@ pub async fn run(spec: &FaultSpec, opts: &RunOptions) -> anyhow::Result<Scenario
         ),
         server: setup,
         wires: Vec::new(),
+        link: None,
         stack: None,
         section: Section::Faults(FaultsResult {
             spec: spec.clone(),

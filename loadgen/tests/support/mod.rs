@@ -1,10 +1,12 @@
-//! Helpers of the load generator's integration tests that start other
-//! servers: a tiny server with its own field names, and the Node baseline.
+//! Helpers of the load generator's integration tests: a tiny server with
+//! its own field names, the Node baseline, the binary runner, and whether
+//! the link emulator can run here.
 #![allow(dead_code)]
 
 pub mod fields_server;
 pub mod node;
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
@@ -30,4 +32,22 @@ pub async fn run_binary(
         .await
         .expect("loadgen finishes")
         .unwrap()
+}
+
+/// Whether links can be emulated here (root, `/dev/net/tun`); when not,
+/// prints a loud `SKIPPED` for `test` and returns false, or fails when
+/// `WORKBENCH_REQUIRE_NETLAB=1` says the test must run.
+pub fn netlab_or_skip(test: &str) -> bool {
+    let Err(e) = netlab::check_support() else {
+        return true;
+    };
+    if std::env::var("WORKBENCH_REQUIRE_NETLAB").as_deref() == Ok("1") {
+        panic!("{test}: WORKBENCH_REQUIRE_NETLAB=1 but the link emulator cannot run: {e}");
+    }
+    // Straight to stderr: the harness captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n********\nSKIPPED: {test}: the link emulator cannot run here: {e} (run the tests as root on a kernel with /dev/net/tun)\n********\n"
+    );
+    false
 }
