@@ -201,15 +201,9 @@ async fn an_outage_past_the_h2_keep_alive_reopens_h2_while_h1_and_ws_survive() {
     let mut s = scenario("long-outage", "delay=5ms,outage=11s@1s", &wires, n, 20.0);
     s.h2_conns = Some(1);
     let r = run(s).await;
-    // The broken HTTP/2 connection is the one thing reported: its streams
-    // saw their body end with an error.
-    assert!(
-        r.problems
-            .iter()
-            .all(|p| p.contains("sse-h2") && p.contains("error reading a body")),
-        "{:?}",
-        r.problems
-    );
+    // The broken HTTP/2 connection is what the outage does, not a
+    // failure of the run: its streams count as closed and re-opened.
+    assert!(r.complete, "{:?}", r.problems);
     for w in &r.scenarios[0].wires {
         let at = w.wire;
         assert_eq!((w.lost, w.duplicates), (0, 0), "{at}: resumed without loss");

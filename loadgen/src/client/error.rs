@@ -107,9 +107,11 @@ impl ClientError {
 
 impl ClientError {
     /// A hyper error: a connection that ended under a stream is `Closed`
-    /// (a drop, a restart), anything else an HTTP error.
+    /// (a drop, a restart, a link that went away and a peer that gave up
+    /// on it: the connection reset or broken, an HTTP/2 connection closed
+    /// under its streams), anything else an HTTP error.
     pub fn http(url: &Arc<str>, e: hyper::Error) -> Self {
-        if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        if e.is_incomplete_message() || e.is_canceled() || e.is_closed() || ended_under(&e) {
             ClientError::Closed { url: url.clone() }
         } else {
             ClientError::Http {
@@ -135,4 +137,22 @@ pub async fn within<T>(
             what,
             secs: limit.as_secs_f64(),
         })?
+}
+
+/// Whether a hyper error is the connection breaking under a stream: an
+/// I/O error anywhere in its causes (reset, broken pipe), or an HTTP/2
+/// connection that the peer closed (GOAWAY) or that broke under its
+/// streams. A stream reset for a protocol reason stays an HTTP error.
+fn ended_under(e: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        if let Some(h2) = c.downcast_ref::<h2::Error>() {
+            return h2.is_io() || h2.is_go_away() || h2.reason() == Some(h2::Reason::CANCEL);
+        }
+        cause = c.source();
+    }
+    false
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
@@ -159,6 +160,15 @@ impl WsStream {
             let msg = match self.ws.next().await {
                 None => return Ok(None),
                 Some(Err(WsError::ConnectionClosed)) => return Ok(None),
+                // An open socket that breaks (reset, broken pipe, no
+                // closing handshake) was closed under us, not refused.
+                Some(Err(
+                    WsError::Io(_) | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+                )) => {
+                    return Err(ClientError::Closed {
+                        url: self.url.clone(),
+                    })
+                }
                 Some(Err(e)) => return Err(ws_error(&self.url, e)),
                 Some(Ok(m)) => m,
             };
