@@ -41,7 +41,7 @@ pub mod worker;
 pub mod workers;
 
 pub use driver::{run_wire, run_wire_on, WireRun};
-pub use gauge::{settle_after, ServerGauge};
+pub use gauge::{RssSettling, ServerGauge};
 pub use live::{Live, LiveSnapshot};
 pub use loaded::{drive_wire, Loaded};
 pub use observer::{Observer, Silent};
