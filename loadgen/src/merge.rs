@@ -352,6 +352,7 @@ fn merge_server(parts: &[(&String, &WireResult)], events: u64, shared: bool) -> 
         rss_before: before,
         rss_held: held,
         rss_after: after,
+        rss_after_s: costs.iter().filter_map(|c| c.rss_after_s).reduce(f64::max),
         rss_per_connection: if connections > 0 {
             held.saturating_sub(before) as f64 / connections as f64
         } else {

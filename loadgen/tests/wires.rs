@@ -214,3 +214,35 @@ async fn resuming_beyond_the_ring_reports_the_true_loss() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// `rss_after` is read once the server's memory has settled (issue 15:
+/// back within 20 % of idle within 10 s), not as soon as the connections
+/// are gone, while jemalloc still holds the pages it purges over a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_after_the_run_is_read_once_it_has_settled() {
+    let server = start_server(20.0);
+    let n = 300;
+    let probe = ServerProbe::new(server.http_addr);
+    let out = run_wire(
+        target(&server),
+        spec(Wire::SseH1, n, 1000),
+        &probe,
+        None,
+        Arc::new(Live::default()),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(out.problems.is_empty(), "{:?}", out.problems);
+    let cost = out.server.expect("server figures were read");
+    let waited = cost.rss_after_s.expect("the wait is recorded");
+    assert!(waited < 10.5, "bounded by 10 s (and one poll): {waited}");
+    let near_idle = cost.rss_after as f64 <= cost.rss_before as f64 * 1.2;
+    assert!(
+        near_idle || waited >= 2.0,
+        "read before it settled: before {} held {} after {} after {waited} s",
+        cost.rss_before,
+        cost.rss_held,
+        cost.rss_after
+    );
+    server.shutdown().await.unwrap();
+}

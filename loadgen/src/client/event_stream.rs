@@ -187,7 +187,9 @@ impl EventStreamParser {
             }
         }
         let limit = self.fields.max_size;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        // memchr looks at a word of bytes at a time: a byte loop was a
+        // quarter of the instructions per event (benches/hot_paths.rs).
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', rest) {
             let line = &rest[..end];
             let was_cr = rest[end] == b'\r';
             rest = &rest[end + 1..];

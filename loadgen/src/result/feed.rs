@@ -155,7 +155,12 @@ impl Measured {
 pub struct ServerCost {
     pub rss_before: u64,
     pub rss_held: u64,
+    /// Read once the connections were gone and RSS had settled: back within
+    /// 20 % of `rss_before`, or still for 2 s, or 10 s passed.
     pub rss_after: u64,
+    /// Seconds from the connections gone to the `rss_after` reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_after_s: Option<f64>,
     /// (held - before) / connections: idle memory per connection (process RSS;
     /// kernel socket buffers are outside RSS).
     pub rss_per_connection: f64,

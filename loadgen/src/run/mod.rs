@@ -45,7 +45,7 @@ pub mod worker;
 pub mod workers;
 
 pub use driver::{run_wire, run_wire_on, WireRun};
-pub use gauge::{settle_after, ServerGauge};
+pub use gauge::{RssSettling, ServerGauge};
 pub use link::{link_support, HoldHooks, LinkError, LinkRun, NoHooks};
 pub use live::{Live, LiveSnapshot};
 pub use loaded::{drive_wire, Loaded};

@@ -132,7 +132,7 @@ impl WireOutcome {
         finished: Finished,
         measured: Held,
         before: Option<ServerSnapshot>,
-        after: Option<ServerSnapshot>,
+        after: Option<(ServerSnapshot, f64)>,
         final_id: u64,
         mut problems: Vec<String>,
     ) -> WireOutcome {
@@ -151,10 +151,11 @@ impl WireOutcome {
             ));
         }
         let server = match (&before, &measured.held, &after, &measured.end) {
-            (Some(b), Some(h), Some(a), Some(e)) => Some(ServerCost {
+            (Some(b), Some(h), Some((a, after_s)), Some(e)) => Some(ServerCost {
                 rss_before: b.rss_bytes,
                 rss_held: h.rss_bytes,
                 rss_after: a.rss_bytes,
+                rss_after_s: Some(*after_s),
                 rss_per_connection: h.rss_bytes.saturating_sub(b.rss_bytes) as f64
                     / finished.opened.max(1) as f64,
                 cpu_us_hold: e.cpu_us.saturating_sub(h.cpu_us),

@@ -1,0 +1,296 @@
+//! The per-event hot paths, one at a time, for `valgrind --tool=callgrind`
+//! (see `instructions.sh` beside this file): instruction counts do not drift
+//! with machine load the way CPU time on shared cores does.
+//!
+//! `hot_paths PATH EVENTS` sets the path up, then runs it EVENTS times on
+//! one thread, with no timer and no runtime (every future is ready when
+//! polled). The script runs each path twice with different counts and
+//! divides the difference, so the set-up cancels out exactly.
+//!
+//! What each path covers, per event:
+//! - `server-sse`: the tick encoded once (both wires' bytes), published to
+//!   the hub (ring and broadcast channel), taken by one subscription,
+//!   counted in its connection tally, and written as a chunk by actix-http's
+//!   HTTP/1.1 codec into a write buffer.
+//! - `server-ws`: the same up to the subscription, then sent through a real
+//!   actix-ws session (its channel) and framed by the session's response
+//!   body (actix-http's WebSocket codec), and copied into the HTTP/1.1 write
+//!   buffer.
+//! - `loadgen-sse`: one `id:/event:/data:` frame parsed by the SSE parser,
+//!   decoded (id and send time only), queued and recorded into a recorder
+//!   shard (a mutex, as the connection tasks do).
+//! - `loadgen-ws`: one unmasked text frame read by tungstenite from an
+//!   in-memory socket with the load generator's buffer settings, decoded
+//!   and recorded the same way.
+//!
+//! Not covered: the kernel (socket reads and writes), wake-ups and
+//! scheduling, TLS and HTTP/2 framing, the clock reads.
+
+use std::collections::VecDeque;
+use std::io::{self, Cursor, Read, Write};
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::{FromRequest, HttpResponse};
+use bytes::BytesMut;
+use futures_util::FutureExt as _;
+use loadgen::client::event_stream::EventStreamParser;
+use loadgen::client::MessageDecoder as _;
+use loadgen::client::{FeedEvents, FeedJson, Msg, RawEvent, SseDecode as _};
+use loadgen::measure::{Arrival, IdTracker, Recorder};
+use server::event::encode_tick;
+use server::hub::{Hub, Item, LastId};
+use server::wire::{Protocol, Transport, Wire};
+use tokio_util::codec::Encoder as _;
+
+/// The feed's default: no padding (a tick's JSON is about 100 bytes).
+const PAYLOAD_BYTES: usize = 0;
+/// A fixed clock: the counts must not depend on the time of day.
+const T0_NS: u64 = 1_800_000_000_000_000_000;
+const TICK_NS: u64 = 10_000_000;
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let (Some(path), Some(events)) = (args.next(), args.next()) else {
+        eprintln!("usage: hot_paths server-sse|server-ws|loadgen-sse|loadgen-ws EVENTS");
+        std::process::exit(2);
+    };
+    let Ok(events) = events.parse::<u64>() else {
+        eprintln!("EVENTS must be a whole number, not {events:?}");
+        std::process::exit(2);
+    };
+    let received = match path.as_str() {
+        "server-sse" => server_sse(events),
+        "server-ws" => server_ws(events),
+        "loadgen-sse" => loadgen_sse(events),
+        "loadgen-ws" => loadgen_ws(events),
+        other => {
+            eprintln!("unknown path {other:?}");
+            std::process::exit(2);
+        }
+    };
+    // The work must not be optimised away, and must have been done.
+    assert_eq!(received, events, "{path}: every event went through");
+    println!("{path} {events}");
+}
+
+fn server_sse(events: u64) -> u64 {
+    let hub = Hub::new(1024, 64, 10);
+    let (mut sub, _) = hub.subscribe(LastId::None);
+    let mut tally = hub
+        .stats
+        .open_stream(Wire::new(Transport::Sse, Protocol::Http1));
+    // actix-http's codec config starts its date updater on a local set;
+    // the loop then runs outside any runtime (no budget, no yield), so the
+    // updater never runs inside it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut codec =
+        tokio::task::LocalSet::new().block_on(&rt, async { actix_http::h1::Codec::default() });
+    let mut write_buf = BytesMut::with_capacity(8 * 1024);
+    let head = HttpResponse::Ok().finish().drop_body();
+    codec
+        .encode(
+            actix_http::h1::Message::Item((head.into(), BodySize::Stream)),
+            &mut write_buf,
+        )
+        .expect("a response head encodes");
+    counted(|| {
+        let mut written = 0;
+        for id in 1..=events {
+            hub.publish(Arc::new(encode_tick(
+                id,
+                T0_NS + id * TICK_NS,
+                PAYLOAD_BYTES,
+            )));
+            let Some(Some(Item::Event(ev))) = sub.next().now_or_never() else {
+                panic!("the published event is ready");
+            };
+            tally.sent(ev.sse.len());
+            codec
+                .encode(
+                    actix_http::h1::Message::Chunk(Some(ev.sse.clone())),
+                    &mut write_buf,
+                )
+                .expect("a chunk encodes");
+            // The socket took it all.
+            write_buf.clear();
+            written += 1;
+        }
+        written
+    })
+}
+
+fn server_ws(events: u64) -> u64 {
+    let hub = Hub::new(1024, 64, 10);
+    let (mut sub, _) = hub.subscribe(LastId::None);
+    let mut tally = hub
+        .stats
+        .open_stream(Wire::new(Transport::Ws, Protocol::Http1));
+    let (req, mut payload) = actix_web::test::TestRequest::get()
+        .insert_header(("upgrade", "websocket"))
+        .insert_header(("connection", "upgrade"))
+        .insert_header(("sec-websocket-version", "13"))
+        .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
+        .to_http_parts();
+    let body = actix_web::web::Payload::from_request(&req, &mut payload)
+        .now_or_never()
+        .expect("the payload extractor is ready")
+        .expect("a payload");
+    let (response, mut session, _incoming) =
+        actix_ws::handle(&req, body).expect("the handshake headers are complete");
+    let mut frames = pin!(response.into_body());
+    let waker = futures_util::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut write_buf = BytesMut::with_capacity(8 * 1024);
+    counted(|| {
+        let mut written = 0;
+        for id in 1..=events {
+            hub.publish(Arc::new(encode_tick(
+                id,
+                T0_NS + id * TICK_NS,
+                PAYLOAD_BYTES,
+            )));
+            let Some(Some(Item::Event(ev))) = sub.next().now_or_never() else {
+                panic!("the published event is ready");
+            };
+            session
+                .text(ev.ws.clone())
+                .now_or_never()
+                .expect("the session's channel has room")
+                .expect("the session is open");
+            tally.sent(ev.ws.len());
+            let Poll::Ready(Some(Ok(frame))) = frames.as_mut().poll_next(&mut cx) else {
+                panic!("the session's body has the frame");
+            };
+            // The upgraded connection's dispatcher copies the frame out.
+            write_buf.extend_from_slice(&frame);
+            write_buf.clear();
+            written += 1;
+        }
+        written
+    })
+}
+
+/// Runs the per-event loop: the script counts only what runs inside this
+/// function (callgrind's `--toggle-collect`), so building the input (the
+/// frames a reader parses) is left out.
+#[inline(never)]
+fn counted<T>(per_event_loop: impl FnOnce() -> T) -> T {
+    std::hint::black_box(per_event_loop())
+}
+
+/// One tick as the server writes it, both wires.
+fn ticks(events: u64) -> impl Iterator<Item = server::event::EncodedEvent> {
+    (1..=events).map(|id| encode_tick(id, T0_NS + id * TICK_NS, PAYLOAD_BYTES))
+}
+
+/// Records one message the way a connection task does (a shard behind a
+/// mutex, one id tracker per connection).
+fn record(shard: &Mutex<Recorder>, ids: &mut IdTracker, last: &mut Option<u64>, msg: Msg) -> u64 {
+    let Msg::Tick {
+        id,
+        sent_unix_ns,
+        recv_unix_ns,
+        bytes,
+    } = msg
+    else {
+        panic!("only ticks are sent: {msg:?}");
+    };
+    let arrival = Arrival {
+        id: Some(id),
+        sent_unix_ns: Some(sent_unix_ns),
+        recv_unix_ns,
+        bytes,
+    };
+    shard
+        .lock()
+        .expect("not poisoned")
+        .record(ids, last, arrival);
+    1
+}
+
+fn loadgen_sse(events: u64) -> u64 {
+    // The frames are made first: the loop counts the reading side only.
+    let frames: Vec<bytes::Bytes> = ticks(events).map(|t| t.sse).collect();
+    let shard = Mutex::new(Recorder::with_start_unix_ns(T0_NS));
+    let mut ids = IdTracker::new();
+    let mut last = None;
+    let mut parser = EventStreamParser::new();
+    let mut decode = FeedEvents(Arc::new(FeedJson));
+    let mut pending = VecDeque::new();
+    counted(|| {
+        let mut recorded = 0;
+        for (i, frame) in frames.iter().enumerate() {
+            let recv = T0_NS + (i as u64 + 1) * TICK_NS + 1_000_000;
+            parser
+                .feed(frame, |item| match decode.item(item, recv) {
+                    Ok(Some(msg)) => pending.push_back(msg),
+                    Ok(None) => {}
+                    Err(e) => panic!("a tick decodes: {e}"),
+                })
+                .expect("a well-formed frame");
+            while let Some(msg) = pending.pop_front() {
+                recorded += record(&shard, &mut ids, &mut last, msg);
+            }
+        }
+        recorded
+    })
+}
+
+/// A socket whose reads come from memory and whose writes go nowhere.
+struct MemorySocket(Cursor<Vec<u8>>);
+
+impl Read for MemorySocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for MemorySocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn loadgen_ws(events: u64) -> u64 {
+    use tokio_tungstenite::tungstenite::{protocol::Role, Message, WebSocket};
+    // The server's frames, made by the server's codec.
+    let mut codec = actix_http::ws::Codec::new();
+    let mut wire = BytesMut::new();
+    for t in ticks(events) {
+        codec
+            .encode(actix_http::ws::Message::Text(t.ws), &mut wire)
+            .expect("a text frame encodes");
+    }
+    let socket = MemorySocket(Cursor::new(wire.to_vec()));
+    let mut ws =
+        WebSocket::from_raw_socket(socket, Role::Client, Some(loadgen::client::ws_config()));
+    let decoder = FeedJson;
+    let shard = Mutex::new(Recorder::with_start_unix_ns(T0_NS));
+    let mut ids = IdTracker::new();
+    let mut last = None;
+    counted(|| {
+        let mut recorded = 0;
+        for i in 0..events {
+            let recv = T0_NS + (i + 1) * TICK_NS + 1_000_000;
+            let text = match ws.read().expect("a well-formed frame") {
+                Message::Text(text) => text,
+                other => panic!("only text frames are sent: {other:?}"),
+            };
+            let msg = decoder
+                .decode(RawEvent::text(text.as_str()), recv)
+                .expect("a tick decodes")
+                .expect("a tick is a message");
+            recorded += record(&shard, &mut ids, &mut last, msg);
+        }
+        recorded
+    })
+}
