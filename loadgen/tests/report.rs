@@ -778,3 +778,34 @@ fn the_answer_speaks_of_the_proxy_when_the_run_went_through_one() {
     assert!(row.contains("nginx tuned (ws-h1): 20 of 20 open"), "{row}");
     assert!(report.html.contains("id=\"through-a-proxy\""));
 }
+
+const NETWORK_FIXTURE: &str = "tests/fixtures/network/result.json";
+
+/// Over emulated links the Answer speaks of them: the lossiest link's p99
+/// per wire and how many streams an HTTP/2 stall held back, the longest
+/// outage's recovery per wire, and the choose table's mobile row, each
+/// linked to the "Emulated links" section. The fixture is three scenarios
+/// (lossy-3%, mobile, outage-20s) of a real `suite --network-only` run (a
+/// debug build on a busy machine, recorded before a connection broken by
+/// the outage counted as closed rather than as a protocol error).
+#[test]
+fn the_answer_speaks_of_the_emulated_links() {
+    let result = RunResult::load(&manifest(NETWORK_FIXTURE)).expect("the fixture loads");
+    let report = loadgen::report::render(&result, &Default::default()).unwrap();
+    let answer = answer_of(&report.markdown);
+    golden("answer/network.md", answer);
+    assert!(answer.contains("[lossy-3%](#emulated-links)"), "{answer}");
+    assert!(answer.contains("[outage-20s](#emulated-links)"), "{answer}");
+    assert!(answer.contains("stall held back"), "{answer}");
+    let mobile = answer
+        .lines()
+        .find(|l| l.starts_with("| mobile"))
+        .expect("a mobile row");
+    assert!(
+        !mobile.contains(loadgen::report::NOT_MEASURED),
+        "measured on every wire: {mobile}"
+    );
+    assert!(report.html.contains(r#"id="emulated-links""#));
+    // No loopback feed scenario in this run: no sentence about one.
+    assert!(!answer.contains("server memory per connection"), "{answer}");
+}

@@ -4,8 +4,8 @@
 //! Every sentence is built from a measured figure and links to the section
 //! it comes from; a sentence whose data the run lacks is left out, so two
 //! runs with different numbers read differently, and a run that measured
-//! less says less. What a lossy link or a mobile network does is not
-//! measured by any section yet, so no sentence speaks of it.
+//! less says less. What a lossy link and an outage do comes from the
+//! emulated-link scenarios (run as root), when the run has them.
 
 use super::choose;
 use super::document::Block;
@@ -28,6 +28,8 @@ pub fn blocks(result: &RunResult) -> Vec<Block> {
         cost(&facts),
         latency(&facts),
         outage(&facts),
+        lossy_link(&facts),
+        link_outage(&facts),
         exchange(&facts),
         stacks(&facts),
         team(&facts),
@@ -263,6 +265,104 @@ fn outage(f: &Facts) -> Option<String> {
         ));
     }
     (!s.is_empty()).then_some(s)
+}
+
+/// The lossiest emulated link: p99 per wire, and how many streams an
+/// HTTP/2 stall held back against one for HTTP/1.1 and WebSocket.
+fn lossy_link(f: &Facts) -> Option<String> {
+    let (s, loss) = f
+        .network
+        .iter()
+        .filter_map(|s| {
+            let l = s.scenario.link.as_ref()?;
+            (l.loss_percent > 0.0 && l.rate_bps.is_none() && l.outages.is_empty())
+                .then_some((*s, l.loss_percent))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let link_spec = s.scenario.link.as_ref()?;
+    let p99s: Vec<String> = s
+        .wires
+        .iter()
+        .filter_map(|w| Some(format!("{} on {}", us(p99(w)?), w.wire)))
+        .collect();
+    if p99s.is_empty() {
+        return None;
+    }
+    let mut out = format!(
+        "On an emulated link with {} % loss and an RTT of {} ms ({}), p99 was {}.",
+        loss,
+        link_spec.rtt().as_millis(),
+        link(&s.scenario.name, &f.network_anchor),
+        p99s.join(", ")
+    );
+    let h2 = s.wires.iter().find_map(|w| {
+        let n = w.network.as_ref()?;
+        (w.wire.is_h2() && n.stalls.stalls > 0).then_some((w.wire, &n.stalls))
+    });
+    if let Some((wire, st)) = h2 {
+        out.push_str(&format!(
+            " Over HTTP/2 the streams share one TCP connection, so one lost packet stalls them \
+             together: one {wire} stall held back {:.1} of the {:.0} streams on its connection \
+             ({:.0} % of stalls hit every one), where an HTTP/1.1 or WebSocket stall holds back \
+             only its own stream.",
+            st.streams_hit_mean,
+            st.streams_per_connection,
+            st.hit_all_fraction * 100.0
+        ));
+    }
+    let lost: u64 = s.wires.iter().map(|w| w.lost).sum();
+    out.push_str(&format!(" {} events lost.", count(lost as f64)));
+    Some(out)
+}
+
+/// The longest emulated outage: time from the link's return to the next
+/// event, and which wires kept their connections.
+fn link_outage(f: &Facts) -> Option<String> {
+    let (s, outage_s) = f
+        .network
+        .iter()
+        .filter_map(|s| {
+            let o = s
+                .scenario
+                .link
+                .as_ref()?
+                .outages
+                .iter()
+                .map(|o| o.duration.as_secs_f64());
+            o.reduce(f64::max).map(|d| (*s, d))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let per: Vec<String> = s
+        .wires
+        .iter()
+        .filter_map(|w| {
+            let o = w.network.as_ref()?.outages.last()?;
+            let kept = if o.survived == o.streams {
+                "kept its connections".to_string()
+            } else {
+                format!(
+                    "{} of {} streams re-opened and resumed",
+                    o.reopened, o.streams
+                )
+            };
+            Some(format!(
+                "{} {} (next event p50 {})",
+                w.wire,
+                kept,
+                us(o.recovery_us.p50)
+            ))
+        })
+        .collect();
+    if per.is_empty() {
+        return None;
+    }
+    let lost: u64 = s.wires.iter().map(|w| w.lost).sum();
+    Some(format!(
+        "After the link went away for {outage_s:.0} s ({}): {}; {} events lost.",
+        link(&s.scenario.name, &f.network_anchor),
+        per.join(", "),
+        count(lost as f64)
+    ))
 }
 
 fn per_wire(wires: &[&FaultWire], show: impl Fn(&FaultWire) -> String) -> String {

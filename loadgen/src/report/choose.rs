@@ -45,10 +45,7 @@ pub fn table(f: &Facts) -> Table {
         ("chat / streamed answers", chat),
         ("bidirectional", bidirectional),
         ("behind a proxy", proxy),
-        // Mobile links (loss, delay, outages on a real radio) come from the
-        // emulated-network section; until a run carries it there is no
-        // figure to show.
-        ("mobile", |_, _| None),
+        ("mobile", mobile),
     ];
     Table {
         header: vec![
@@ -94,6 +91,39 @@ fn feed_only(f: &Facts, c: Choice) -> Option<String> {
         super::format::count(run.connections() as f64)
     ));
     Some(cell)
+}
+
+/// The emulated mobile link (a rate limit, delay and loss; the lossiest
+/// such link if there are several): p99, late events and losses.
+fn mobile(f: &Facts, c: Choice) -> Option<String> {
+    let s = f
+        .network
+        .iter()
+        .filter(|s| {
+            s.scenario
+                .link
+                .as_ref()
+                .is_some_and(|l| l.rate_bps.is_some())
+        })
+        .max_by(|a, b| {
+            let loss =
+                |s: &&ScenarioResult| s.scenario.link.as_ref().map_or(0.0, |l| l.loss_percent);
+            loss(a).total_cmp(&loss(b))
+        })?;
+    let w = c
+        .wires()
+        .iter()
+        .find_map(|w| s.wires.iter().find(|r| r.wire == *w))?;
+    let late = w
+        .network
+        .as_ref()
+        .map(|n| format!(", {:.1} % of events late", n.stalls.stall_fraction * 100.0))
+        .unwrap_or_default();
+    let latency = p99(w).map_or("latency not measured".into(), |v| format!("p99 {}", us(v)));
+    Some(format!(
+        "{}: {latency}{late}, {} lost ({})",
+        w.wire, w.lost, s.scenario.name
+    ))
 }
 
 /// The browser model's pools: how many streams one profile holds.

@@ -36,6 +36,7 @@ mod stacks;
 mod tables;
 pub mod text;
 
+pub use choose::NOT_MEASURED;
 pub use document::{Align, Block, Chart, Document, Table};
 pub use error::ReportError;
 pub use findings::findings;

@@ -48,6 +48,10 @@ pub struct Facts<'a> {
     /// section's findings compare them).
     pub all_feed: Vec<&'a ScenarioResult>,
     pub proxy_anchor: String,
+    /// Feed scenarios over an emulated link (lossy, mobile, outages), in
+    /// run order.
+    pub network: Vec<&'a ScenarioResult>,
+    pub network_anchor: String,
     /// Whether several stacks ran (the stacks section exists).
     pub stacks: bool,
     pub stacks_anchor: String,
@@ -71,7 +75,12 @@ impl<'a> Facts<'a> {
         let mut feed: Vec<FeedRun<'a>> = result
             .scenarios
             .iter()
-            .filter(|s| !s.wires.is_empty() && s.server.edge.is_none() && s.stack.is_none())
+            .filter(|s| {
+                !s.wires.is_empty()
+                    && s.server.edge.is_none()
+                    && s.stack.is_none()
+                    && s.scenario.link.is_none()
+            })
             .map(|scenario| FeedRun {
                 scenario,
                 anchor: anchor(&scenario_heading(scenario)),
@@ -104,6 +113,12 @@ impl<'a> Facts<'a> {
                 .filter(|s| !s.wires.is_empty())
                 .collect(),
             proxy_anchor: anchor("Through a proxy"),
+            network: result
+                .scenarios
+                .iter()
+                .filter(|s| !s.wires.is_empty() && s.scenario.link.is_some())
+                .collect(),
+            network_anchor: anchor("Emulated links"),
             stacks: result.scenarios.iter().any(|s| s.stack.is_some()),
             stacks_anchor: anchor("Stacks side by side"),
         }
