@@ -34,6 +34,7 @@ fn scenario(any: AnyServer, connections: usize, hold_s: f64) -> Scenario {
         stacks: Vec::new(),
         edge: None,
         edge_config: None,
+        saturation: false,
     }
 }
 

@@ -34,6 +34,7 @@ fn spec(wire: Wire, connections: usize, hold_ms: u64) -> WireSpec {
         first_index: 0,
         hold_at_unix_ns: None,
         stall_after: loadgen::measure::DEFAULT_STALL,
+        saturation: false,
     }
 }
 

@@ -180,6 +180,7 @@ impl RunArgs {
             stacks: stacks.unwrap_or_default(),
             edge: None,
             edge_config: None,
+            saturation: false,
         };
         s.validate().map_err(|e| match e {
             ScenarioError::Invalid { reason, .. } => {

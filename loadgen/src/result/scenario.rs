@@ -67,6 +67,12 @@ pub struct Scenario {
     /// The edge's config: `tuned` (default), `naive`, or a template file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_config: Option<String>,
+    /// A step of a saturation sweep: the offered load may exceed what the
+    /// server delivers, so events that had not arrived when the drain time
+    /// ran out are counted (`lost`, `missing_at_end`), as the measure of
+    /// the step, not reported as a problem of the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub saturation: bool,
 }
 
 fn all_wires() -> Vec<Wire> {
@@ -291,6 +297,7 @@ impl Scenario {
             stacks: Vec::new(),
             edge: None,
             edge_config: None,
+            saturation: false,
         }
     }
 
@@ -353,6 +360,7 @@ pub fn saturation_sweep(duration_s: f64) -> Vec<Scenario> {
         .into_iter()
         .map(|rate_hz| Scenario {
             name: format!("sweep-1000-{rate_hz}hz"),
+            saturation: true,
             ..feed_scenario(
                 all_wires(),
                 1_000,
@@ -383,6 +391,7 @@ fn feed_scenario(wires: Vec<Wire>, connections: usize, rate_hz: f64, duration_s:
         stacks: Vec::new(),
         edge: None,
         edge_config: None,
+        saturation: false,
     }
 }
 
@@ -523,6 +532,10 @@ mod tests {
             ]
         );
         assert!(s[3..].iter().all(|s| s.duration_s == 5.0));
+        // Only the sweep's steps may deliver less than offered without
+        // that being a problem of the run.
+        assert!(s[..3].iter().all(|s| !s.saturation));
+        assert!(s[3..].iter().all(|s| s.saturation));
         assert_eq!(
             standard_suite(2.0)[3].duration_s,
             2.0,

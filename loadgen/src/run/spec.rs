@@ -45,6 +45,10 @@ pub struct WireSpec {
     /// An inter-arrival gap longer than this is a stall.
     #[serde(default = "default_stall")]
     pub stall_after: Duration,
+    /// A saturation step: connections still short of the last id when the
+    /// drain time runs out are counted as lost, not reported as a problem.
+    #[serde(default)]
+    pub saturation: bool,
 }
 
 fn default_stall() -> Duration {
@@ -86,6 +90,7 @@ impl WireSpec {
             first_index: 0,
             hold_at_unix_ns: None,
             stall_after: stall_after(s),
+            saturation: s.saturation,
         })
     }
 
