@@ -528,6 +528,24 @@ where
     Ok(())
 }
 
+/// Points grouped into one line per key (a wire, a stack), in the order
+/// the keys first appear, each line sorted by x.
+pub fn lines_by<K: PartialEq>(
+    points: impl IntoIterator<Item = (K, (f64, f64))>,
+) -> Vec<(K, Vec<(f64, f64)>)> {
+    let mut lines: Vec<(K, Vec<(f64, f64)>)> = Vec::new();
+    for (key, point) in points {
+        match lines.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, line)) => line.push(point),
+            None => lines.push((key, vec![point])),
+        }
+    }
+    for (_, line) in &mut lines {
+        line.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    lines
+}
+
 /// Runs `draw` on a white SVG canvas and returns the document.
 pub fn svg(
     draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Drawn,

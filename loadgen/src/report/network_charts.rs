@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::charts::{bars, legend, svg, wire_color, FONT};
+use super::charts::{bars, legend, lines_by, svg, wire_color, FONT};
 use super::document::Chart;
 use super::error::ReportError;
 use super::format::{num, us};
@@ -65,24 +65,17 @@ pub fn charts(links: &[&ScenarioResult]) -> Result<Vec<Chart>, ReportError> {
 /// `value` of each wire in every scenario whose link has loss and neither
 /// a rate limit nor outages, against that loss (%).
 fn against_loss(links: &[&ScenarioResult], value: fn(&WireResult) -> f64) -> Lines {
-    let mut lines: Lines = Vec::new();
-    for s in links {
-        let Some(l) = &s.link else { continue };
-        if l.loss <= 0.0 || l.rate_bps.is_some() || !l.outages.is_empty() {
-            continue;
-        }
-        for w in &s.wires {
-            let point = (l.loss * 100.0, value(w));
-            match lines.iter_mut().find(|(wire, _)| *wire == w.wire) {
-                Some((_, points)) => points.push(point),
-                None => lines.push((w.wire, vec![point])),
-            }
-        }
-    }
-    for (_, points) in &mut lines {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    lines
+    lines_by(links.iter().flat_map(|s| {
+        let lossy = s
+            .link
+            .as_ref()
+            .filter(|l| l.loss > 0.0 && l.rate_bps.is_none() && l.outages.is_empty());
+        lossy.into_iter().flat_map(move |l| {
+            s.wires
+                .iter()
+                .map(move |w| (w.wire, (l.loss * 100.0, value(w))))
+        })
+    }))
 }
 
 /// Median recovery of each wire from each outage: the series (one per

@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::charts::{diagonal, labelled_bars, legend, one_two_five, svg, FONT};
+use super::charts::{diagonal, labelled_bars, legend, lines_by, one_two_five, svg, FONT};
 use super::document::Chart;
 use super::error::ReportError;
 use super::format::{bytes, count, cpu_us, us};
@@ -29,18 +29,11 @@ fn sweep_points(
     value: fn(&StackRun<'_>) -> f64,
 ) -> Vec<(Stack, Vec<(f64, f64)>)> {
     let sweep = sweep_connections(runs);
-    let mut out: Vec<(Stack, Vec<(f64, f64)>)> = Vec::new();
-    for r in runs.iter().filter(|r| r.wire.connections == sweep) {
-        let point = (r.offered(), value(r));
-        match out.iter_mut().find(|(s, _)| *s == r.stack) {
-            Some((_, pts)) => pts.push(point),
-            None => out.push((r.stack, vec![point])),
-        }
-    }
-    for (_, pts) in &mut out {
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    out
+    lines_by(
+        runs.iter()
+            .filter(|r| r.wire.connections == sweep)
+            .map(|r| (r.stack, (r.offered(), value(r)))),
+    )
 }
 
 /// Every chart of one wire's stacks, files named `stacks-<wire>-<kind>.svg`.
