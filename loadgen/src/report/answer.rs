@@ -323,16 +323,39 @@ fn lossy_link(f: &Facts) -> Option<String> {
         link(&s.scenario.name, &f.network_anchor),
         p99s.join(", ")
     );
-    let h2 = s.wires.iter().find_map(|w| {
-        let n = w.network.as_ref()?;
-        (w.wire.is_h2() && n.stalls.stalls > 0).then_some((w.wire, &n.stalls))
-    });
+    let late: Vec<String> = s
+        .wires
+        .iter()
+        .filter_map(|w| {
+            let n = w.network.as_ref()?;
+            Some(format!(
+                "{} {:.1} %",
+                w.wire,
+                n.stalls.stall_fraction * 100.0
+            ))
+        })
+        .collect();
+    if !late.is_empty() {
+        out.push_str(&format!(
+            " Events later than the link's delay plus 3 RTT: {}.",
+            late.join(", ")
+        ));
+    }
+    // The HTTP/2 wire whose stalls held back the most streams at once.
+    let h2 = s
+        .wires
+        .iter()
+        .filter_map(|w| {
+            let n = w.network.as_ref()?;
+            (w.wire.is_h2() && n.stalls.stalls > 0).then_some((w.wire, &n.stalls))
+        })
+        .max_by(|a, b| a.1.streams_hit_mean.total_cmp(&b.1.streams_hit_mean));
     if let Some((wire, st)) = h2 {
         out.push_str(&format!(
-            " Over HTTP/2 the streams share one TCP connection, so one lost packet stalls them \
-             together: one {wire} stall held back {:.1} of the {:.0} streams on its connection \
-             ({:.0} % of stalls hit every one), where an HTTP/1.1 or WebSocket stall holds back \
-             only its own stream.",
+            " Over HTTP/2 the streams share a TCP connection, so a stall there holds back \
+             several at once: on {wire} {:.1} of the {:.0} streams of a connection per stall on \
+             average ({:.0} % of its stalls hit every one), where an HTTP/1.1 or WebSocket stall \
+             held back only its own stream.",
             st.streams_hit_mean,
             st.streams_per_connection,
             st.hit_all_fraction * 100.0
