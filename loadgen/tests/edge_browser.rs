@@ -9,8 +9,9 @@
 //!
 //! And the edge's SETTINGS_MAX_CONCURRENT_STREAMS is what the browser
 //! holds: through HAProxy (100) and nginx (128) Chromium opens that many
-//! EventSources on the page's one h2 connection and queues the rest; the
-//! model learns the number from the same SETTINGS and holds as many.
+//! EventSources on the page's h2 connection, opens no other for them and
+//! queues the rest; the model learns the number from the same SETTINGS and
+//! holds as many.
 //!
 //! Skips loudly without Chromium (`WORKBENCH_REQUIRE_BROWSER=1` fails
 //! instead) or without HAProxy (`WORKBENCH_REQUIRE_EDGE=1`).
@@ -272,20 +273,25 @@ async fn the_browser_holds_as_many_streams_as_the_edge_announces() {
             // Then Chromium, on a page served by the edge over h2.
             let browser = Chromium::launch(&exe, Some(&spki)).await?;
             let (page, _console) = browser.open(&format!("{origin}/info")).await?;
+            // Chromium sometimes keeps an idle spare connection from the
+            // page load: count what the streams add, not what is open.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let before = edge::established_to(edge.addr()).context("reading /proc/net/tcp")?;
             let opened = eventsources_opened(&page, asked).await?;
-            let connections = edge::established_to(edge.addr()).context("reading /proc/net/tcp")?;
+            let after = edge::established_to(edge.addr()).context("reading /proc/net/tcp")?;
+            let added = after.saturating_sub(before);
             page.close().await.ok();
             browser.close().await;
             println!(
-                "{kind}: announces {announced}; {asked} EventSources: Chromium opened {opened} on {connections} connection(s), the model {modelled}"
+                "{kind}: announces {announced}; {asked} EventSources: Chromium opened {opened}, adding {added} connection(s) to the page's {before}; the model {modelled}"
             );
             ensure!(
                 opened == announced as u64,
                 "{kind}: Chromium holds the announced {announced} streams, not {opened}"
             );
             ensure!(
-                connections == 1,
-                "{kind}: Chromium queues the rest on its one h2 connection, but holds {connections}"
+                added == 0,
+                "{kind}: Chromium queues the rest on the page's h2 connection, but opened {added} more"
             );
             ensure!(
                 modelled == opened as usize,
