@@ -281,23 +281,9 @@ impl Scenario {
     ) -> Scenario {
         Scenario {
             name: name.to_string(),
-            wires,
-            connections,
             ramp_per_s: 0.0,
-            duration_s,
-            rate_hz,
-            payload_bytes: 0,
-            h2_conns: None,
             settle_s: 0.0,
-            drain_timeout_s: default_drain(),
-            connect_timeout_s: default_connect(),
-            processes: None,
-            link: None,
-            any_server: None,
-            stacks: Vec::new(),
-            edge: None,
-            edge_config: None,
-            saturation: false,
+            ..feed_scenario(wires, connections, rate_hz, duration_s)
         }
     }
 
