@@ -218,7 +218,7 @@ async fn resuming_beyond_the_ring_reports_the_true_loss() {
 
 /// `rss_after` is read once the server's memory has settled (issue 15:
 /// back within 20 % of idle within 10 s), not as soon as the connections
-/// are gone, while jemalloc still holds the pages it purges over a second.
+/// are gone, while the allocator may still hold pages it is about to give back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_after_the_run_is_read_once_it_has_settled() {
     let server = start_server(20.0);

@@ -1,85 +1,160 @@
-//! The memory allocator of every process that links the server: jemalloc,
-//! with freed pages purged by a background thread after [`DIRTY_DECAY_MS`].
+//! Memory given back after load: the system allocator (glibc's malloc) and
+//! a trimmer thread that returns its free pages to the OS once a load has
+//! gone away.
 //!
-//! Why: with glibc's malloc the server kept whatever a load had made it
-//! allocate: freed chunks stay in each worker thread's arena until something
-//! trims it. Measured on this 2-core machine (busy with other builds, so
-//! indicative), one server, 5,000 sse-h1 then 5,000 ws-h1 connections at
-//! 20 Hz for 10 s each, RSS from `/stats`:
+//! Why: glibc keeps what a load made it allocate. Freed chunks stay in each
+//! thread's arena, and only the top of an arena is ever shrunk on its own,
+//! so a server that held 10,000 connections kept their 230 MiB after they
+//! closed. `malloc_trim(0)` walks every arena and gives back each whole free
+//! page (`madvise(MADV_DONTNEED)`), wherever it lies. The trimmer thread
+//! calls it when a quarter or more of the heap is free, which a steady load
+//! (memory freed and reused at once) does not reach and a load going away
+//! does at once.
 //!
-//! | allocator | idle | after the last close | 2 s later | 10 s later |
-//! |---|---|---|---|---|
-//! | glibc malloc | 9.6 MiB | 121 MiB | 119 MiB | 119 MiB |
-//! | mimalloc 0.1, defaults | 18.8 MiB | 140 MiB | 142 MiB | 21.5 MiB |
-//! | jemalloc, background purge, 10 s decay | 8.6 MiB | 97 MiB | 94 MiB | 13 MiB |
-//! | jemalloc, background purge, 1 s decay (this) | 9.4 MiB | 55 MiB | 13.2 MiB | 13.1 MiB |
+//! Measured on this 2-core machine, one server, sse-h1 then ws-h1 at 20 Hz
+//! for 10 s each (`loadgen run --target …`), RSS from `/proc`:
 //!
-//! ("idle" is with the replay ring full.) What jemalloc keeps then is its
-//! own metadata, which grows with the peak and is never unmapped (1.8 MiB
-//! idle, 4 MiB after), and partly used slabs: the program itself holds
-//! less than when idle (`allocated_bytes` 2.8 MiB against 3.1). mimalloc
-//! gave memory back only once its threads allocated again, and doubled the
-//! idle size.
+//! | allocator | idle | after the last close, settled | after ÷ idle |
+//! |---|---|---|---|
+//! | glibc malloc | 9.7 MiB | 231 MiB (10,000 conns) | 23.8× |
+//! | jemalloc, 1 s background purge | 10.6 MiB | 14.4–15.2 MiB (5,000) | 1.36–1.41× |
+//! | glibc + this trimmer | 9.7 MiB | 10.7 MiB (5,000), 11.8 MiB (10,000) | 1.11–1.21× |
 //!
-//! The allocator is declared in the library, not the binary, so that every
-//! process that runs the server gets it: the `server` binary, the load
-//! generator's `serve` child (the embedded server the benchmarks measure)
-//! and the tests. [`configure`] sets the purging up; [`run`](crate::run)
-//! calls it. jemalloc's own view of its memory is in `/stats`
-//! (`process.allocator`).
+//! jemalloc gave its free pages back but not its own metadata: the records
+//! of every extent it made at the peak (`stats.metadata` went from 2.3 to
+//! 4.3–5.4 MiB), never unmapped, and partly used slabs. mimalloc (0.1,
+//! defaults) came back to 1.14× idle, but of an idle size twice glibc's.
+//! What glibc keeps after a trim is the pages its arenas still have live
+//! chunks in (about 0.4 MiB per worker arena).
+//!
+//! Per connection, glibc and jemalloc held the same (13.0 KB sse-h1, 18.6
+//! KB ws-h1 at 5,000). No global allocator is declared, so every binary
+//! linking the server (the load generator, the `bare` baseline) uses the
+//! system's, like the stacks it is compared with; only a running server
+//! starts the trimmer ([`start_trimmer`], called by [`run`](crate::run)).
+//! Its figures are in `/stats` (`process.allocator`).
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde::Serialize;
-use tikv_jemalloc_ctl::{arenas, background_thread, epoch, stats, Access as _, AsName as _};
 
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+/// How often the trimmer looks at the heap.
+pub const TRIM_CHECK: Duration = Duration::from_millis(500);
+/// Free bytes below this are not worth a trim (a few pages per arena).
+pub const TRIM_MIN_FREE: usize = 1 << 20;
+/// A trim runs when at least 1/`TRIM_FREE_SHARE` of the heap is free.
+pub const TRIM_FREE_SHARE: usize = 4;
 
-/// How long a freed page may stay dirty before it is given back to the OS.
-/// Shorter costs more `madvise` calls under churn; longer keeps RSS up.
-pub const DIRTY_DECAY_MS: isize = 1000;
+static TRIMS: AtomicU64 = AtomicU64::new(0);
+static TRIMMED_FREE_BYTES: AtomicU64 = AtomicU64::new(0);
+static TRIMMER: OnceLock<Result<(), String>> = OnceLock::new();
 
-/// Starts jemalloc's background purging thread and sets the decay times,
-/// for arenas made from now on and for those that exist. Idempotent.
-pub fn configure() -> Result<(), tikv_jemalloc_ctl::Error> {
-    let dirty = DIRTY_DECAY_MS;
-    // Muzzy pages (freed, not yet returned) are skipped: purge straight away.
-    let muzzy: isize = 0;
-    b"arenas.dirty_decay_ms\0".name().write(dirty)?;
-    b"arenas.muzzy_decay_ms\0".name().write(muzzy)?;
-    // The arenas made before this call (jemalloc makes them lazily, as
-    // threads first allocate): one by one, since `arena.<i>.*_decay_ms`
-    // refuses "every arena" (EFAULT), and an index not made yet too.
-    for i in 0..arenas::narenas::read()? {
-        for (what, ms) in [("dirty", dirty), ("muzzy", muzzy)] {
-            let key = format!("arena.{i}.{what}_decay_ms\0");
-            let _ = key.as_bytes().name().write(ms);
-        }
-    }
-    background_thread::write(true)
-}
-
-/// jemalloc's figures, for `/stats`.
+/// The allocator's figures, for `/stats`.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct AllocatorStats {
-    /// Bytes the program has allocated and not freed.
+    /// Bytes the program holds (chunks in use, plus those mapped on their own).
     pub allocated_bytes: usize,
-    /// Bytes in pages holding allocations.
-    pub active_bytes: usize,
-    /// Bytes jemalloc keeps resident (data, metadata, dirty pages not yet
-    /// purged).
-    pub resident_bytes: usize,
-    pub metadata_bytes: usize,
+    /// Free bytes the arenas keep (resident until trimmed or reused).
+    pub free_bytes: usize,
+    /// Bytes of the arenas' heaps (in use and free).
+    pub arena_bytes: usize,
+    /// Bytes in chunks mapped on their own (large allocations).
+    pub mmapped_bytes: usize,
+    /// Trims made since the process started.
+    pub trims: u64,
+    /// Free bytes the arenas held when those trims ran, summed.
+    pub trimmed_free_bytes: u64,
 }
 
-/// jemalloc's figures now (`None` if it cannot say).
+/// Starts the trimmer thread, once per process (every later call returns
+/// the first one's result).
+pub fn start_trimmer() -> Result<(), String> {
+    TRIMMER
+        .get_or_init(|| {
+            if heap().is_none() {
+                return Err(
+                    "this C library has no malloc_trim: RSS may stay high after load".into(),
+                );
+            }
+            std::thread::Builder::new()
+                .name("memory-trim".into())
+                .spawn(|| loop {
+                    std::thread::sleep(TRIM_CHECK);
+                    trim_if_worth_it();
+                })
+                .map(drop)
+                .map_err(|e| format!("could not start the memory trimmer: {e}"))
+        })
+        .clone()
+}
+
+/// One look at the heap; trims it when enough of it is free. True when a
+/// trim ran.
+pub fn trim_if_worth_it() -> bool {
+    let Some(h) = heap() else { return false };
+    if !worth_trimming(h.free_bytes, h.arena_bytes) {
+        return false;
+    }
+    let released = trim();
+    TRIMS.fetch_add(1, Ordering::Relaxed);
+    TRIMMED_FREE_BYTES.fetch_add(h.free_bytes as u64, Ordering::Relaxed);
+    tracing::debug!(
+        free_bytes = h.free_bytes,
+        arena_bytes = h.arena_bytes,
+        released,
+        "memory trimmed"
+    );
+    true
+}
+
+/// The rule: enough free bytes, and a large enough share of the heap.
+fn worth_trimming(free: usize, arena: usize) -> bool {
+    free >= TRIM_MIN_FREE && free.saturating_mul(TRIM_FREE_SHARE) >= arena
+}
+
+/// The allocator's figures now (`None` where the C library cannot say).
 pub fn stats() -> Option<AllocatorStats> {
-    epoch::advance().ok()?;
+    let h = heap()?;
     Some(AllocatorStats {
-        allocated_bytes: stats::allocated::read().ok()?,
-        active_bytes: stats::active::read().ok()?,
-        resident_bytes: stats::resident::read().ok()?,
-        metadata_bytes: stats::metadata::read().ok()?,
+        trims: TRIMS.load(Ordering::Relaxed),
+        trimmed_free_bytes: TRIMMED_FREE_BYTES.load(Ordering::Relaxed),
+        ..h
     })
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap() -> Option<AllocatorStats> {
+    // SAFETY: mallinfo2 takes no arguments and returns a plain struct by
+    // value; it only reads the allocator's state under its own locks.
+    let m = unsafe { libc::mallinfo2() };
+    Some(AllocatorStats {
+        allocated_bytes: m.uordblks + m.hblkhd,
+        free_bytes: m.fordblks,
+        arena_bytes: m.arena,
+        mmapped_bytes: m.hblkhd,
+        ..AllocatorStats::default()
+    })
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap() -> Option<AllocatorStats> {
+    None
+}
+
+/// Gives every whole free page of every arena back; true if any was.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() -> bool {
+    // SAFETY: malloc_trim(0) has no preconditions: it takes each arena's
+    // lock and only releases pages no allocation uses.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() -> bool {
+    false
 }
 
 #[cfg(test)]
@@ -87,13 +162,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn purging_is_configured_and_figures_are_read() {
-        configure().expect("jemalloc accepts the settings");
-        configure().expect("twice too");
-        let dirty: isize = b"arenas.dirty_decay_ms\0".name().read().expect("reads");
-        assert_eq!(dirty, DIRTY_DECAY_MS);
-        assert!(background_thread::read().expect("reads"));
-        let s = stats().expect("stats are compiled in");
-        assert!(s.allocated_bytes > 0 && s.resident_bytes >= s.active_bytes);
+    fn a_heap_mostly_free_is_trimmed_and_a_busy_one_is_not() {
+        assert!(!worth_trimming(0, 0));
+        assert!(!worth_trimming(TRIM_MIN_FREE - 1, TRIM_MIN_FREE));
+        assert!(worth_trimming(TRIM_MIN_FREE, 4 * TRIM_MIN_FREE));
+        assert!(!worth_trimming(TRIM_MIN_FREE, 4 * TRIM_MIN_FREE + 1));
+        assert!(worth_trimming(usize::MAX, usize::MAX));
+    }
+
+    #[test]
+    fn freed_memory_goes_back_and_is_counted() {
+        start_trimmer().expect("glibc has malloc_trim");
+        start_trimmer().expect("twice too");
+        // 32 MiB in 64 KiB blocks (below the mmap threshold, so they live in
+        // an arena), every block touched, then every other one freed: free
+        // chunks between live ones, which free() alone never gives back.
+        let mut blocks: Vec<Vec<u8>> = (0..512).map(|_| vec![1u8; 64 << 10]).collect();
+        let before = stats().expect("glibc says");
+        for b in blocks.iter_mut().step_by(2) {
+            *b = Vec::new();
+        }
+        let deadline = std::time::Instant::now() + 10 * TRIM_CHECK;
+        while stats().expect("glibc says").trims == before.trims {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no trim after the frees"
+            );
+            std::thread::sleep(TRIM_CHECK / 5);
+        }
+        drop(blocks);
+        let after = stats().expect("glibc says");
+        assert!(after.trimmed_free_bytes > before.trimmed_free_bytes);
+        assert!(after.allocated_bytes < before.allocated_bytes);
     }
 }

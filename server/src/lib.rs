@@ -149,8 +149,8 @@ fn default_cert_path() -> PathBuf {
 /// Without `--max-connections`, the stream limit comes from the open-file
 /// limit in force now: raise it first ([`nofile::raise_open_files_limit`]).
 pub fn run(config: ServerConfig) -> Result<RunningServer, ServerError> {
-    if let Err(e) = allocator::configure() {
-        tracing::warn!(error = %e, "could not set the allocator's purging up: RSS may stay high after load");
+    if let Err(e) = allocator::start_trimmer() {
+        tracing::warn!(error = %e, "RSS may stay high after load");
     }
     let config = Arc::new(config);
     let tls = if config.no_tls {

@@ -91,9 +91,9 @@ const RSS_STILL_FRACTION: f64 = 0.02;
 const RSS_NEAR_IDLE_FRACTION: f64 = 0.2;
 
 /// Decides when the server's memory after a run is worth reading. Right
-/// after the last close an allocator still holds the freed pages (jemalloc
-/// gives them back over its decay time, a second for the feed server;
-/// glibc's malloc keeps them), so the reading waits until RSS is back near
+/// after the last close an allocator still holds the freed pages (the feed
+/// server's trimmer gives them back within half a second; glibc's malloc
+/// alone, as in another server, keeps them), so the reading waits until RSS is back near
 /// idle, or has stopped falling for [`RSS_STILL_FOR`], or
 /// [`RSS_SETTLE_MAX`] has passed.
 #[derive(Debug, Clone)]

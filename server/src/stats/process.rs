@@ -1,6 +1,7 @@
 //! The process's own memory, CPU and descriptors, read from the kernel.
 //!
-//! The only module of the server with `unsafe`: `sysconf` and `getrusage`
+//! One of the two modules of the server with `unsafe` (the other is
+//! `allocator`, for glibc's `mallinfo2` and `malloc_trim`): `sysconf` and `getrusage`
 //! are two cheap calls that no crate here wraps, so they are made directly,
 //! each with its safety argument beside it.
 #![allow(unsafe_code)]
