@@ -136,15 +136,25 @@ pub async fn upgrade(
 
 /// Serves `socket` with `conversation` until either side closes, then
 /// closes the socket (unless the client is gone or stuck).
-pub(crate) async fn serve<C: Conversation>(mut socket: Socket, mut conversation: C) {
-    match socket.run(&mut conversation).await {
-        Ending::Close(reason) => {
-            // Bounded: a client that reads nothing must not hold this task.
-            // A failed close means the client is already gone.
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.session.close(reason)).await;
+///
+/// A plain `fn` returning an `async move` block, not an `async fn`: an
+/// `async fn` taking `mut` arguments moves them into locals, so the task
+/// would hold the socket and the conversation twice (424 bytes more per
+/// WebSocket on the feed).
+pub(crate) fn serve<C: Conversation>(
+    mut socket: Socket,
+    mut conversation: C,
+) -> impl Future<Output = ()> {
+    async move {
+        match socket.run(&mut conversation).await {
+            Ending::Close(reason) => {
+                // Bounded: a client that reads nothing must not hold this task.
+                // A failed close means the client is already gone.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.session.close(reason)).await;
+            }
+            // Nothing can reach a stuck client, nor a gone one: drop the session.
+            Ending::Gone | Ending::Stuck => {}
         }
-        // Nothing can reach a stuck client, nor a gone one: drop the session.
-        Ending::Gone | Ending::Stuck => {}
     }
 }
 
