@@ -143,6 +143,10 @@ pub async fn upgrade(
 /// `async fn` taking `mut` arguments moves them into locals, so the task
 /// would hold the socket and the conversation twice (424 bytes more per
 /// WebSocket on the feed).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its moved arguments twice"
+)]
 pub(crate) fn serve<C: Conversation>(
     mut socket: Socket,
     mut conversation: C,
