@@ -13,7 +13,7 @@ use crate::broker::SharedFeed;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::nofile::ConnectionBudget;
-use crate::state::{AppState, Info};
+use crate::state::{AppState, Info, StreamHeaders};
 use crate::{chaos, echo, routes, tls};
 
 /// Why the server could not start or stop cleanly.
@@ -167,6 +167,7 @@ pub(crate) fn bind(
         config: config.clone(),
         info: info.clone(),
         shared_feed,
+        stream_headers: StreamHeaders::new(&config.cors_origin),
     });
     let _ = state_cell.set(state);
     let server = server.run();

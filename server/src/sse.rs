@@ -7,6 +7,7 @@
 //! the replay ring, or sent a gap event when it fell further behind.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -89,27 +90,39 @@ struct SseBody {
 }
 
 impl SseBody {
-    async fn next_chunk(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
-        if let Some(hello) = self.hello.take() {
-            return Some((Ok(hello), self));
-        }
-        loop {
-            tokio::select! {
-                biased;
-                _ = &mut self.stop => return None,
-                item = self.sub.next() => {
-                    let bytes = match item? {
-                        Item::Event(ev) => ev.sse.clone(),
-                        Item::Gap(gap) => event::sse_gap(gap),
-                    };
-                    self.active = true;
-                    self.tally.sent(bytes.len());
-                    return Some((Ok(bytes), self));
-                }
-                _ = self.keepalive.tick() => {
-                    self.tally.flush();
-                    if !std::mem::take(&mut self.active) {
-                        return Some((Ok(Bytes::from_static(SSE_KEEPALIVE)), self));
+    /// The next chunk and the state for the one after.
+    ///
+    /// A plain `fn` returning an `async move` block, not an `async fn`: an
+    /// `async fn` taking `mut self` moves its argument into a local, so its
+    /// future holds the whole body twice (584 bytes against 376, on every
+    /// stream for as long as it is open).
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold its moved arguments twice"
+    )]
+    fn next_chunk(mut self) -> impl Future<Output = Option<(Result<Bytes, Infallible>, Self)>> {
+        async move {
+            if let Some(hello) = self.hello.take() {
+                return Some((Ok(hello), self));
+            }
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut self.stop => return None,
+                    item = self.sub.next() => {
+                        let bytes = match item? {
+                            Item::Event(ev) => ev.sse.clone(),
+                            Item::Gap(gap) => event::sse_gap(gap),
+                        };
+                        self.active = true;
+                        self.tally.sent(bytes.len());
+                        return Some((Ok(bytes), self));
+                    }
+                    _ = self.keepalive.tick() => {
+                        self.tally.flush();
+                        if !std::mem::take(&mut self.active) {
+                            return Some((Ok(Bytes::from_static(SSE_KEEPALIVE)), self));
+                        }
                     }
                 }
             }

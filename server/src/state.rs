@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{StatusCode, Version};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,8 @@ pub struct AppState {
     pub info: Info,
     /// The shared feed this server relays (`--feed-redis`), if any.
     pub shared_feed: Option<Arc<SharedFeed>>,
+    /// Every event stream's response headers, made once.
+    pub stream_headers: StreamHeaders,
 }
 
 /// `GET /info`: how to reach this server and what it is set to.
@@ -108,6 +110,38 @@ pub fn with_cors(state: &AppState, status: StatusCode) -> HttpResponseBuilder {
         res.insert_header(("Timing-Allow-Origin", origin));
     }
     res
+}
+
+/// The headers of every event stream, built once: `text/event-stream`,
+/// `no-cache`, the CORS headers of `--cors-origin`, and
+/// `X-Accel-Buffering: no` so nginx forwards each event at once.
+#[derive(Debug, Clone)]
+pub struct StreamHeaders(HeaderMap);
+
+impl StreamHeaders {
+    pub fn new(cors_origin: &str) -> Self {
+        let mut headers = HeaderMap::with_capacity(5);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        );
+        // The same CORS headers as every other response ([`with_cors`]).
+        if let Ok(origin) = HeaderValue::from_str(cors_origin) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.insert(HeaderName::from_static("timing-allow-origin"), origin);
+        }
+        StreamHeaders(headers)
+    }
+
+    /// A copy for one response: same capacity, names and values shared.
+    pub fn to_map(&self) -> HeaderMap {
+        self.0.clone()
+    }
 }
 
 /// The keep-alive timer of a stream: first tick one period from now; a late

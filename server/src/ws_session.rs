@@ -20,10 +20,12 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest as _, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Message, Session,
+};
 use bytes::Bytes;
 use bytestring::ByteString;
-use futures_util::FutureExt as _;
+use futures_util::{FutureExt as _, SinkExt as _};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::hub::{Hub, Permit};
@@ -136,15 +138,29 @@ pub async fn upgrade(
 
 /// Serves `socket` with `conversation` until either side closes, then
 /// closes the socket (unless the client is gone or stuck).
-pub(crate) async fn serve<C: Conversation>(mut socket: Socket, mut conversation: C) {
-    match socket.run(&mut conversation).await {
-        Ending::Close(reason) => {
-            // Bounded: a client that reads nothing must not hold this task.
-            // A failed close means the client is already gone.
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.session.close(reason)).await;
+///
+/// A plain `fn` returning an `async move` block, not an `async fn`: an
+/// `async fn` taking `mut` arguments moves them into locals, so the task
+/// would hold the socket and the conversation twice (424 bytes more per
+/// WebSocket on the feed).
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its moved arguments twice"
+)]
+pub(crate) fn serve<C: Conversation>(
+    mut socket: Socket,
+    mut conversation: C,
+) -> impl Future<Output = ()> {
+    async move {
+        match socket.run(&mut conversation).await {
+            Ending::Close(reason) => {
+                // Bounded: a client that reads nothing must not hold this task.
+                // A failed close means the client is already gone.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.session.close(reason)).await;
+            }
+            // Nothing can reach a stuck client, nor a gone one: drop the session.
+            Ending::Gone | Ending::Stuck => {}
         }
-        // Nothing can reach a stuck client, nor a gone one: drop the session.
-        Ending::Gone | Ending::Stuck => {}
     }
 }
 
@@ -234,14 +250,20 @@ impl Socket {
     /// Sends one frame, bounded by the client timeout and the stop token.
     /// The common case (room in the session's channel) completes at once
     /// with no timer; only a backed-up client pays for one.
+    ///
+    /// Through the session's `Sink`, with one message type for every frame:
+    /// a future per kind (`text`, `ping`, ...) made this one 728 bytes, held
+    /// in every WebSocket's task. (A client's ping payload is at most 125
+    /// bytes, as a control frame must be, so its pong needs no truncation.)
     async fn send(&mut self, frame: Frame, timeout: Duration) -> Sent {
+        let message = match frame {
+            Frame::Out(Out::Text(text)) => Message::Text(text),
+            Frame::Out(Out::Binary(bin)) => Message::Binary(bin),
+            Frame::Ping => Message::Ping(Bytes::new()),
+            Frame::Pong(payload) => Message::Pong(payload),
+        };
         let Socket { session, stop, .. } = self;
-        match frame {
-            Frame::Out(Out::Text(text)) => bounded(session.text(text), stop, timeout).await,
-            Frame::Out(Out::Binary(bin)) => bounded(session.binary(bin), stop, timeout).await,
-            Frame::Ping => bounded(session.ping(b""), stop, timeout).await,
-            Frame::Pong(payload) => bounded(session.pong(&payload), stop, timeout).await,
-        }
+        bounded(session.send(message), stop, timeout).await
     }
 
     /// The ending for an error from the client's frames: 1009 for a frame or
@@ -290,10 +312,13 @@ async fn bounded(
     if let Some(r) = (&mut send).now_or_never() {
         return if r.is_ok() { Sent::Ok } else { Sent::Closed };
     }
+    // Only a backed-up client gets here: its timer is boxed, so the common
+    // case does not carry one in every task.
+    let deadline = Box::pin(tokio::time::sleep(timeout));
     tokio::select! {
         r = &mut send => if r.is_ok() { Sent::Ok } else { Sent::Closed },
         _ = stop => Sent::Stopped,
-        _ = tokio::time::sleep(timeout) => Sent::Stuck,
+        _ = deadline => Sent::Stuck,
     }
 }
 

@@ -43,15 +43,29 @@ async fn every_wire_gets_consecutive_ids_and_names_its_protocol(#[case] wire: Wi
     server.shutdown().await.unwrap();
 }
 
+/// Over every SSE wire: the headers are made once per server and cloned
+/// per stream (a compact map that HTTP/2 keeps for the stream's life), so
+/// each protocol must still see all of them.
+#[rstest]
+#[case::sse_h1(Wire::SseH1)]
+#[case::sse_h2c(Wire::SseH2c)]
+#[case::sse_h2(Wire::SseH2)]
 #[tokio::test]
-async fn sse_starts_with_retry_and_uses_the_right_headers() {
-    let server = start(|c| c.retry_ms = 2500);
-    let mut res = support::get(&server, Wire::SseH1, "/sse", &[]).await;
+async fn sse_starts_with_retry_and_uses_the_right_headers(#[case] wire: Wire) {
+    let server = start(|c| {
+        c.retry_ms = 2500;
+        c.cors_origin = "https://page.example".into();
+    });
+    let mut res = support::get(&server, wire, "/sse", &[]).await;
     assert_eq!(res.status, 200);
     assert_eq!(res.headers["content-type"], "text/event-stream");
     assert_eq!(res.headers["cache-control"], "no-cache");
     assert_eq!(res.headers["x-accel-buffering"], "no");
-    assert_eq!(res.headers["access-control-allow-origin"], "*");
+    assert_eq!(
+        res.headers["access-control-allow-origin"],
+        "https://page.example"
+    );
+    assert_eq!(res.headers["timing-allow-origin"], "https://page.example");
     // Never compressed, and no `Content-Encoding` at all (not even `identity`).
     assert!(res.headers.get("content-encoding").is_none());
     let first = res.chunk().await.unwrap();
