@@ -370,6 +370,7 @@ pub async fn run_wire_on(
     let mut proxied = ProxySamples::default();
     ProxySamples::take(&mut proxied.before, proxy);
     let before = snapshot(gauge, &mut problems, "before connecting").await;
+    let (_, own_rss_before) = own_usage();
     let mut run = match WireRun::start(source, spec.clone(), live, cancel, spec.first_index) {
         Ok(r) => r,
         Err(msg) => {
@@ -378,7 +379,10 @@ pub async fn run_wire_on(
         }
     };
     let opened = run.wait_connected().await;
-    let mut measured = Held::default();
+    let mut measured = Held {
+        own_rss_before,
+        ..Held::default()
+    };
     if opened > 0 && !run.cancelled() {
         let _ = run.pause(spec.settle).await;
         if let Some(at) = spec.hold_at_unix_ns {
