@@ -25,6 +25,10 @@ use super::message::{MessageDecoder, Msg, RawEvent};
 use super::request::sse_request;
 use super::stream::MessageStream;
 
+/// The most an HTTP/1.1 stream's connection buffers from its socket: the
+/// least hyper accepts.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// What a reader makes of the parser's items.
 pub trait SseDecode: Send {
     type Output: Send;
@@ -237,7 +241,14 @@ pub async fn open_h1<D: SseDecode>(
 ) -> Result<SseStream<D>, ClientError> {
     let url = endpoint.shown();
     let io = dialer.connect(endpoint, index).await?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    // hyper's read buffer starts at 8 KiB and doubles, up to ~400 KiB, each
+    // time a read fills it: a backlog of events (a loaded machine, a burst)
+    // left thousands of connections holding buffers many times that size.
+    // At its floor it stays 8 KiB (55 events of the default size per read);
+    // a response head must then fit in 8 KiB.
+    let (mut send, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(READ_BUFFER)
+        .handshake(TokioIo::new(io))
         .await
         .map_err(|e| ClientError::http(url, e))?;
     let mut conn: ConnFuture = Box::pin(conn);
