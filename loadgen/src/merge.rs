@@ -280,6 +280,19 @@ fn merge_wire(
             cpu_us_hold: sum(|w| w.loadgen.cpu_us_hold),
             cpu_us_per_event: per_event(sum(|w| w.loadgen.cpu_us_hold), events_in_hold),
             rss_bytes: sum(|w| w.loadgen.rss_bytes),
+            // Known only when every part says what it held before.
+            rss_before: parts
+                .iter()
+                .map(|(_, w)| w.loadgen.rss_before)
+                .sum::<Option<u64>>(),
+            rss_per_connection: parts
+                .iter()
+                .map(|(_, w)| w.loadgen.rss_before)
+                .sum::<Option<u64>>()
+                .map(|before| {
+                    sum(|w| w.loadgen.rss_bytes).saturating_sub(before) as f64
+                        / parts.iter().map(|(_, w)| w.opened).sum::<usize>().max(1) as f64
+                }),
         },
         problems: parts
             .iter()

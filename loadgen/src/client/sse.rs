@@ -9,9 +9,10 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use bytes::Bytes;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 use server::event::unix_now_ns;
 
@@ -23,6 +24,10 @@ use super::http::error_body;
 use super::message::{MessageDecoder, Msg, RawEvent};
 use super::request::sse_request;
 use super::stream::MessageStream;
+
+/// The most an HTTP/1.1 stream's connection buffers from its socket: the
+/// least hyper accepts.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// What a reader makes of the parser's items.
 pub trait SseDecode: Send {
@@ -142,29 +147,53 @@ impl<D: SseDecode> SseStream<D> {
             if let Some(msg) = self.pending.pop_front() {
                 return Ok(Some(msg));
             }
-            let frame = match &mut self.conn {
-                Some(conn) => tokio::select! {
-                    biased;
-                    frame = self.body.frame() => frame,
-                    done = conn => {
-                        self.conn = None;
-                        if let Err(e) = done {
-                            return Err(ClientError::http(&self.url, e));
-                        }
-                        continue;
-                    }
-                },
-                None => self.body.frame().await,
-            };
-            let data = match frame {
+            match std::future::poll_fn(|cx| self.poll_chunk(cx)).await? {
+                Some(data) => self.parse(&data)?,
                 None => return Ok(None),
-                Some(Err(e)) => return Err(ClientError::http(&self.url, e)),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => data,
-                    Err(_) => continue, // trailers: nothing to measure
-                },
+            }
+        }
+    }
+
+    /// The body's next chunk; `None` at its end. Over HTTP/1.1 the
+    /// connection is polled here too, and the body once more right after
+    /// it: the chunk the connection has just read is taken in this same
+    /// poll, not in the extra one its wake-up schedules (hyper hands the
+    /// chunk over through a channel whose wakers are this task's).
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, ClientError>> {
+        loop {
+            if let Poll::Ready(chunk) = self.poll_body(cx) {
+                return Poll::Ready(chunk);
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Pending;
             };
-            self.parse(&data)?;
+            match conn.as_mut().poll(cx) {
+                // Done: the body has what remains, then its end.
+                Poll::Ready(Ok(())) => {
+                    self.conn = None;
+                    continue;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.conn = None;
+                    return Poll::Ready(Err(ClientError::http(&self.url, e)));
+                }
+                Poll::Pending => return self.poll_body(cx),
+            }
+        }
+    }
+
+    /// The body's next data; trailers are skipped (nothing to measure).
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, ClientError>> {
+        loop {
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                None => return Poll::Ready(Ok(None)),
+                Some(Err(e)) => return Poll::Ready(Err(ClientError::http(&self.url, e))),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Poll::Ready(Ok(Some(data)));
+                    }
+                }
+            }
         }
     }
 
@@ -212,7 +241,14 @@ pub async fn open_h1<D: SseDecode>(
 ) -> Result<SseStream<D>, ClientError> {
     let url = endpoint.shown();
     let io = dialer.connect(endpoint, index).await?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    // hyper's read buffer starts at 8 KiB and doubles, up to ~400 KiB, each
+    // time a read fills it: a backlog of events (a loaded machine, a burst)
+    // left thousands of connections holding buffers many times that size.
+    // At its floor it stays 8 KiB (55 events of the default size per read);
+    // a response head must then fit in 8 KiB.
+    let (mut send, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(READ_BUFFER)
+        .handshake(TokioIo::new(io))
         .await
         .map_err(|e| ClientError::http(url, e))?;
     let mut conn: ConnFuture = Box::pin(conn);

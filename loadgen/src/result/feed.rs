@@ -192,5 +192,14 @@ pub struct ProxyCost {
 pub struct LoadgenCost {
     pub cpu_us_hold: u64,
     pub cpu_us_per_event: f64,
+    /// With the connections held (process RSS).
     pub rss_bytes: u64,
+    /// Before connecting (absent from results older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_before: Option<u64>,
+    /// (rss_bytes - rss_before) / connections: what a held connection
+    /// costs the load generator (memory an earlier wire of the run left
+    /// to the allocator is reused, so a later wire may show less).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_per_connection: Option<f64>,
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::token_watch::TokenWatch;
 use crate::client::{ClientError, MessageStream, Msg, Opener};
 
 /// The shortest reconnect delay: a server saying `retry: 0` must not make
@@ -73,12 +74,15 @@ where
     S: MessageStream,
     H: OnMessage<S::Message> + ?Sized,
 {
+    // Watched, not polled at every message: see `token_watch`.
+    let mut stop = stop.map(TokenWatch::new);
+    let mut wake = wake.map(TokenWatch::new);
     let mut woken = false;
     loop {
         let next = tokio::select! {
             biased;
-            _ = cancelled(stop) => return Ended::Stopped,
-            _ = cancelled(wake), if !woken => {
+            _ = fired(&mut stop) => return Ended::Stopped,
+            _ = fired(&mut wake), if !woken => {
                 woken = true;
                 hook.woken()
             }
@@ -97,9 +101,9 @@ where
 }
 
 /// Never resolves for `None`.
-async fn cancelled(token: Option<&CancellationToken>) {
-    match token {
-        Some(t) => t.cancelled().await,
+async fn fired(watch: &mut Option<TokenWatch>) {
+    match watch {
+        Some(w) => w.fired().await,
         None => std::future::pending().await,
     }
 }

@@ -4,7 +4,8 @@
 //! Every connection is one task (`feed::connection`). Measurements go to a
 //! few sharded [`Recorder`]s (one HDR histogram set per shard, not per
 //! connection: a histogram is a few hundred KiB, times 10,000 connections
-//! would be gigabytes), locked once per event, uncontended in practice.
+//! would be gigabytes), one shard per runtime thread (`live::local_shard`),
+//! so the lock each event takes is never contended.
 //!
 //! At the end of the hold the driver asks the server for its newest id and
 //! lets every connection read up to it: an id that never arrives is counted
@@ -369,6 +370,7 @@ pub async fn run_wire_on(
     let mut proxied = ProxySamples::default();
     ProxySamples::take(&mut proxied.before, proxy);
     let before = snapshot(gauge, &mut problems, "before connecting").await;
+    let (_, own_rss_before) = own_usage();
     let mut run = match WireRun::start(source, spec.clone(), live, cancel, spec.first_index) {
         Ok(r) => r,
         Err(msg) => {
@@ -377,7 +379,10 @@ pub async fn run_wire_on(
         }
     };
     let opened = run.wait_connected().await;
-    let mut measured = Held::default();
+    let mut measured = Held {
+        own_rss_before,
+        ..Held::default()
+    };
     if opened > 0 && !run.cancelled() {
         let _ = run.pause(spec.settle).await;
         if let Some(at) = spec.hold_at_unix_ns {

@@ -1,5 +1,5 @@
 //! A feed connection of a wire run: the connection core's reconnect loop
-//! with a hook that records every message into a shared recorder shard,
+//! with a hook that records every message into its thread's recorder shard,
 //! and stops once the connection has read up to the final id. Over an
 //! emulated link the hook also judges each event for stalls and outage
 //! recovery (`measure::LinkWatch`), handing findings to a link shard.
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::connection::{hold, ConnectionHook, Ended, Flow, OnMessage, Reconnect};
 use server::event::unix_now_ns;
 
-use super::live::{lock, Live, Shards};
+use super::live::{local_shard, lock, Live, Shards};
 use crate::client::{ClientError, Msg, Opener, Stamp};
 use crate::measure::{Arrival, IdTracker, LinkRecorder, LinkWatch, Recorder};
 use crate::result::LinkTiming;
@@ -76,9 +76,14 @@ pub struct FeedCtx {
 }
 
 impl FeedCtx {
-    fn error(&self, shard: &Mutex<Recorder>, e: &ClientError) {
+    /// This thread's recorder shard.
+    fn shard(&self) -> &Mutex<Recorder> {
+        local_shard(&self.shards)
+    }
+
+    fn error(&self, e: &ClientError) {
         let kind = e.kind();
-        lock(shard).record_error(kind);
+        lock(self.shard()).record_error(kind);
         self.live.errors.fetch_add(1, Ordering::Relaxed);
         lock(&self.first_errors)
             .entry(kind.to_string())
@@ -119,10 +124,8 @@ impl FeedCtx {
 /// One connection, reconnecting with resume until the run stops. Returns
 /// how many ids up to the final one it never received.
 pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
-    let shard = &ctx.shards[index % ctx.shards.len()];
     let mut hook = Recording {
         ctx: &ctx,
-        shard,
         index,
         link: ctx.link.as_ref().map(|t| LinkWatch::new(t, index as u64)),
         ids: IdTracker::new(),
@@ -166,7 +169,6 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
 /// Records what one connection receives.
 struct Recording<'a> {
     ctx: &'a FeedCtx,
-    shard: &'a Mutex<Recorder>,
     index: usize,
     /// Over an emulated link: this stream's judge of stalls and outages.
     link: Option<LinkWatch>,
@@ -202,7 +204,7 @@ impl Recording<'_> {
         if let Some(id) = e.id {
             self.ctx.saw_id(id);
         }
-        let mut r = lock(self.shard);
+        let mut r = lock(self.ctx.shard());
         r.record(&mut self.ids, &mut self.last_recv_ns, e);
         if self.first_tick {
             self.first_tick = false;
@@ -282,8 +284,8 @@ impl OnMessage<Msg> for Recording<'_> {
                     bytes,
                 });
             }
-            Msg::Gap { from, to } => lock(self.shard).record_gap(&mut self.ids, from, to),
-            Msg::KeepAlive => lock(self.shard).record_keepalive(),
+            Msg::Gap { from, to } => lock(self.ctx.shard()).record_gap(&mut self.ids, from, to),
+            Msg::KeepAlive => lock(self.ctx.shard()).record_keepalive(),
             // The reconnect loop takes `retry:` itself.
             Msg::Retry(_) => {}
             Msg::Hello { protocol, .. } => {
@@ -293,7 +295,7 @@ impl OnMessage<Msg> for Recording<'_> {
                         self.ctx.opener.url(),
                         format!("the server negotiated {protocol}, expected {want}"),
                     );
-                    self.ctx.error(self.shard, &e);
+                    self.ctx.error(&e);
                 }
                 self.protocol_noted = true;
                 *lock(&self.ctx.protocols).entry(protocol).or_default() += 1;
@@ -327,7 +329,7 @@ impl ConnectionHook for Recording<'_> {
 
     fn opened(&mut self, attempt_started: Instant) {
         {
-            let mut r = lock(self.shard);
+            let mut r = lock(self.ctx.shard());
             r.record_connect(attempt_started.elapsed());
             if self.connected_before {
                 // Resumed: the tracker carries on, so a replay fills holes.
@@ -369,7 +371,7 @@ impl ConnectionHook for Recording<'_> {
     }
 
     fn open_failed(&mut self, error: ClientError) {
-        self.ctx.error(self.shard, &error);
+        self.ctx.error(&error);
     }
 
     fn ended(&mut self, how: Ended) -> Flow {
@@ -385,11 +387,11 @@ impl ConnectionHook for Recording<'_> {
                 let e = ClientError::Closed {
                     url: self.ctx.opener.url().clone(),
                 };
-                self.ctx.error(self.shard, &e);
+                self.ctx.error(&e);
                 Flow::Continue
             }
             Ended::Failed(e) => {
-                self.ctx.error(self.shard, &e);
+                self.ctx.error(&e);
                 Flow::Continue
             }
         }

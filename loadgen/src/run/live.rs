@@ -10,6 +10,27 @@ use crate::result::new_histogram;
 /// The recorder shards of one wire run.
 pub type Shards = Arc<Vec<Mutex<Recorder>>>;
 
+/// Numbers the threads that record, in the order they first do.
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's number among those that record.
+    static THREAD_NUMBER: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The shard the current thread records into. Each runtime thread has a
+/// shard of its own (up to the number of shards), so its lock is never
+/// contended and its histograms stay in that core's cache: sharding by
+/// connection had both threads take every shard's lock in turn, moving
+/// the lock and the histograms between cores at every event. A task that
+/// moves to another thread records there from then on; the merge at the
+/// end adds every shard, so where an event landed changes nothing. The
+/// lock remains for the readers (the live view, the hold's counters).
+pub fn local_shard(shards: &[Mutex<Recorder>]) -> &Mutex<Recorder> {
+    let n = THREAD_NUMBER.with(|n| *n);
+    &shards[n % shards.len()]
+}
+
 /// Locks a mutex whose data stays valid even if a holder panicked:
 /// recorders hold plain counters, so a panic elsewhere leaves them usable.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

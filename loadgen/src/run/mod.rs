@@ -3,7 +3,8 @@
 //! or spread over worker processes.
 //!
 //! - [`connection`]: the one read loop and reconnect loop (hooks per
-//!   message), used here, by `scenarios` and by `limit`.
+//!   message), used here, by `scenarios` and by `limit`; `token_watch`:
+//!   how that loop waits on the stop signals without polling them per event.
 //! - [`feed`]: the feed connection's hook (records into recorder shards).
 //! - [`driver`]: one wire in this process ([`WireRun`], [`run_wire`]);
 //!   [`workers`]: one wire over several processes, each a [`worker`].
@@ -41,6 +42,7 @@ pub mod shard;
 pub mod source;
 pub mod spec;
 pub mod stacks;
+mod token_watch;
 pub mod worker;
 pub mod workers;
 

@@ -85,6 +85,8 @@ pub struct Held {
     pub bytes: u64,
     pub own_cpu_us: u64,
     pub own_rss: u64,
+    /// This process's RSS (or the workers', summed) before connecting.
+    pub own_rss_before: u64,
     /// Latencies of the events received during the hold only (the ramp's
     /// connection storm is left out).
     pub latency: Option<Histogram<u64>>,
@@ -193,6 +195,11 @@ impl WireOutcome {
                 cpu_us_hold: measured.own_cpu_us,
                 cpu_us_per_event: per(measured.own_cpu_us, measured.events),
                 rss_bytes: measured.own_rss,
+                rss_before: Some(measured.own_rss_before),
+                rss_per_connection: (measured.own_rss > 0).then(|| {
+                    measured.own_rss.saturating_sub(measured.own_rss_before) as f64
+                        / finished.opened.max(1) as f64
+                }),
             },
             first_errors: finished.first_errors,
             problems,

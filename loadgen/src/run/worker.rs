@@ -90,6 +90,9 @@ pub enum FromWorker {
     },
     Connected {
         opened: usize,
+        /// Its RSS before it opened them.
+        #[serde(default)]
+        rss_before: u64,
     },
     Mark {
         events: u64,
@@ -122,6 +125,7 @@ pub async fn serve_worker() -> anyhow::Result<()> {
     let source = target.source().await?;
     let live = Arc::new(Live::default());
     let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
+    let (_, rss_before) = own_usage();
     let mut run = WireRun::start(
         &source,
         *spec,
@@ -132,7 +136,7 @@ pub async fn serve_worker() -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)?;
     let progress = tokio::spawn(report_progress(live.clone(), out.clone()));
     let opened = run.wait_connected().await;
-    send(&out, &FromWorker::Connected { opened }).await?;
+    send(&out, &FromWorker::Connected { opened, rss_before }).await?;
     loop {
         let cmd = match lines.next_line().await? {
             Some(l) => serde_json::from_str::<ToWorker>(&l).context("reading a command")?,

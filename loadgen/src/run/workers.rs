@@ -157,14 +157,24 @@ pub async fn run_wire_in_processes(
         .saturating_add(Duration::from_secs(10))
         .saturating_add(spec.connect_timeout);
     let mut opened = 0;
+    let mut own_rss_before = 0;
     for w in &mut workers {
         match w.reply(connect_limit).await? {
-            FromWorker::Connected { opened: n } => opened += n,
+            FromWorker::Connected {
+                opened: n,
+                rss_before,
+            } => {
+                opened += n;
+                own_rss_before += rss_before;
+            }
             other => anyhow::bail!("a worker answered {other:?} instead of connected"),
         }
         publish(&live, &workers_figures(std::slice::from_ref(w)));
     }
-    let mut measured = Held::default();
+    let mut measured = Held {
+        own_rss_before,
+        ..Held::default()
+    };
     let mut highest_id = 0;
     if opened > 0 {
         tokio::time::sleep(spec.settle).await;
