@@ -136,7 +136,11 @@ impl Answer {
 }
 
 /// `POST /chat`
-pub async fn sse_handler(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+pub async fn sse_handler(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
     let prompt: Prompt = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => {
@@ -165,6 +169,7 @@ pub async fn sse_handler(state: web::Data<AppState>, body: web::Bytes) -> HttpRe
     };
     event_stream(
         &state,
+        req.version(),
         futures_util::stream::unfold(body, SseAnswer::next_chunk),
     )
 }

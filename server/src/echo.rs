@@ -183,6 +183,7 @@ pub async fn sse_handler(
     };
     event_stream(
         &state,
+        req.version(),
         futures_util::stream::unfold(body, EchoBody::next_chunk),
     )
 }

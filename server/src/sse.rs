@@ -72,6 +72,7 @@ pub async fn handler(
     };
     event_stream(
         &state,
+        req.version(),
         futures_util::stream::unfold(body, SseBody::next_chunk),
     )
 }

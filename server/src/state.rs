@@ -142,6 +142,14 @@ impl StreamHeaders {
     pub fn to_map(&self) -> HeaderMap {
         self.0.clone()
     }
+
+    /// Puts the headers into `map` (names and values shared), keeping the
+    /// map's own allocation.
+    pub fn fill(&self, map: &mut HeaderMap) {
+        for (name, value) in self.0.iter() {
+            map.insert(name.clone(), value.clone());
+        }
+    }
 }
 
 /// The keep-alive timer of a stream: first tick one period from now; a late
