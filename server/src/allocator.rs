@@ -37,7 +37,7 @@
 //! Its figures are in `/stats` (`process.allocator`).
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -99,33 +99,15 @@ pub fn start_trimmer() -> Result<(), String> {
 /// back (pages a live chunk still pins) is not walked again every look.
 static PEAK_SINCE_TRIM: AtomicUsize = AtomicUsize::new(0);
 
-/// Looks left in which the trimmer trims again after a trim the rule
-/// asked for (see [`TRIM_FOLLOW_UPS`]).
-static FOLLOW_UPS_LEFT: AtomicU32 = AtomicU32::new(0);
-
-/// Trims repeated at the looks after one the rule asked for, while enough
-/// is free. Chunks a trim finds still in use (an event in flight, a timer)
-/// are freed a moment later and merge with the free space around them, so
-/// the next trim gives back pages the first could not: measured, one trim
-/// after 5,000 sse-h1 connections left 3.0 MiB above idle, a few in a row
-/// 0.9 MiB. Bounded, so an idle heap is not walked forever.
-pub const TRIM_FOLLOW_UPS: u32 = 6;
-
 /// One look at the heap; trims it when enough of it is free and the
-/// program holds less than it did at its peak since the last trim, and at
-/// the next [`TRIM_FOLLOW_UPS`] looks after that. True when a trim ran.
+/// program holds less than it did at its peak since the last trim. True
+/// when a trim ran.
 pub fn trim_if_worth_it() -> bool {
     let Some(h) = heap() else { return false };
     let peak = PEAK_SINCE_TRIM
         .fetch_max(h.allocated_bytes, Ordering::Relaxed)
         .max(h.allocated_bytes);
-    if worth_trimming(h.free_bytes, h.arena_bytes, peak - h.allocated_bytes) {
-        FOLLOW_UPS_LEFT.store(TRIM_FOLLOW_UPS, Ordering::Relaxed);
-    } else if h.free_bytes < TRIM_MIN_FREE
-        || FOLLOW_UPS_LEFT
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_err()
-    {
+    if !worth_trimming(h.free_bytes, h.arena_bytes, peak - h.allocated_bytes) {
         return false;
     }
     let released = trim();
