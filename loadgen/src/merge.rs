@@ -276,24 +276,14 @@ fn merge_wire(
             [(_, only)] => only.proxy.clone(),
             _ => None,
         },
-        loadgen: LoadgenCost {
-            cpu_us_hold: sum(|w| w.loadgen.cpu_us_hold),
-            cpu_us_per_event: per_event(sum(|w| w.loadgen.cpu_us_hold), events_in_hold),
-            rss_bytes: sum(|w| w.loadgen.rss_bytes),
+        loadgen: LoadgenCost::measured(
+            sum(|w| w.loadgen.cpu_us_hold),
+            events_in_hold,
+            sum(|w| w.loadgen.rss_bytes),
             // Known only when every part says what it held before.
-            rss_before: parts
-                .iter()
-                .map(|(_, w)| w.loadgen.rss_before)
-                .sum::<Option<u64>>(),
-            rss_per_connection: parts
-                .iter()
-                .map(|(_, w)| w.loadgen.rss_before)
-                .sum::<Option<u64>>()
-                .map(|before| {
-                    sum(|w| w.loadgen.rss_bytes).saturating_sub(before) as f64
-                        / parts.iter().map(|(_, w)| w.opened).sum::<usize>().max(1) as f64
-                }),
-        },
+            parts.iter().map(|(_, w)| w.loadgen.rss_before).sum(),
+            parts.iter().map(|(_, w)| w.opened).sum(),
+        ),
         problems: parts
             .iter()
             .flat_map(|(l, w)| w.problems.iter().map(move |p| format!("[{l}] {p}")))

@@ -203,3 +203,30 @@ pub struct LoadgenCost {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_per_connection: Option<f64>,
 }
+
+impl LoadgenCost {
+    /// The cost from what was measured: CPU over the hold's `events`, RSS
+    /// held against `rss_before` over the `opened` connections (no figure
+    /// per connection when either RSS is unknown).
+    pub fn measured(
+        cpu_us_hold: u64,
+        events: u64,
+        rss_bytes: u64,
+        rss_before: Option<u64>,
+        opened: usize,
+    ) -> Self {
+        LoadgenCost {
+            cpu_us_hold,
+            cpu_us_per_event: if events > 0 {
+                cpu_us_hold as f64 / events as f64
+            } else {
+                0.0
+            },
+            rss_bytes,
+            rss_before,
+            rss_per_connection: rss_before
+                .filter(|_| rss_bytes > 0)
+                .map(|before| rss_bytes.saturating_sub(before) as f64 / opened.max(1) as f64),
+        }
+    }
+}

@@ -191,16 +191,13 @@ impl WireOutcome {
             final_id,
             all_open_after_us: finished.all_open_after_us,
             server,
-            loadgen: LoadgenCost {
-                cpu_us_hold: measured.own_cpu_us,
-                cpu_us_per_event: per(measured.own_cpu_us, measured.events),
-                rss_bytes: measured.own_rss,
-                rss_before: Some(measured.own_rss_before),
-                rss_per_connection: (measured.own_rss > 0).then(|| {
-                    measured.own_rss.saturating_sub(measured.own_rss_before) as f64
-                        / finished.opened.max(1) as f64
-                }),
-            },
+            loadgen: LoadgenCost::measured(
+                measured.own_cpu_us,
+                measured.events,
+                measured.own_rss,
+                Some(measured.own_rss_before),
+                finished.opened,
+            ),
             first_errors: finished.first_errors,
             problems,
             processes: 1,
