@@ -104,12 +104,24 @@ pub fn bad_request(state: &AppState, reason: impl std::fmt::Display) -> HttpResp
 /// A response builder with the CORS headers of `--cors-origin`.
 pub fn with_cors(state: &AppState, status: StatusCode) -> HttpResponseBuilder {
     let mut res = HttpResponse::build(status);
-    if let Ok(origin) = HeaderValue::from_str(&state.config.cors_origin) {
-        res.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));
-        // Lets a page read Resource Timing (nextHopProtocol) cross-origin.
-        res.insert_header(("Timing-Allow-Origin", origin));
+    for header in cors_headers(&state.config.cors_origin) {
+        res.insert_header(header);
     }
     res
+}
+
+/// The CORS headers of `--cors-origin` (none if it is not a valid header
+/// value): every response's, event streams' included.
+fn cors_headers(origin: &str) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
+    HeaderValue::from_str(origin)
+        .into_iter()
+        .flat_map(|origin| {
+            [
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()),
+                // Lets a page read Resource Timing (nextHopProtocol) cross-origin.
+                (HeaderName::from_static("timing-allow-origin"), origin),
+            ]
+        })
 }
 
 /// The headers of every event stream, built once: `text/event-stream`,
@@ -130,10 +142,8 @@ impl StreamHeaders {
             HeaderName::from_static("x-accel-buffering"),
             HeaderValue::from_static("no"),
         );
-        // The same CORS headers as every other response ([`with_cors`]).
-        if let Ok(origin) = HeaderValue::from_str(cors_origin) {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            headers.insert(HeaderName::from_static("timing-allow-origin"), origin);
+        for (name, value) in cors_headers(cors_origin) {
+            headers.insert(name, value);
         }
         StreamHeaders(headers)
     }
