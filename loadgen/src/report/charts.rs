@@ -198,17 +198,12 @@ fn latency(curves: &[(Wire, Vec<(f64, f64)>)]) -> Result<String, String> {
         k *= 10.0;
     }
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(
-                (1.0..x_hi).log_scale().with_key_points(x_keys),
-                (y_lo..y_hi)
-                    .log_scale()
-                    .with_key_points(one_two_five(y_lo, y_hi)),
-            )?;
+        let mut chart = frame(root, 70).build_cartesian_2d(
+            (1.0..x_hi).log_scale().with_key_points(x_keys),
+            (y_lo..y_hi)
+                .log_scale()
+                .with_key_points(one_two_five(y_lo, y_hi)),
+        )?;
         chart
             .configure_mesh()
             .x_desc("percentile (log scale)")
@@ -416,15 +411,10 @@ pub fn opened(series: &[OpenedSeries], levels: &[f64]) -> Result<String, String>
     keys.sort_by(f64::total_cmp);
     keys.dedup();
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(
-                (0.8..hi).log_scale().with_key_points(keys.clone()),
-                (0.8..hi).log_scale().with_key_points(keys),
-            )?;
+        let mut chart = frame(root, 60).build_cartesian_2d(
+            (0.8..hi).log_scale().with_key_points(keys.clone()),
+            (0.8..hi).log_scale().with_key_points(keys),
+        )?;
         chart
             .configure_mesh()
             .x_desc("streams asked (log scale)")
@@ -544,6 +534,22 @@ pub fn lines_by<K: PartialEq>(
         line.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     lines
+}
+
+/// The frame of a chart with axes: its margins and the room for the x
+/// labels, with `y_labels` pixels for the y labels (numbers of different
+/// widths need different room).
+pub fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    y_labels: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(12)
+        .margin_right(30)
+        .x_label_area_size(40)
+        .y_label_area_size(y_labels);
+    builder
 }
 
 /// Runs `draw` on a white SVG canvas and returns the document.

@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::charts::{bars, legend, lines_by, svg, wire_color, FONT};
+use super::charts::{bars, frame, legend, lines_by, svg, wire_color, FONT};
 use super::document::Chart;
 use super::error::ReportError;
 use super::format::{num, us};
@@ -120,12 +120,7 @@ fn by_loss(lines: &Lines, y_desc: &str, show: fn(f64) -> String) -> Result<Strin
     let x_hi = points().map(|p| p.0).fold(0.0, f64::max).max(0.1) * 1.15;
     let y_hi = points().map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.2;
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..x_hi, 0.0..y_hi)?;
+        let mut chart = frame(root, 70).build_cartesian_2d(0.0..x_hi, 0.0..y_hi)?;
         chart
             .configure_mesh()
             .x_desc("packet loss per direction (%)")

@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::charts::{diagonal, labelled_bars, legend, lines_by, one_two_five, svg, FONT};
+use super::charts::{diagonal, frame, labelled_bars, legend, lines_by, one_two_five, svg, FONT};
 use super::document::Chart;
 use super::error::ReportError;
 use super::format::{bytes, count, cpu_us, us};
@@ -107,12 +107,7 @@ fn delivered_chart(lines: &[(Stack, Vec<(f64, f64)>)]) -> Result<String, String>
         .fold(1.0, f64::max)
         * 1.1;
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(40)
-            .y_label_area_size(80)
-            .build_cartesian_2d(0.0..hi, 0.0..hi)?;
+        let mut chart = frame(root, 80).build_cartesian_2d(0.0..hi, 0.0..hi)?;
         chart
             .configure_mesh()
             .x_desc("offered events/s (rate × connections)")
@@ -134,17 +129,12 @@ fn p99_chart(lines: &[(Stack, Vec<(f64, f64)>)]) -> Result<String, String> {
     let y_lo = (all().map(|p| p.1).fold(f64::INFINITY, f64::min) / 1.5).clamp(1.0, 1e9);
     let y_hi = (all().map(|p| p.1).fold(2.0, f64::max) * 1.5).max(y_lo * 10.0);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(
-                0.0..x_hi,
-                (y_lo..y_hi)
-                    .log_scale()
-                    .with_key_points(one_two_five(y_lo, y_hi)),
-            )?;
+        let mut chart = frame(root, 70).build_cartesian_2d(
+            0.0..x_hi,
+            (y_lo..y_hi)
+                .log_scale()
+                .with_key_points(one_two_five(y_lo, y_hi)),
+        )?;
         chart
             .configure_mesh()
             .x_desc("offered events/s (rate × connections)")
