@@ -7,9 +7,13 @@
 //! stalls (`stalls`: head-of-line blocking) and recovery from outages
 //! (`recovery`).
 //!
+//! A connection gathers its events in a [`RecordBatch`] and hands it to a
+//! shared recorder once per batch, not once per event.
+//!
 //! Everything here merges exactly and turns into the `result` layer's
 //! serialisable snapshots; nothing here knows how connections are opened.
 
+mod batch;
 mod ids;
 mod network;
 mod process;
@@ -18,6 +22,7 @@ mod recovery;
 mod stalls;
 mod timing;
 
+pub use batch::{RecordBatch, BATCH_EVENTS, FLUSH_AFTER_NS};
 pub use ids::{GapOutcome, IdOutcome, IdTracker, MAX_HOLES};
 pub use network::{add_network, LinkRecorder, LinkWatch};
 pub use process::{ProcessFigures, ProcessProbe};
