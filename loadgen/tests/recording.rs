@@ -7,14 +7,17 @@
 //! the final id or are cancelled with events still in their batches. And
 //! the live view must move while the run goes on.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use loadgen::client::Target;
-use loadgen::run::{Live, Source, WireRun, WireSpec};
+use loadgen::run::{Live, Source, WireRun};
 use loadgen::wire::Wire;
 use rstest::rstest;
 use server::event::{encode_tick, unix_now_ns};
+use support::wire_spec;
 use tokio_util::sync::CancellationToken;
 
 /// Slow enough that the server's own feed publishes only its first tick.
@@ -28,25 +31,6 @@ fn start_server() -> server::RunningServer {
     server::run(c).expect("server starts")
 }
 
-fn spec(wire: Wire, connections: usize) -> WireSpec {
-    WireSpec {
-        wire,
-        connections,
-        ramp_per_s: 0.0,
-        hold: Duration::ZERO,
-        settle: Duration::ZERO,
-        h2_conns: None,
-        drain_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(10),
-        retry: Duration::from_millis(200),
-        link: None,
-        first_index: 0,
-        hold_at_unix_ns: None,
-        stall_after: loadgen::measure::DEFAULT_STALL,
-        saturation: false,
-    }
-}
-
 /// Starts `connections` on `wire` and waits until all are open.
 async fn open(
     server: &server::RunningServer,
@@ -58,8 +42,14 @@ async fn open(
     let target = Target::embedded(server.http_addr, server.https_addr, server.cert_path())
         .expect("a target for the embedded server");
     let source = Source::Feed(Arc::new(target));
-    let mut run =
-        WireRun::start(&source, spec(wire, connections), live, cancel, 0).expect("the run starts");
+    let mut run = WireRun::start(
+        &source,
+        wire_spec(wire, connections, Duration::ZERO, Duration::ZERO),
+        live,
+        cancel,
+        0,
+    )
+    .expect("the run starts");
     assert_eq!(run.wait_connected().await, connections, "{wire}: all open");
     // A stream counts as open once its response arrived; give the server a
     // moment to subscribe the last ones before anything is published.
