@@ -23,7 +23,16 @@
 //! its events one by one gives.
 
 use super::ids::{IdOutcome, IdTracker};
-use super::recorder::Arrival;
+
+/// One event as a connection received it: what could be read from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    pub id: Option<u64>,
+    /// When the server sent it (scheduled), ns since the Unix epoch.
+    pub sent_unix_ns: Option<u64>,
+    pub recv_unix_ns: u64,
+    pub bytes: usize,
+}
 
 /// Events a batch holds at most.
 pub const BATCH_EVENTS: usize = 16;

@@ -22,11 +22,11 @@ mod recovery;
 mod stalls;
 mod timing;
 
-pub use batch::{RecordBatch, BATCH_EVENTS, FLUSH_AFTER_NS};
+pub use batch::{Arrival, RecordBatch, BATCH_EVENTS, FLUSH_AFTER_NS};
 pub use ids::{GapOutcome, IdOutcome, IdTracker, MAX_HOLES};
 pub use network::{add_network, LinkRecorder, LinkWatch};
 pub use process::{ProcessFigures, ProcessProbe};
-pub use recorder::{Arrival, Recorder, DEFAULT_STALL, MAX_SECONDS};
+pub use recorder::{Recorder, DEFAULT_STALL, MAX_SECONDS};
 pub use recovery::{OutageTally, OutageWatch, Recovered};
 pub use stalls::{add_summaries, Stall, StallLog, StallSpan, StallWatch, MAX_KEPT_STALLS};
 pub use timing::Timing;

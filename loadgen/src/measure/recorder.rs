@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use server::event::unix_now_ns;
 
-use super::batch::RecordBatch;
+use super::batch::{Arrival, RecordBatch};
 use super::ids::{GapOutcome, IdTracker};
 use crate::client::ErrorKind;
 use crate::result::{
@@ -28,16 +28,6 @@ pub const MAX_SECONDS: usize = 24 * 3_600;
 
 /// An inter-arrival gap longer than this is a stall unless told otherwise.
 pub const DEFAULT_STALL: Duration = Duration::from_secs(1);
-
-/// One event as a connection received it: what could be read from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arrival {
-    pub id: Option<u64>,
-    /// When the server sent it (scheduled), ns since the Unix epoch.
-    pub sent_unix_ns: Option<u64>,
-    pub recv_unix_ns: u64,
-    pub bytes: usize,
-}
 
 /// The measurements of one task: see the module documentation.
 #[derive(Debug, Clone)]
