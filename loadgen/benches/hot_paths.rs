@@ -17,8 +17,10 @@
 //!   body (actix-http's WebSocket codec), and copied into the HTTP/1.1 write
 //!   buffer.
 //! - `loadgen-sse`: one `id:/event:/data:` frame parsed by the SSE parser,
-//!   decoded (id and send time only), queued and recorded into a recorder
-//!   shard (a mutex, as the connection tasks do).
+//!   decoded (id and send time only), queued and recorded the way the
+//!   connection tasks do: into the connection's batch, and the batch into a
+//!   recorder shard (behind a mutex) when it is due (every 10 events here:
+//!   events 10 ms apart, a batch handed over at 100 ms).
 //! - `loadgen-ws`: one unmasked text frame read by tungstenite from an
 //!   in-memory socket with the load generator's buffer settings, decoded
 //!   and recorded the same way.
@@ -39,7 +41,7 @@ use futures_util::FutureExt as _;
 use loadgen::client::event_stream::EventStreamParser;
 use loadgen::client::MessageDecoder as _;
 use loadgen::client::{FeedEvents, FeedJson, Msg, RawEvent, SseDecode as _};
-use loadgen::measure::{Arrival, IdTracker, Recorder};
+use loadgen::measure::{Arrival, IdTracker, RecordBatch, Recorder};
 use server::event::encode_tick;
 use server::hub::{Hub, Item, LastId};
 use server::wire::{Protocol, Transport, Wire};
@@ -189,9 +191,18 @@ fn ticks(events: u64) -> impl Iterator<Item = server::event::EncodedEvent> {
     (1..=events).map(|id| encode_tick(id, T0_NS + id * TICK_NS, PAYLOAD_BYTES))
 }
 
-/// Records one message the way a connection task does (a shard behind a
-/// mutex, one id tracker per connection).
-fn record(shard: &Mutex<Recorder>, ids: &mut IdTracker, last: &mut Option<u64>, msg: Msg) -> u64 {
+/// What one connection keeps while it records: its id tracker, its last
+/// arrival and its batch of events not yet in the shard.
+#[derive(Default)]
+struct Connection {
+    ids: IdTracker,
+    last: Option<u64>,
+    batch: RecordBatch,
+}
+
+/// Records one message the way a connection task does: into its batch,
+/// and the batch into the shard (behind a mutex) when it is due.
+fn record(shard: &Mutex<Recorder>, conn: &mut Connection, msg: Msg) -> u64 {
     let Msg::Tick {
         id,
         sent_unix_ns,
@@ -207,10 +218,9 @@ fn record(shard: &Mutex<Recorder>, ids: &mut IdTracker, last: &mut Option<u64>, 
         recv_unix_ns,
         bytes,
     };
-    shard
-        .lock()
-        .expect("not poisoned")
-        .record(ids, last, arrival);
+    if conn.batch.add(&mut conn.ids, &mut conn.last, arrival) {
+        shard.lock().expect("not poisoned").absorb(&mut conn.batch);
+    }
     1
 }
 
@@ -218,8 +228,7 @@ fn loadgen_sse(events: u64) -> u64 {
     // The frames are made first: the loop counts the reading side only.
     let frames: Vec<bytes::Bytes> = ticks(events).map(|t| t.sse).collect();
     let shard = Mutex::new(Recorder::with_start_unix_ns(T0_NS));
-    let mut ids = IdTracker::new();
-    let mut last = None;
+    let mut conn = Connection::default();
     let mut parser = EventStreamParser::new();
     let mut decode = FeedEvents(Arc::new(FeedJson));
     let mut pending = VecDeque::new();
@@ -235,7 +244,7 @@ fn loadgen_sse(events: u64) -> u64 {
                 })
                 .expect("a well-formed frame");
             while let Some(msg) = pending.pop_front() {
-                recorded += record(&shard, &mut ids, &mut last, msg);
+                recorded += record(&shard, &mut conn, msg);
             }
         }
         recorded
@@ -275,8 +284,7 @@ fn loadgen_ws(events: u64) -> u64 {
         WebSocket::from_raw_socket(socket, Role::Client, Some(loadgen::client::ws_config()));
     let decoder = FeedJson;
     let shard = Mutex::new(Recorder::with_start_unix_ns(T0_NS));
-    let mut ids = IdTracker::new();
-    let mut last = None;
+    let mut conn = Connection::default();
     counted(|| {
         let mut recorded = 0;
         for i in 0..events {
@@ -289,7 +297,7 @@ fn loadgen_ws(events: u64) -> u64 {
                 .decode(RawEvent::text(text.as_str()), recv)
                 .expect("a tick decodes")
                 .expect("a tick is a message");
-            recorded += record(&shard, &mut ids, &mut last, msg);
+            recorded += record(&shard, &mut conn, msg);
         }
         recorded
     })

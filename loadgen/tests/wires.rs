@@ -2,6 +2,8 @@
 //! event of the window, with no loss and no duplicate, and the figures
 //! agree with the server's own /stats.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,22 +22,12 @@ fn start_server(rate: f64) -> server::RunningServer {
 }
 
 fn spec(wire: Wire, connections: usize, hold_ms: u64) -> WireSpec {
-    WireSpec {
+    support::wire_spec(
         wire,
         connections,
-        ramp_per_s: 0.0,
-        hold: Duration::from_millis(hold_ms),
-        settle: Duration::from_millis(200),
-        h2_conns: None,
-        drain_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(10),
-        retry: Duration::from_millis(200),
-        link: None,
-        first_index: 0,
-        hold_at_unix_ns: None,
-        stall_after: loadgen::measure::DEFAULT_STALL,
-        saturation: false,
-    }
+        Duration::from_millis(hold_ms),
+        Duration::from_millis(200),
+    )
 }
 
 fn target(s: &server::RunningServer) -> Arc<Target> {

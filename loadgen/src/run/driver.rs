@@ -4,8 +4,9 @@
 //! Every connection is one task (`feed::connection`). Measurements go to a
 //! few sharded [`Recorder`]s (one HDR histogram set per shard, not per
 //! connection: a histogram is a few hundred KiB, times 10,000 connections
-//! would be gigabytes), one shard per runtime thread (`live::local_shard`),
-//! so the lock each event takes is never contended.
+//! would be gigabytes), one shard per runtime thread (`live::local_shard`).
+//! A connection takes its shard's lock once per batch of events, not per
+//! event (`measure::RecordBatch`), and that lock is never contended.
 //!
 //! At the end of the hold the driver asks the server for its newest id and
 //! lets every connection read up to it: an id that never arrives is counted

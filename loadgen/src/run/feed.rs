@@ -1,6 +1,12 @@
 //! A feed connection of a wire run: the connection core's reconnect loop
-//! with a hook that records every message into its thread's recorder shard,
-//! and stops once the connection has read up to the final id. Over an
+//! with a hook that records every message, and stops once the connection
+//! has read up to the final id. Events go into the connection's own
+//! [`RecordBatch`] without a lock, and the batch into its thread's recorder
+//! shard under one lock when it is full or about 100 ms old, when a stream
+//! ends or the drain starts, and when the hook is dropped (also when the
+//! task is cancelled): every event reaches a shard before the driver
+//! merges them, and the live view and the hold see events at most about
+//! 100 ms plus one event period late. Over an
 //! emulated link the hook also judges each event for stalls and outage
 //! recovery (`measure::LinkWatch`), handing findings to a link shard.
 //!
@@ -11,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -21,7 +27,7 @@ use server::event::unix_now_ns;
 
 use super::live::{local_shard, lock, Live, Shards};
 use crate::client::{ClientError, Msg, Opener, Stamp};
-use crate::measure::{Arrival, IdTracker, LinkRecorder, LinkWatch, Recorder};
+use crate::measure::{Arrival, IdTracker, LinkRecorder, LinkWatch, RecordBatch, Recorder};
 use crate::result::LinkTiming;
 use crate::wire::Wire;
 
@@ -129,6 +135,7 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
         index,
         link: ctx.link.as_ref().map(|t| LinkWatch::new(t, index as u64)),
         ids: IdTracker::new(),
+        batch: RecordBatch::new(),
         last_recv_ns: None,
         started: Instant::now(),
         first_tick: true,
@@ -154,6 +161,7 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
         Some(&ctx.drain),
     )
     .await;
+    hook.flush();
     if let (Some(watch), Some(link_shard)) = (&mut hook.link, ctx.link_shard(index)) {
         watch.finish(unix_now_ns(), &mut lock(link_shard));
     }
@@ -173,6 +181,8 @@ struct Recording<'a> {
     /// Over an emulated link: this stream's judge of stalls and outages.
     link: Option<LinkWatch>,
     ids: IdTracker,
+    /// Events not yet in a shard (see the module documentation).
+    batch: RecordBatch,
     /// When the previous event arrived (across reconnects: a reconnect is
     /// a stall the user sees).
     last_recv_ns: Option<u64>,
@@ -194,9 +204,26 @@ struct Recording<'a> {
     bad_stamps: u32,
 }
 
-impl Recording<'_> {
+impl<'a> Recording<'a> {
     fn done_draining(&self) -> bool {
         self.draining && self.ctx.caught_up(&self.ids)
+    }
+
+    /// The thread's shard, locked, with this connection's batch handed to it.
+    fn shard(&mut self) -> MutexGuard<'a, Recorder> {
+        let ctx: &'a FeedCtx = self.ctx;
+        let mut r = lock(ctx.shard());
+        if !self.batch.is_empty() {
+            r.absorb(&mut self.batch);
+        }
+        r
+    }
+
+    /// Hands the batch to the thread's shard.
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            lock(self.ctx.shard()).absorb(&mut self.batch);
+        }
     }
 
     /// Records one event (a tick or another server's event).
@@ -204,13 +231,13 @@ impl Recording<'_> {
         if let Some(id) = e.id {
             self.ctx.saw_id(id);
         }
-        let mut r = lock(self.ctx.shard());
-        r.record(&mut self.ids, &mut self.last_recv_ns, e);
+        let due = self.batch.add(&mut self.ids, &mut self.last_recv_ns, e);
         if self.first_tick {
             self.first_tick = false;
-            r.record_first_event(self.started.elapsed());
+            self.shard().record_first_event(self.started.elapsed());
+        } else if due {
+            self.flush();
         }
-        drop(r);
         if let (Some(watch), Some(sent)) = (&mut self.link, e.sent_unix_ns) {
             let hold_start = self.ctx.hold_start_ns.load(Ordering::Relaxed);
             if watch.event(hold_start, sent, e.recv_unix_ns) {
@@ -284,8 +311,8 @@ impl OnMessage<Msg> for Recording<'_> {
                     bytes,
                 });
             }
-            Msg::Gap { from, to } => lock(self.ctx.shard()).record_gap(&mut self.ids, from, to),
-            Msg::KeepAlive => lock(self.ctx.shard()).record_keepalive(),
+            Msg::Gap { from, to } => self.shard().record_gap(&mut self.ids, from, to),
+            Msg::KeepAlive => self.shard().record_keepalive(),
             // The reconnect loop takes `retry:` itself.
             Msg::Retry(_) => {}
             Msg::Hello { protocol, .. } => {
@@ -309,6 +336,7 @@ impl OnMessage<Msg> for Recording<'_> {
     }
 
     fn woken(&mut self) -> Flow {
+        self.flush();
         self.draining = true;
         if self.ctx.caught_up(&self.ids) {
             Flow::Stop
@@ -329,7 +357,7 @@ impl ConnectionHook for Recording<'_> {
 
     fn opened(&mut self, attempt_started: Instant) {
         {
-            let mut r = lock(self.ctx.shard());
+            let mut r = self.shard();
             r.record_connect(attempt_started.elapsed());
             if self.connected_before {
                 // Resumed: the tracker carries on, so a replay fills holes.
@@ -375,6 +403,7 @@ impl ConnectionHook for Recording<'_> {
     }
 
     fn ended(&mut self, how: Ended) -> Flow {
+        self.flush();
         self.ctx.live.connected.fetch_sub(1, Ordering::Relaxed);
         if let (Some(watch), Some(link_shard)) = (&mut self.link, self.ctx.link_shard(self.index)) {
             watch.stream_ended(&mut lock(link_shard));
@@ -395,5 +424,13 @@ impl ConnectionHook for Recording<'_> {
                 Flow::Continue
             }
         }
+    }
+}
+
+/// A task cancelled mid-stream (its future dropped) still hands over what
+/// it received: nothing recorded is lost with it.
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.flush();
     }
 }

@@ -25,7 +25,9 @@ thread_local! {
 /// the lock and the histograms between cores at every event. A task that
 /// moves to another thread records there from then on; the merge at the
 /// end adds every shard, so where an event landed changes nothing. The
-/// lock remains for the readers (the live view, the hold's counters).
+/// lock remains for the readers (the live view, the hold's counters); a
+/// connection takes it once per batch of events (`measure::RecordBatch`),
+/// so those readers see events up to about 100 ms late.
 pub fn local_shard(shards: &[Mutex<Recorder>]) -> &Mutex<Recorder> {
     let n = THREAD_NUMBER.with(|n| *n);
     &shards[n % shards.len()]

@@ -11,6 +11,30 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
+use loadgen::run::WireSpec;
+use loadgen::wire::Wire;
+
+/// One wire's run for a test against the embedded server: every
+/// connection at once (no ramp), short timeouts, no link.
+pub fn wire_spec(wire: Wire, connections: usize, hold: Duration, settle: Duration) -> WireSpec {
+    WireSpec {
+        wire,
+        connections,
+        ramp_per_s: 0.0,
+        hold,
+        settle,
+        h2_conns: None,
+        drain_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(10),
+        retry: Duration::from_millis(200),
+        link: None,
+        first_index: 0,
+        hold_at_unix_ns: None,
+        stall_after: loadgen::measure::DEFAULT_STALL,
+        saturation: false,
+    }
+}
+
 /// `loadgen run <common> --quiet --out <out> <args>` through the built
 /// binary, with `env` set, bounded in time.
 pub async fn run_binary(
