@@ -24,7 +24,7 @@ use super::request::Body;
 
 /// The read buffer's size at rest: a few events of the feed's default size.
 /// Events need not fit: the event-stream parser carries an unfinished line.
-const READ_START: usize = 2 * 1024;
+const READ_START: usize = 1024;
 /// The most the buffer grows to while reads fill it (a backlog: fewer
 /// reads for the same bytes); it shrinks back to [`READ_START`] after.
 const READ_MAX: usize = 16 * 1024;
