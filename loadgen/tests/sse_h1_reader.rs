@@ -4,28 +4,19 @@
 //! response in pieces or garbage (a bad status line, a bad chunk size, a
 //! truncated stream): a clear error, no panic, the events before it read.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use loadgen::client::{
     open_h1, ClientError, Dialer, Endpoint, ErrorKind, FeedStream, Msg, NamedEvent, NamedEvents,
-    Opener, Target,
+    Opener,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-fn start_server() -> server::RunningServer {
-    server::tls::install_crypto_provider();
-    let mut c = server::ServerConfig::ephemeral();
-    c.rate = 50.0;
-    c.workers = Some(1);
-    c.shutdown_timeout = Duration::from_secs(3);
-    server::run(c).expect("server starts")
-}
-
-fn target(s: &server::RunningServer) -> Target {
-    Target::embedded(s.http_addr, s.https_addr, s.cert_path()).unwrap()
-}
+use support::{start_server, target};
 
 /// The ids of the first `n` ticks of a stream, and the protocol its hello named.
 async fn ticks(stream: &mut FeedStream, n: usize) -> (Vec<u64>, Option<String>) {
@@ -49,7 +40,7 @@ async fn ticks(stream: &mut FeedStream, n: usize) -> (Vec<u64>, Option<String>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_arrive_and_a_reopened_stream_resumes_after_the_last_id() {
-    let server = start_server();
+    let server = start_server(50.0);
     let t = target(&server);
     for opener in [
         Opener::sse_h1(t.plain("/sse"), Dialer::default()),
@@ -71,7 +62,7 @@ async fn events_arrive_and_a_reopened_stream_resumes_after_the_last_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_200_answer_is_an_error_with_its_status_and_body() {
-    let server = start_server();
+    let server = start_server(50.0);
     let t = target(&server);
     let err = Opener::sse_h1(t.plain("/no-such-path"), Dialer::default())
         .open(0, None)
