@@ -27,7 +27,8 @@ use super::request::Body;
 const READ_START: usize = 1024;
 /// The most the buffer grows to while reads fill it (a backlog: fewer
 /// reads for the same bytes); it shrinks back to [`READ_START`] after.
-const READ_MAX: usize = 16 * 1024;
+/// hyper's floor, which capped the buffer before this reader.
+const READ_MAX: usize = 8 * 1024;
 /// The largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// The most header lines in a response head.
@@ -205,10 +206,11 @@ impl H1Body {
         self.eof = n == 0;
         self.unread = 0..n;
         // A full read means more is waiting: a larger buffer takes it in
-        // fewer reads. A short one means the backlog is gone.
+        // fewer reads. One that would have fitted in half the resting size
+        // (an event or two) means the backlog is gone.
         if n == self.buf.len() && n < READ_MAX {
             self.buf.resize(n * 2, 0);
-        } else if n <= READ_START / 4 {
+        } else if n <= READ_START / 2 {
             self.shrink_to_start();
         }
         Ok(())
@@ -282,5 +284,81 @@ impl H1Body {
         self.unread = 0..self.unread.len();
         self.buf.truncate(READ_START);
         self.buf.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A body on a real socket, and the peer's end of it.
+    async fn body_and_peer() -> (H1Body, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        let body = H1Body {
+            io: Io::Plain(client),
+            buf: vec![0; READ_START],
+            unread: 0..0,
+            framing: Framing::Close,
+            eof: false,
+            url: "http://test/".into(),
+        };
+        (body, peer)
+    }
+
+    #[tokio::test]
+    async fn the_buffer_grows_under_a_backlog_up_to_its_cap_and_shrinks_after() {
+        let (mut body, mut peer) = body_and_peer().await;
+        let backlog = vec![b'x'; 64 * 1024];
+        peer.write_all(&backlog).await.unwrap();
+        let mut got = 0;
+        let mut largest = 0;
+        while got < backlog.len() {
+            body.fill().await.unwrap();
+            largest = largest.max(body.buf.len());
+            body.decode(|d| got += d.len()).unwrap();
+        }
+        assert_eq!(largest, READ_MAX, "grew while reads filled it, to the cap");
+        peer.write_all(b"data: one\n\n").await.unwrap();
+        body.fill().await.unwrap();
+        assert_eq!(
+            body.buf.len(),
+            READ_START,
+            "back to rest after a short read"
+        );
+        let mut data = Vec::new();
+        body.decode(|d| data.extend_from_slice(d)).unwrap();
+        assert_eq!(data, b"data: one\n\n");
+        drop(peer);
+        body.fill().await.unwrap();
+        assert!(
+            body.decode(|_| {}).unwrap(),
+            "a close ends a close-delimited body"
+        );
+    }
+
+    #[test]
+    fn framing_follows_the_head() {
+        let h = |name, value| httparse::Header { name, value };
+        let framing = |status, headers: &[httparse::Header<'_>]| {
+            head_and_framing(status, headers).map(|(_, f)| format!("{f:?}"))
+        };
+        let chunked = h("Transfer-Encoding", b"gzip, chunked");
+        let length = h("content-length", b"12");
+        assert!(framing(200, &[chunked, length])
+            .unwrap()
+            .starts_with("Chunked"));
+        assert_eq!(framing(200, &[length]).unwrap(), "Length(12)");
+        assert_eq!(framing(200, &[]).unwrap(), "Close");
+        assert_eq!(
+            framing(200, &[h("transfer-encoding", b"gzip")]).unwrap(),
+            "Close"
+        );
+        assert_eq!(framing(204, &[length]).unwrap(), "Length(0)");
+        assert!(framing(200, &[h("content-length", b"x")]).is_err());
+        assert!(framing(200, &[length, h("content-length", b"13")]).is_err());
     }
 }
