@@ -3,6 +3,8 @@
 //! the per-connection socket hook, any URL path and query with extra
 //! headers and resume, and a decoder of another server's events.
 
+mod support;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -11,23 +13,12 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use loadgen::client::{
     Dialer, Endpoint, FeedStream, MessageDecoder, Msg, Opener, RawEvent, SocketHook,
-    SourceAddresses, Target,
+    SourceAddresses,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-fn start_server() -> server::RunningServer {
-    server::tls::install_crypto_provider();
-    let mut c = server::ServerConfig::ephemeral();
-    c.rate = 50.0;
-    c.workers = Some(1);
-    c.shutdown_timeout = Duration::from_secs(3);
-    server::run(c).expect("server starts")
-}
-
-fn target(s: &server::RunningServer) -> Target {
-    Target::embedded(s.http_addr, s.https_addr, s.cert_path()).unwrap()
-}
+use support::{start_server, target};
 
 /// The first messages of a stream, up to and including its first tick.
 async fn until_tick(stream: &mut FeedStream) -> Vec<Msg> {
@@ -56,7 +47,7 @@ fn hello_protocol(msgs: &[Msg]) -> Option<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_and_event_streams_over_tls_offer_http1_alone() {
-    let server = start_server();
+    let server = start_server(50.0);
     let t = target(&server);
     let wss = t.tls_http1("wss", "/ws").expect("a TLS listener");
     assert!(wss.url().starts_with("wss://localhost:"), "{}", wss.url());
@@ -103,7 +94,7 @@ impl SocketHook for Counted {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_socket_is_made_by_the_dialers_hook() {
-    let server = start_server();
+    let server = start_server(50.0);
     let t = target(&server);
     let indexes = Arc::new(Mutex::new(Vec::new()));
     let dialer = Dialer::new(Counted(indexes.clone()));

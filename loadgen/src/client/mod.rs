@@ -17,16 +17,19 @@
 //!
 //! Inside, files depend one way: `error`, `tls`, `io`, `event_stream`,
 //! `message` at the bottom; then `json_fields`, `field_decoder`, `endpoint`,
-//! `stream`, `request`; `dial`; `h2`, `http`, `ws`; `sse`, `stats`;
+//! `stream`, `request`, `chunked`; `dial`; `h1_response`, `h2`, `http`,
+//! `ws`; `sse`, `stats`;
 //! `target`; `feed`; `opener`; `any_target` on top.
 
 mod any_target;
+mod chunked;
 mod dial;
 mod endpoint;
 mod error;
 pub mod event_stream;
 mod feed;
 mod field_decoder;
+mod h1_response;
 mod h2;
 mod http;
 mod io;

@@ -214,7 +214,7 @@ impl Opener {
             Transport::SseH2(pool) => {
                 let req = sse_request(&self.endpoint, true, last_id);
                 let res = pool.send(index, req).await?;
-                SseStream::from_response(res, None, self.url().clone(), decode)
+                SseStream::from_response(res, self.url().clone(), decode)
                     .await
                     .map(FeedStream::Sse)
             }

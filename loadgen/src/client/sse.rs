@@ -2,32 +2,28 @@
 //! chunk by chunk through the WHATWG parser, each item turned into what the
 //! caller wants by an [`SseDecode`] step: feed messages ([`FeedEvents`]) or
 //! plain named events ([`NamedEvents`], for chat answers and echo replies).
-//! Plus the HTTP/1.1 opener (one TCP connection per stream); HTTP/2 streams
-//! come from `h2`'s pool and are read here too.
+//! Plus the HTTP/1.1 opener (one TCP connection per stream, read by
+//! [`h1_response`] straight from its socket); HTTP/2 streams come from
+//! `h2`'s pool and are read here too.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body as _, Incoming};
-use hyper_util::rt::TokioIo;
 use server::event::unix_now_ns;
 
 use super::dial::Dialer;
 use super::endpoint::Endpoint;
 use super::error::ClientError;
 use super::event_stream::{EventStreamParser, Item};
+use super::h1_response::{self, H1Body};
 use super::http::error_body;
 use super::message::{MessageDecoder, Msg, RawEvent};
 use super::request::sse_request;
 use super::stream::MessageStream;
-
-/// The most an HTTP/1.1 stream's connection buffers from its socket: the
-/// least hyper accepts.
-const READ_BUFFER: usize = 8 * 1024;
 
 /// What a reader makes of the parser's items.
 pub trait SseDecode: Send {
@@ -92,15 +88,22 @@ impl SseDecode for NamedEvents {
     }
 }
 
-/// An HTTP/1.1 connection's I/O, driven by the task reading its stream.
-pub type ConnFuture = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+/// Where a stream's bytes come from.
+enum Source {
+    /// An HTTP/2 stream's body, from hyper (the pool drives its connection).
+    Hyper(Incoming),
+    /// An HTTP/1.1 connection of its own, read straight from the socket.
+    H1(H1Body),
+}
 
 /// An open event stream.
 pub struct SseStream<D: SseDecode> {
-    body: Incoming,
-    /// HTTP/1.1 only: the connection is driven here, in the reading task,
-    /// so each chunk costs one wake-up instead of two.
-    conn: Option<ConnFuture>,
+    source: Source,
+    /// The HTTP/1.1 body has ended: what remains is in `pending`.
+    ended: bool,
+    /// What broke the stream, returned once the messages read before it
+    /// (in `pending`) have been: events before garbage still count.
+    failed: Option<ClientError>,
     parser: EventStreamParser,
     pending: VecDeque<D::Output>,
     decode: D,
@@ -111,7 +114,6 @@ impl<D: SseDecode> SseStream<D> {
     /// Checks the response (200, `text/event-stream`) and wraps its body.
     pub async fn from_response(
         res: http::Response<Incoming>,
-        conn: Option<ConnFuture>,
         url: Arc<str>,
         decode: D,
     ) -> Result<Self, ClientError> {
@@ -128,17 +130,20 @@ impl<D: SseDecode> SseStream<D> {
             .get(http::header::CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default();
-        if !ctype.starts_with("text/event-stream") {
-            return Err(ClientError::ContentType { url, got: ctype });
-        }
-        Ok(SseStream {
-            body: res.into_body(),
-            conn,
+        check_content_type(&url, ctype)?;
+        Ok(SseStream::new(Source::Hyper(res.into_body()), url, decode))
+    }
+
+    fn new(source: Source, url: Arc<str>, decode: D) -> Self {
+        SseStream {
+            source,
+            ended: false,
+            failed: None,
             parser: EventStreamParser::new(),
             pending: VecDeque::with_capacity(8),
             decode,
             url,
-        })
+        }
     }
 
     /// The next message; `Ok(None)` when the server ended the stream.
@@ -147,79 +152,105 @@ impl<D: SseDecode> SseStream<D> {
             if let Some(msg) = self.pending.pop_front() {
                 return Ok(Some(msg));
             }
-            match std::future::poll_fn(|cx| self.poll_chunk(cx)).await? {
-                Some(data) => self.parse(&data)?,
-                None => return Ok(None),
+            if let Some(e) = self.failed.take() {
+                return Err(e);
             }
-        }
-    }
-
-    /// The body's next chunk; `None` at its end. Over HTTP/1.1 the
-    /// connection is polled here too, and the body once more right after
-    /// it: the chunk the connection has just read is taken in this same
-    /// poll, not in the extra one its wake-up schedules (hyper hands the
-    /// chunk over through a channel whose wakers are this task's).
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, ClientError>> {
-        loop {
-            if let Poll::Ready(chunk) = self.poll_body(cx) {
-                return Poll::Ready(chunk);
+            if self.ended {
+                return Ok(None);
             }
-            let Some(conn) = self.conn.as_mut() else {
-                return Poll::Pending;
-            };
-            match conn.as_mut().poll(cx) {
-                // Done: the body has what remains, then its end.
-                Poll::Ready(Ok(())) => {
-                    self.conn = None;
-                    continue;
+            let SseStream {
+                source,
+                ended,
+                failed,
+                parser,
+                pending,
+                decode,
+                url,
+            } = self;
+            match source {
+                Source::Hyper(body) => {
+                    match std::future::poll_fn(|cx| poll_body(body, url, cx)).await? {
+                        // One clock read per chunk: every event in it arrived together.
+                        Some(data) => {
+                            if let Err(e) = parse(parser, decode, pending, &data, unix_now_ns()) {
+                                *failed = Some(ClientError::protocol(url, e));
+                            }
+                        }
+                        None => return Ok(None),
+                    }
                 }
-                Poll::Ready(Err(e)) => {
-                    self.conn = None;
-                    return Poll::Ready(Err(ClientError::http(&self.url, e)));
-                }
-                Poll::Pending => return self.poll_body(cx),
-            }
-        }
-    }
-
-    /// The body's next data; trailers are skipped (nothing to measure).
-    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, ClientError>> {
-        loop {
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
-                None => return Poll::Ready(Ok(None)),
-                Some(Err(e)) => return Poll::Ready(Err(ClientError::http(&self.url, e))),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Poll::Ready(Ok(Some(data)));
+                Source::H1(body) => {
+                    body.fill().await?;
+                    // One clock read per read().
+                    let now = unix_now_ns();
+                    let mut bad = None;
+                    let decoded = body.decode(|data| {
+                        if bad.is_none() {
+                            bad = parse(parser, decode, pending, data, now).err();
+                        }
+                    });
+                    match (decoded, bad) {
+                        (_, Some(detail)) => *failed = Some(ClientError::protocol(url, detail)),
+                        (Err(e), None) => *failed = Some(e),
+                        (Ok(end), None) => *ended = end,
                     }
                 }
             }
         }
     }
+}
 
-    fn parse(&mut self, chunk: &[u8]) -> Result<(), ClientError> {
-        // One clock read per chunk: every event in it arrived together.
-        let now = unix_now_ns();
-        let mut bad: Option<String> = None;
-        let pending = &mut self.pending;
-        let decode = &mut self.decode;
-        let fed = self
-            .parser
-            .feed(chunk, |item| match decode.item(item, now) {
-                Ok(Some(msg)) => pending.push_back(msg),
-                Ok(None) => {}
-                Err(e) => {
-                    bad.get_or_insert(e);
+/// A stream's `Content-Type` must be `text/event-stream`.
+fn check_content_type(url: &Arc<str>, got: String) -> Result<(), ClientError> {
+    if got.starts_with("text/event-stream") {
+        Ok(())
+    } else {
+        Err(ClientError::ContentType {
+            url: url.clone(),
+            got,
+        })
+    }
+}
+
+/// The body's next data; trailers are skipped (nothing to measure).
+fn poll_body(
+    body: &mut Incoming,
+    url: &Arc<str>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Option<Bytes>, ClientError>> {
+    loop {
+        match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+            None => return Poll::Ready(Ok(None)),
+            Some(Err(e)) => return Poll::Ready(Err(ClientError::http(url, e))),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Poll::Ready(Ok(Some(data)));
                 }
-            });
-        if let Err(e) = fed {
-            return Err(ClientError::protocol(&self.url, e.to_string()));
-        }
-        match bad {
-            Some(detail) => Err(ClientError::protocol(&self.url, detail)),
-            None => Ok(()),
+            }
         }
     }
+}
+
+/// Feeds one run of body bytes, received at `now`, to the parser; what
+/// the decode step makes of each item goes to `pending`. The first error
+/// (of the parser or the decode step) is returned after the items before it.
+fn parse<D: SseDecode>(
+    parser: &mut EventStreamParser,
+    decode: &mut D,
+    pending: &mut VecDeque<D::Output>,
+    chunk: &[u8],
+    now: u64,
+) -> Result<(), String> {
+    let mut bad: Option<String> = None;
+    let fed = parser.feed(chunk, |item| match decode.item(item, now) {
+        Ok(Some(msg)) => pending.push_back(msg),
+        Ok(None) => {}
+        Err(e) => {
+            bad.get_or_insert(e);
+        }
+    });
+    fed.map_err(|e| e.to_string())?;
+    bad.map_or(Ok(()), Err)
 }
 
 impl<D: SseDecode> MessageStream for SseStream<D> {
@@ -241,33 +272,14 @@ pub async fn open_h1<D: SseDecode>(
 ) -> Result<SseStream<D>, ClientError> {
     let url = endpoint.shown();
     let io = dialer.connect(endpoint, index).await?;
-    // hyper's read buffer starts at 8 KiB and doubles, up to ~400 KiB, each
-    // time a read fills it: a backlog of events (a loaded machine, a burst)
-    // left thousands of connections holding buffers many times that size.
-    // At its floor it stays 8 KiB (55 events of the default size per read);
-    // a response head must then fit in 8 KiB.
-    let (mut send, conn) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(READ_BUFFER)
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| ClientError::http(url, e))?;
-    let mut conn: ConnFuture = Box::pin(conn);
-    let pending = send.send_request(sse_request(endpoint, false, last_id));
-    tokio::pin!(pending);
-    // Both must be polled: the connection does the I/O for the request. A
-    // peer that answers and closes at once finishes the connection first,
-    // with the response already parsed: then take the response, and do not
-    // poll the finished connection again.
-    let (res, conn) = tokio::select! {
-        biased;
-        res = &mut pending => (res, Some(conn)),
-        done = &mut conn => {
-            if let Err(e) = done {
-                return Err(ClientError::http(url, e));
-            }
-            (pending.await, None)
-        }
-    };
-    let res = res.map_err(|e| ClientError::http(url, e))?;
-    SseStream::from_response(res, conn, url.clone(), decode).await
+    let (head, body) = h1_response::send(io, &sse_request(endpoint, false, last_id), url).await?;
+    if head.status != 200 {
+        return Err(ClientError::Status {
+            url: url.clone(),
+            status: head.status,
+            body: body.error_snippet().await,
+        });
+    }
+    check_content_type(url, head.content_type)?;
+    Ok(SseStream::new(Source::H1(body), url.clone(), decode))
 }

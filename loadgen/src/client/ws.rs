@@ -29,10 +29,16 @@ use super::stream::MessageStream;
 /// How long a polite close waits for the server's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// Per-connection buffer limits.
+/// Per-connection buffer limits. The read buffer is 2 KiB (a few events
+/// of the feed's default size): before every read tungstenite zero-fills
+/// the free part of its buffer, up to its capacity, so a larger buffer
+/// costs work at every read (measured: 4 KiB → 2 KiB took the whole
+/// process from 9,190 to 5,648 instructions per event under callgrind).
+/// Nothing is buffered for writing (the client sends only pongs and a
+/// close).
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024)
         .max_message_size(Some(1 << 20))

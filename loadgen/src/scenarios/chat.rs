@@ -288,7 +288,7 @@ async fn sse_user(
                 .send(http::Method::POST, "/chat", Some(prompt_json(spec, q)))
                 .await?;
             s.setup.record(sent.elapsed());
-            let mut events = SseStream::from_response(res, None, url.clone(), NamedEvents).await?;
+            let mut events = SseStream::from_response(res, url.clone(), NamedEvents).await?;
             let mut clock = AnswerClock::new(sent);
             let mut on_event = |e: NamedEvent| match e.event.as_str() {
                 "token" => {

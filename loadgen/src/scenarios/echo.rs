@@ -248,7 +248,7 @@ async fn sse_client(
     let path = format!("/sse/echo?client={client}");
     let opened = async {
         let res = stream_conn.send(http::Method::GET, &path, None).await?;
-        let mut events = SseStream::from_response(res, None, url.clone(), NamedEvents).await?;
+        let mut events = SseStream::from_response(res, url.clone(), NamedEvents).await?;
         match events.next().await? {
             Some(e) if e.event == "hello" => Ok(events),
             other => Err(ClientError::protocol(

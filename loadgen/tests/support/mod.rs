@@ -1,6 +1,6 @@
-//! Helpers of the load generator's integration tests: a tiny server with
-//! its own field names, the Node baseline, the binary runner, and whether
-//! the link emulator can run here.
+//! Helpers of the load generator's integration tests: the feed server on
+//! port 0, a tiny server with its own field names, the Node baseline, the
+//! binary runner, and whether the link emulator can run here.
 #![allow(dead_code)]
 
 pub mod fields_server;
@@ -33,6 +33,23 @@ pub fn wire_spec(wire: Wire, connections: usize, hold: Duration, settle: Duratio
         stall_after: loadgen::measure::DEFAULT_STALL,
         saturation: false,
     }
+}
+
+/// The feed server on port 0 (plain and TLS listeners, one worker) at
+/// `rate` events/s, with a short shutdown.
+pub fn start_server(rate: f64) -> server::RunningServer {
+    server::tls::install_crypto_provider();
+    let mut c = server::ServerConfig::ephemeral();
+    c.rate = rate;
+    c.workers = Some(1);
+    c.shutdown_timeout = Duration::from_secs(3);
+    server::run(c).expect("server starts")
+}
+
+/// Where the clients reach a server of [`start_server`].
+pub fn target(s: &server::RunningServer) -> loadgen::client::Target {
+    loadgen::client::Target::embedded(s.http_addr, s.https_addr, s.cert_path())
+        .expect("the server's own addresses and certificate")
 }
 
 /// `loadgen run <common> --quiet --out <out> <args>` through the built
