@@ -98,19 +98,49 @@ async fn the_same_id_carries_the_same_time_on_sse_and_ws() {
     server.shutdown().await.unwrap();
 }
 
+/// The keep-alive comes from one clock for the whole server: an idle feed
+/// still sends it on every stream, over every SSE wire.
+#[rstest]
+#[case::sse_h1(Wire::SseH1)]
+#[case::sse_h2c(Wire::SseH2c)]
+#[case::sse_h2(Wire::SseH2)]
 #[tokio::test]
-async fn keepalive_comment_on_an_idle_stream() {
+async fn keepalive_comments_on_every_idle_stream(#[case] wire: Wire) {
     let server = start(|c| {
         c.rate = 0.2;
         c.keepalive = std::time::Duration::from_millis(300);
     });
+    let mut feeds = [
+        Feed::open(&server, wire, None).await,
+        Feed::open(&server, wire, None).await,
+    ];
+    for feed in &mut feeds {
+        feed.hello().await;
+    }
+    for feed in &mut feeds {
+        let mut keepalives = 0;
+        while keepalives < 2 {
+            if feed.next().await.unwrap() == Msg::KeepAlive {
+                keepalives += 1;
+            }
+        }
+    }
+    server.shutdown().await.unwrap();
+}
+
+/// A busy feed is its own sign of life: no keep-alive between events.
+#[tokio::test]
+async fn no_keepalive_on_a_busy_feed() {
+    let server = start(|c| {
+        c.rate = 50.0;
+        c.keepalive = std::time::Duration::from_secs(1);
+    });
     let mut feed = Feed::open(&server, Wire::SseH1, None).await;
     feed.hello().await;
-    let mut keepalives = 0;
-    while keepalives == 0 {
-        if feed.next().await.unwrap() == Msg::KeepAlive {
-            keepalives += 1;
-        }
+    // Three keep-alive periods of events.
+    for _ in 0..150 {
+        let msg = feed.next().await.unwrap();
+        assert_ne!(msg, Msg::KeepAlive, "a keep-alive on a busy feed");
     }
     server.shutdown().await.unwrap();
 }
