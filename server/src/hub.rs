@@ -17,21 +17,15 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::broadcast::{self, error::TryRecvError};
-use tokio::time::MissedTickBehavior;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::event::Item;
 use crate::event::{Gap, Resume, SharedEvent};
 use crate::ring::ReplayRing;
 use crate::stats::Stats;
-use crate::stream_signals::StreamSignals;
-pub use crate::stream_signals::DROP_BUCKETS;
-use crate::wait_list::Ticket;
 
 /// What the client said it saw last, parsed from `Last-Event-ID` or `lastEventId`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,11 +84,21 @@ pub struct Hub {
     open: AtomicUsize,
     max_connections: usize,
     pub stats: Stats,
-    /// Shutdown, drops and keep-alive ticks, and the waiting subscriptions.
-    signals: StreamSignals,
+    shutdown: CancellationToken,
+    /// Cancelled by "drop all connections"; replaced by a fresh child each time.
+    drop_all: Mutex<CancellationToken>,
+    /// Streams are dealt round-robin into these buckets at connect (children
+    /// of `drop_all`, remade lazily once cancelled), so a fraction of them can
+    /// be dropped by cancelling whole buckets: O(1) per stream, nothing per event.
+    buckets: Vec<Mutex<CancellationToken>>,
+    next_bucket: AtomicUsize,
+    next_drop: AtomicUsize,
     /// The shared feed's stream, when there is one (`--feed-redis`).
     archive: OnceLock<Arc<dyn Archive>>,
 }
+
+/// Buckets of streams for [`Hub::drop_fraction`]: the fraction's granularity.
+pub const DROP_BUCKETS: usize = 64;
 
 impl Hub {
     pub fn new(replay: usize, fanout_buffer: usize, max_connections: usize) -> Arc<Hub> {
@@ -112,6 +116,8 @@ impl Hub {
         // past the buffer is refilled from the ring, and must never be told
         // ids are lost that the buffer still held.
         let (tx, _) = broadcast::channel(fanout_buffer.min(replay).max(1));
+        let shutdown = CancellationToken::new();
+        let drop_all = shutdown.child_token();
         Arc::new(Hub {
             tx,
             ring: Mutex::new(ReplayRing::new(replay)),
@@ -119,7 +125,13 @@ impl Hub {
             open: AtomicUsize::new(0),
             max_connections,
             stats,
-            signals: StreamSignals::default(),
+            buckets: (0..DROP_BUCKETS)
+                .map(|_| Mutex::new(drop_all.child_token()))
+                .collect(),
+            drop_all: Mutex::new(drop_all),
+            next_bucket: AtomicUsize::new(0),
+            next_drop: AtomicUsize::new(0),
+            shutdown,
             archive: OnceLock::new(),
         })
     }
@@ -159,7 +171,6 @@ impl Hub {
         // No receiver is not an error: the feed ticks with nobody listening.
         let _ = self.tx.send(event);
         drop(ring);
-        self.signals.waiting.wake_all();
         self.stats.feed_last_id.set(id as i64);
     }
 
@@ -222,13 +233,6 @@ impl Hub {
             // the first live event, whatever its id, starts the stream.
             follow_first: newest == 0,
             last_sent: newest,
-            reading: None,
-            stop: None,
-            ticket: Ticket::default(),
-            // One behind: the first poll looks at the stop token (a stream
-            // that starts after a drop or a shutdown ends at once).
-            seen_drops: self.signals.drops().wrapping_sub(1),
-            seen_ticks: self.signals.ticks(),
             hub: self.clone(),
         };
         let resume = match last {
@@ -287,59 +291,60 @@ impl Hub {
 
     /// A token cancelled when the server shuts down.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.signals.shutdown_token()
+        self.shutdown.clone()
     }
 
     /// A token cancelled when every stream must close: shutdown, or the next
     /// "drop all connections". Take it when a stream starts.
     pub fn stream_token(&self) -> CancellationToken {
-        self.signals.stream_token()
-    }
-
-    /// Ticks every `period` until shutdown: a subscription hands each tick
-    /// to its stream ([`Delivery::Tick`]) the next time it is polled, and a
-    /// tick that finds no event published since the one before wakes every
-    /// waiting subscription, so each idle stream sends its keep-alive. One
-    /// timer for the server instead of one per stream: a busy feed sends
-    /// none, an idle one sends one per period on every stream.
-    pub async fn keepalive_clock(self: Arc<Self>, period: Duration) {
-        let period = period.max(Duration::from_millis(1));
-        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        // A late tick is not made up for: an idle stream needs one sign of
-        // life, not a burst.
-        timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let shutdown = self.shutdown_token();
-        let mut latest = self.latest_id();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = timer.tick() => {}
-            }
-            let now = self.latest_id();
-            self.signals
-                .tick(std::mem::replace(&mut latest, now) == now);
+        let i = self.next_bucket.fetch_add(1, Ordering::Relaxed) % DROP_BUCKETS;
+        let mut bucket = self.buckets[i].lock().unwrap_or_else(|p| p.into_inner());
+        if bucket.is_cancelled() {
+            // Dropped (or never made): a fresh child of today's drop-all token.
+            *bucket = self
+                .drop_all
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .child_token();
         }
+        bucket.clone()
     }
 
     /// Closes about `fraction` of the open streams (whole buckets of
     /// [`DROP_BUCKETS`], dealt round-robin at connect; a rotating start picks
     /// different buckets each time). Returns the buckets dropped.
     pub fn drop_fraction(&self, fraction: f64) -> usize {
-        self.signals.drop_fraction(fraction)
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let n = (fraction * DROP_BUCKETS as f64).round() as usize;
+        let start = self.next_drop.fetch_add(n.max(1), Ordering::Relaxed);
+        for k in 0..n {
+            let i = (start + k) % DROP_BUCKETS;
+            self.buckets[i]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .cancel();
+        }
+        n
     }
 
     /// Closes every open stream (clients then reconnect and resume).
     /// Returns how many were open.
     pub fn drop_all(&self) -> usize {
         let open = self.open_streams();
-        self.signals.drop_all();
+        let mut token = self.drop_all.lock().unwrap_or_else(|p| p.into_inner());
+        token.cancel();
+        *token = self.shutdown.child_token();
         self.stats.counters.admin_drops.inc();
         open
     }
 
     /// Closes every stream and stops the feed.
     pub fn shut_down(&self) {
-        self.signals.shut_down();
+        self.shutdown.cancel();
     }
 }
 
@@ -355,22 +360,8 @@ impl Drop for Permit {
     }
 }
 
-/// What a subscription hands its stream.
-#[derive(Debug)]
-pub enum Delivery {
-    /// The next event or gap, in id order.
-    Item(Item),
-    /// A keep-alive period went by; `idle` when the feed published nothing
-    /// during it (the stream then sends its keep-alive comment).
-    Tick { idle: bool },
-}
-
 /// One subscriber's view of the feed: backlog first, then live events, in id
 /// order, each id once.
-///
-/// Polled, not awaited ([`poll_next`](Self::poll_next)): the stream's body
-/// polls it directly, so a stream holds no future beside its state, and the
-/// hub's signals (drop, shutdown, keep-alive) arrive through it too.
 #[derive(Debug)]
 pub struct Subscription {
     rx: broadcast::Receiver<SharedEvent>,
@@ -384,152 +375,68 @@ pub struct Subscription {
     follow_first: bool,
     /// The newest id delivered or announced lost.
     last_sent: u64,
-    /// The archive page being read while catching up (boxed: only a
-    /// catching-up subscriber pays for it).
-    reading: Option<Box<PageRead>>,
-    /// Ends the subscription when cancelled ([`Subscription::until`]).
-    stop: Option<CancellationToken>,
-    /// Its place among the hub's waiting subscriptions.
-    ticket: Ticket,
-    seen_drops: u32,
-    seen_ticks: u32,
     hub: Arc<Hub>,
 }
 
-/// An archive read under way: ids `from..=to`.
-struct PageRead {
-    read: BoxFuture<'static, Result<Vec<SharedEvent>, ArchiveError>>,
-    from: u64,
-    to: u64,
-}
-
-impl std::fmt::Debug for PageRead {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "reading ids {}..={}", self.from, self.to)
-    }
-}
-
 impl Subscription {
-    /// Ends the subscription once `stop` is cancelled (a stream's token from
-    /// [`Hub::stream_token`]: drop-all, a dropped fraction, shutdown).
-    pub fn until(mut self, stop: CancellationToken) -> Self {
-        self.stop = Some(stop);
-        self
-    }
-
-    /// The next item, keep-alive ticks skipped; `None` as in
-    /// [`poll_next`](Self::poll_next). Cancel-safe: the future holds
-    /// nothing (an archive read under way is kept by the subscription).
+    /// The next item, or `None` when the feed has stopped (or the archive
+    /// it must catch up from is unreachable: the client resumes later).
+    ///
+    /// Cancel-safe: dropping the future loses nothing (it is used in
+    /// `select!`); an archive read cut short is made again.
     pub async fn next(&mut self) -> Option<Item> {
-        std::future::poll_fn(|cx| loop {
-            match ready!(self.poll_next(cx)) {
-                Some(Delivery::Item(item)) => return Poll::Ready(Some(item)),
-                Some(Delivery::Tick { .. }) => continue,
-                None => return Poll::Ready(None),
-            }
-        })
-        .await
-    }
-
-    /// The next delivery; `None` when the subscription ended: its stop token
-    /// was cancelled, the feed stopped, or the archive it must catch up from
-    /// is unreachable. When there is nothing yet, the waker waits in the
-    /// hub's list until the next publish or signal.
-    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         loop {
-            if self.stopped() {
-                return Poll::Ready(None);
-            }
-            let ticks = self.hub.signals.ticks();
-            if ticks != self.seen_ticks {
-                self.seen_ticks = ticks;
-                let idle = self.hub.signals.was_idle(ticks);
-                return Poll::Ready(Some(Delivery::Tick { idle }));
-            }
-            if let Some(item) = self.next_from_backlog() {
-                return Poll::Ready(Some(Delivery::Item(item)));
+            if let Some(item) = self.backlog.pop_front() {
+                if self.backlog.is_empty() {
+                    // Free a replay's buffer: a subscriber keeps none while live.
+                    self.backlog = VecDeque::new();
+                }
+                match &item {
+                    Item::Event(e) if e.id <= self.last_sent => continue,
+                    Item::Event(e) => self.last_sent = e.id,
+                    Item::Gap(g) => self.last_sent = self.last_sent.max(g.to),
+                }
+                return Some(item);
             }
             if self.catch_up {
-                if !ready!(self.poll_refill(cx)) {
-                    return Poll::Ready(None);
+                if !self.refill().await {
+                    return None;
                 }
                 continue;
             }
-            match self.rx.try_recv() {
-                Ok(event) if self.follow_first || event.id == self.last_sent + 1 => {
+            match self.rx.recv().await {
+                Ok(event) if self.follow_first => {
                     self.follow_first = false;
                     self.last_sent = event.id;
-                    return Poll::Ready(Some(Delivery::Item(Item::Event(event))));
+                    return Some(Item::Event(event));
                 }
-                Ok(event) if event.id <= self.last_sent => {}
+                Ok(event) if event.id <= self.last_sent => continue,
+                Ok(event) if event.id == self.last_sent + 1 => {
+                    self.last_sent = event.id;
+                    return Some(Item::Event(event));
+                }
                 // Within one process a hole cannot happen (the ring lock
                 // orders subscribe and publish); a relayed shared feed may
                 // skip ids its stream no longer held. Either way the ring
                 // says exactly what is there.
                 Ok(_) => self.catch_up = true,
-                Err(TryRecvError::Lagged(_)) => {
+                Err(broadcast::error::RecvError::Lagged(_)) => {
                     self.hub.stats.counters.lagged.inc();
                     self.follow_first = false;
                     self.catch_up = true;
                     self.lagged = true;
                 }
-                Err(TryRecvError::Closed) => return Poll::Ready(None),
-                Err(TryRecvError::Empty) => {
-                    let Subscription {
-                        hub,
-                        rx,
-                        ticket,
-                        seen_drops,
-                        seen_ticks,
-                        ..
-                    } = self;
-                    let signals = &hub.signals;
-                    let ready = signals.waiting.wait(ticket, cx.waker(), || {
-                        signals.drops() != *seen_drops
-                            || signals.ticks() != *seen_ticks
-                            || !rx.is_empty()
-                    });
-                    if !ready {
-                        return Poll::Pending;
-                    }
-                }
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
-    }
-
-    /// Whether the stop token was cancelled; looked at only after the hub
-    /// signalled a drop, so the common poll costs one atomic load.
-    fn stopped(&mut self) -> bool {
-        let drops = self.hub.signals.drops();
-        if drops == self.seen_drops {
-            return false;
-        }
-        self.seen_drops = drops;
-        self.stop.as_ref().is_some_and(|s| s.is_cancelled())
-    }
-
-    fn next_from_backlog(&mut self) -> Option<Item> {
-        while let Some(item) = self.backlog.pop_front() {
-            if self.backlog.is_empty() {
-                // Free a replay's buffer: a subscriber keeps none while live.
-                self.backlog = VecDeque::new();
-            }
-            match &item {
-                Item::Event(e) if e.id <= self.last_sent => continue,
-                Item::Event(e) => self.last_sent = e.id,
-                Item::Gap(g) => self.last_sent = self.last_sent.max(g.to),
-            }
-            return Some(item);
-        }
-        None
     }
 
     /// Fills the backlog after a lag, a hole or a resume: from the archive
     /// while the next id is older than the ring, else from the ring, with
-    /// gaps naming exactly what neither holds. Ready(false) when the
-    /// archive could not be read.
-    fn poll_refill(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        if self.reading.is_none() {
+    /// gaps naming exactly what neither holds. False when the archive
+    /// could not be read.
+    async fn refill(&mut self) -> bool {
+        let page = {
             let ring = self.hub.ring();
             let newest = self.hub.latest_id();
             let before_ring = ring.first_id().map_or(newest, |f| f.saturating_sub(1));
@@ -537,9 +444,7 @@ impl Subscription {
                 Some(archive) if self.last_sent < before_ring => {
                     let from = self.last_sent + 1;
                     let to = before_ring.min(from + ARCHIVE_PAGE - 1);
-                    let read = archive.range(from, to);
-                    drop(ring);
-                    self.reading = Some(Box::new(PageRead { read, from, to }));
+                    Some((archive.range(from, to), from, to))
                 }
                 _ => {
                     let gaps = ring.items_after(self.last_sent, newest, &mut self.backlog);
@@ -550,15 +455,14 @@ impl Subscription {
                     self.hub.count_gaps(&self.backlog);
                     self.catch_up = false;
                     self.lagged = false;
-                    return Poll::Ready(true);
+                    None
                 }
             }
-        }
-        let page = self.reading.as_mut().expect("a page read was just started");
-        let read = ready!(page.read.as_mut().poll(cx));
-        let (from, to) = (page.from, page.to);
-        self.reading = None;
-        match read {
+        };
+        let Some((read, from, to)) = page else {
+            return true;
+        };
+        match read.await {
             Ok(events) => {
                 let mut expected = from;
                 for e in events.into_iter().filter(|e| (from..=to).contains(&e.id)) {
@@ -579,21 +483,13 @@ impl Subscription {
                         .push_back(Item::Gap(Gap { from: expected, to }));
                 }
                 self.hub.count_gaps(&self.backlog);
-                Poll::Ready(true)
+                true
             }
             Err(e) => {
                 tracing::debug!(error = %e, "a subscriber could not catch up from the archive");
-                Poll::Ready(false)
+                false
             }
         }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        // A waker left behind would keep its task's memory until the next
-        // publish: an idle feed with many short streams would pile them up.
-        self.hub.signals.waiting.leave(self.ticket);
     }
 }
 
@@ -757,54 +653,6 @@ mod tests {
         let (mut resumed, resume) = hub.subscribe(LastId::Id(43));
         assert_eq!(resume, Resume::Replay);
         assert_eq!(take(&mut resumed, 3).await, ["44", "45", "46"]);
-    }
-
-    #[tokio::test]
-    async fn a_subscription_with_a_stop_token_ends_when_streams_are_dropped() {
-        let hub = Hub::new(8, 8, 10);
-        let (sub, _) = hub.subscribe(LastId::None);
-        let mut stopped = sub.until(hub.stream_token());
-        let (mut other, _) = hub.subscribe(LastId::None);
-        let waiting = tokio::spawn(async move { stopped.next().await.is_none() });
-        tokio::task::yield_now().await;
-        hub.drop_all();
-        assert!(waiting.await.unwrap(), "the waiting subscription ended");
-        publish(&hub, 1..=1);
-        assert_eq!(take(&mut other, 1).await, ["1"]);
-        // Started after shutdown: ends at its first poll.
-        hub.shut_down();
-        let (late, _) = hub.subscribe(LastId::None);
-        assert!(late.until(hub.stream_token()).next().await.is_none());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn keepalive_ticks_wake_idle_subscriptions_only() {
-        let hub = Hub::new(8, 8, 10);
-        let (mut sub, _) = hub.subscribe(LastId::None);
-        tokio::spawn(
-            hub.clone()
-                .keepalive_clock(std::time::Duration::from_secs(1)),
-        );
-        async fn next(sub: &mut Subscription) -> Option<Delivery> {
-            std::future::poll_fn(|cx| sub.poll_next(cx)).await
-        }
-        // Nothing published: the tick wakes the waiting subscription.
-        assert!(matches!(
-            next(&mut sub).await,
-            Some(Delivery::Tick { idle: true })
-        ));
-        publish(&hub, 1..=1);
-        assert!(matches!(next(&mut sub).await, Some(Delivery::Item(_))));
-        // The next tick finds an event since the one before: it wakes no
-        // one, and the subscription hands it on with its next event.
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-        publish(&hub, 2..=2);
-        assert!(matches!(
-            next(&mut sub).await,
-            Some(Delivery::Tick { idle: false })
-        ));
-        assert!(matches!(next(&mut sub).await, Some(Delivery::Item(_))));
-        assert_eq!(hub.signals.waiting.len(), 0);
     }
 
     #[test]

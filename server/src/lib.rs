@@ -51,9 +51,7 @@ pub mod sse;
 pub mod sse_response;
 pub mod state;
 pub mod stats;
-pub mod stream_signals;
 pub mod tls;
-pub mod wait_list;
 mod web;
 pub mod wire;
 pub mod ws;
@@ -246,8 +244,6 @@ async fn serve(
             ));
         }
     }
-    // The streams' keep-alive: one clock for the server, ended by shutdown.
-    actix_web::rt::spawn(hub.clone().keepalive_clock(config.keepalive));
     if config.chaos_drop_fraction > 0.0 {
         actix_web::rt::spawn(chaos::run(
             hub.clone(),
