@@ -156,3 +156,14 @@ fn ended_under(e: &hyper::Error) -> bool {
     }
     false
 }
+
+/// How much of an error response's body is kept for the message.
+pub const ERROR_BODY_MAX: usize = 512;
+/// How long an error response's body may take to arrive.
+pub const ERROR_BODY_WAIT: Duration = Duration::from_secs(2);
+
+/// What an error message quotes of a response body read so far.
+pub fn body_snippet(body: &[u8]) -> String {
+    let body = &body[..body.len().min(ERROR_BODY_MAX)];
+    server::event::snippet(String::from_utf8_lossy(body).trim())
+}

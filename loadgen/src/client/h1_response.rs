@@ -13,12 +13,11 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::chunked::ChunkedDecoder;
-use super::error::ClientError;
+use super::error::{body_snippet, ClientError, ERROR_BODY_MAX, ERROR_BODY_WAIT};
 use super::io::Io;
 use super::request::Body;
 
@@ -33,10 +32,6 @@ const READ_MAX: usize = 8 * 1024;
 const MAX_HEAD: usize = 64 * 1024;
 /// The most header lines in a response head.
 const MAX_HEADERS: usize = 64;
-/// How much of an error response's body is kept for the message.
-const ERROR_BODY_MAX: usize = 512;
-/// How long an error response's body may take to arrive.
-const ERROR_BODY_WAIT: Duration = Duration::from_secs(2);
 
 /// What the response head said that the reader needs.
 #[derive(Debug)]
@@ -271,8 +266,7 @@ impl H1Body {
             }
         };
         let _ = tokio::time::timeout(ERROR_BODY_WAIT, read).await;
-        out.truncate(ERROR_BODY_MAX);
-        server::event::snippet(String::from_utf8_lossy(&out).trim())
+        body_snippet(&out)
     }
 
     /// Back to the resting size, keeping undecoded bytes.

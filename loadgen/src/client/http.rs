@@ -17,14 +17,11 @@ use hyper_util::rt::TokioIo;
 
 use super::dial::Dialer;
 use super::endpoint::Endpoint;
-use super::error::{within, ClientError};
+use super::error::{body_snippet, within, ClientError, ERROR_BODY_MAX, ERROR_BODY_WAIT};
 use super::h2::H2Pool;
 use super::request::{request, Body};
 
 type H1 = hyper::client::conn::http1::SendRequest<Body>;
-
-/// How long an error response's body (for the message) may take to arrive.
-const ERROR_BODY_WAIT: Duration = Duration::from_secs(2);
 
 /// One HTTP connection that carries requests with bodies.
 #[derive(Clone)]
@@ -115,14 +112,14 @@ pub async fn error_body(mut body: Incoming) -> String {
         while let Some(Ok(frame)) = body.frame().await {
             if let Ok(d) = frame.into_data() {
                 out.extend_from_slice(&d);
-                if out.len() > 512 {
+                if out.len() > ERROR_BODY_MAX {
                     break;
                 }
             }
         }
     };
     let _ = tokio::time::timeout(ERROR_BODY_WAIT, read).await;
-    server::event::snippet(String::from_utf8_lossy(&out).trim())
+    body_snippet(&out)
 }
 
 /// `method` on `endpoint` over a fresh HTTP/1.1 connection, the whole body
