@@ -11,12 +11,12 @@
 //! histogram needs in fixed arrays (no heap, so nothing grows per event),
 //! and is added to a recorder ([`Recorder::absorb`](super::Recorder::absorb))
 //! under one lock when [`add`](RecordBatch::add) says so: when it is full,
-//! when its oldest event is [`FLUSH_AFTER`] old, or when the event came
-//! [`FLUSH_AFTER`] after the one before (a slow stream gains nothing from
+//! when its oldest event is [`FLUSH_AFTER_NS`] old, or when the event came
+//! [`FLUSH_AFTER_NS`] after the one before (a slow stream gains nothing from
 //! batching, and its events would wait for the next one). Its owner also
 //! hands it over when a stream ends and when it is dropped, so every event
 //! reaches a recorder, and readers see the figures at most about
-//! [`FLUSH_AFTER`] plus one event period late.
+//! [`FLUSH_AFTER_NS`] plus one event period late.
 //!
 //! What it leaves to the recorder is order-independent (histograms, sums,
 //! the per-second series), so adding a batch gives exactly what recording
@@ -60,7 +60,7 @@ pub(super) struct BatchCounters {
 }
 
 /// Events of one connection not yet in a recorder; see the module documentation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RecordBatch {
     pub(super) counters: BatchCounters,
     /// Receive time of every event (for the per-second series).
@@ -73,33 +73,9 @@ pub struct RecordBatch {
     pub(super) gaps: usize,
 }
 
-impl Default for RecordBatch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl RecordBatch {
-    pub const fn new() -> Self {
-        RecordBatch {
-            counters: BatchCounters {
-                events: 0,
-                bytes: 0,
-                no_id: 0,
-                lost_added: 0,
-                lost_removed: 0,
-                out_of_order: 0,
-                duplicates: 0,
-                unstamped: 0,
-                negative_latency: 0,
-                negative_latency_max_us: 0,
-            },
-            recv_ns: [0; BATCH_EVENTS],
-            latency_ns: [0; BATCH_EVENTS],
-            latencies: 0,
-            gap_ns: [0; BATCH_EVENTS],
-            gaps: 0,
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Events in the batch.
