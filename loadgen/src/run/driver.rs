@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::feed::{connection, FeedCtx};
 use super::gauge::ServerGauge;
+use super::lanes;
 use super::link::{HoldHooks, NoHooks};
 use super::live::{lock, Live, Shards};
 use super::outcome::{hold_only, own_usage, Finished, Held, WireOutcome};
@@ -330,7 +331,8 @@ async fn ramp(
             }
         }
         ctx.running.fetch_add(1, Ordering::AcqRel);
-        handles.push(tokio::spawn(connection(ctx.clone(), first_index + i)));
+        let index = first_index + i;
+        handles.push(lanes::spawn(index, connection(ctx.clone(), index)));
     }
     handles
 }

@@ -5,7 +5,8 @@
 //! - [`connection`]: the one read loop and reconnect loop (hooks per
 //!   message), used here, by `scenarios` and by `limit`; `token_watch`:
 //!   how that loop waits on the stop signals without polling them per event.
-//! - [`feed`]: the feed connection's hook (records into recorder shards).
+//! - [`feed`]: the feed connection's hook (records into recorder shards);
+//!   `lanes`: the thread-per-core runtimes its connection tasks run on.
 //! - [`driver`]: one wire in this process ([`WireRun`], [`run_wire`]);
 //!   [`workers`]: one wire over several processes, each a [`worker`].
 //! - [`spec`], [`live`], [`outcome`]: what a wire runs, shows while
@@ -29,6 +30,7 @@ pub mod connection;
 pub mod driver;
 pub mod feed;
 pub mod gauge;
+mod lanes;
 pub mod link;
 pub mod live;
 pub mod loaded;
