@@ -181,3 +181,44 @@ async fn the_live_view_advances_while_events_arrive() {
     assert_exact(Wire::SseH1, &finished, total);
     server.shutdown().await.expect("the server stops");
 }
+
+/// Connection tasks run on the load generator's own per-core runtimes,
+/// which outlive any one caller: a run dropped before its finish (an error
+/// in the driver, a cancelled caller) must still stop its connections,
+/// or they would hold their streams (and reconnect) for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_run_closes_its_connections() {
+    let server = start_server();
+    for wire in [Wire::SseH1, Wire::SseH2c, Wire::WsH1] {
+        let run = open(
+            &server,
+            wire,
+            20,
+            Arc::new(Live::default()),
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(server.hub().open_streams(), 20, "{wire}: 20 streams open");
+        drop(run);
+        // The feed is idle: the server finds a closed socket when it next
+        // writes to it, so events are published while waiting.
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            while server.hub().open_streams() > 0 {
+                publish(&server, 1, Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "{wire}: {} streams still open 10 s after the run was dropped",
+            server.hub().open_streams()
+        );
+        // Still closed a moment later: nothing reconnected.
+        publish(&server, 10, Duration::from_millis(30)).await;
+        assert_eq!(
+            server.hub().open_streams(),
+            0,
+            "{wire}: a connection came back"
+        );
+    }
+}

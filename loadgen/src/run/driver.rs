@@ -305,9 +305,18 @@ impl WireRun {
             client_protocols,
             h2_connections,
             all_open_after_us: (all_open > 0).then_some(all_open),
-            problems: self.problems,
+            problems: std::mem::take(&mut self.problems),
             network,
         }
+    }
+}
+
+/// A run dropped before [`finish`](WireRun::finish) (an error on the way,
+/// a cancelled driver) stops its connections: they run on the lanes,
+/// which outlive any one runtime, so nothing else would.
+impl Drop for WireRun {
+    fn drop(&mut self) {
+        self.ctx.stop.cancel();
     }
 }
 
