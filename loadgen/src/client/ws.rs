@@ -216,6 +216,12 @@ impl<S> WsStream<S> {
     /// queued here.
     fn parse_frame(&mut self) -> Result<Option<Parsed>, ClientError> {
         let input = &self.buf[self.unread.clone()];
+        // No header is shorter: the common case after the last frame of a
+        // read, answered without asking the header parser.
+        if input.len() < 2 {
+            self.need = 0;
+            return Ok(None);
+        }
         let head = match parse_head(input, MAX_MESSAGE) {
             Ok(Some(head)) => head,
             Ok(None) => {
@@ -324,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
             // A pong or close answer queued by the last call. A failed
             // write is not this read's error: the reads that follow see
             // the connection's end, after the messages already here.
-            if self.flush_out().await.is_err() {
+            if !self.out.is_empty() && self.flush_out().await.is_err() {
                 self.write_failed = true;
             }
             if self.close_received {
