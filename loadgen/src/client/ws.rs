@@ -641,6 +641,21 @@ mod tests {
             .contains("fragmented message over"));
     }
 
+    /// `bytes` cut into pieces of the lengths in `cuts`, taken in turn.
+    fn split(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut pieces = Vec::new();
+        let mut rest = bytes;
+        for cut in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (a, b) = rest.split_at((*cut).min(rest.len()));
+            pieces.push(a.to_vec());
+            rest = b;
+        }
+        pieces
+    }
+
     proptest! {
         /// Random bytes after the handshake: messages, then an end or an
         /// error; never a panic, never more than the limit buffered.
@@ -649,16 +664,7 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..600),
             cuts in proptest::collection::vec(1usize..50, 1..20),
         ) {
-            let mut pieces = Vec::new();
-            let mut rest = &bytes[..];
-            for cut in cuts.iter().cycle() {
-                if rest.is_empty() {
-                    break;
-                }
-                let (a, b) = rest.split_at((*cut).min(rest.len()));
-                pieces.push(a.to_vec());
-                rest = b;
-            }
+            let pieces = split(&bytes, &cuts);
             let (_, _, ws) = read_all(pieces);
             prop_assert!(ws.buf.len() <= MAX_MESSAGE + 14);
         }
@@ -670,16 +676,7 @@ mod tests {
             cuts in proptest::collection::vec(1usize..200, 1..30),
         ) {
             let stream: Vec<u8> = texts.iter().flat_map(|t| frame(0x81, t.as_bytes())).collect();
-            let mut pieces = Vec::new();
-            let mut rest = &stream[..];
-            for cut in cuts.iter().cycle() {
-                if rest.is_empty() {
-                    break;
-                }
-                let (a, b) = rest.split_at((*cut).min(rest.len()));
-                pieces.push(a.to_vec());
-                rest = b;
-            }
+            let pieces = split(&stream, &cuts);
             let (got, end, _) = read_all(pieces);
             prop_assert_eq!(got, texts);
             let closed = matches!(end, Err(ClientError::Closed { .. }));
