@@ -21,16 +21,17 @@
 //!   connection tasks do: into the connection's batch, and the batch into a
 //!   recorder shard (behind a mutex) when it is due (every 10 events here:
 //!   events 10 ms apart, a batch handed over at 100 ms).
-//! - `loadgen-ws`: one unmasked text frame read by tungstenite from an
-//!   in-memory socket with the load generator's buffer settings, decoded
-//!   and recorded the same way.
+//! - `loadgen-ws`: one unmasked text frame read by the load generator's
+//!   WebSocket reader (`WsStream`: its buffer, its frame parser, its clock
+//!   read per `read()`) from an in-memory socket, its text decoded in
+//!   place and recorded the same way.
 //!
 //! Not covered: the kernel (socket reads and writes), wake-ups and
 //! scheduling, TLS and HTTP/2 framing, the clock reads.
 
 use std::collections::VecDeque;
-use std::io::{self, Cursor, Read, Write};
-use std::pin::pin;
+use std::io::{self, Cursor, Read};
+use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -40,11 +41,12 @@ use bytes::BytesMut;
 use futures_util::FutureExt as _;
 use loadgen::client::event_stream::EventStreamParser;
 use loadgen::client::MessageDecoder as _;
-use loadgen::client::{FeedEvents, FeedJson, Msg, RawEvent, SseDecode as _};
+use loadgen::client::{FeedEvents, FeedJson, Msg, RawEvent, SseDecode as _, WsIncoming, WsStream};
 use loadgen::measure::{Arrival, IdTracker, RecordBatch, Recorder};
 use server::event::encode_tick;
 use server::hub::{Hub, Item, LastId};
 use server::wire::{Protocol, Transport, Wire};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::codec::Encoder as _;
 
 /// The feed's default: no padding (a tick's JSON is about 100 bytes).
@@ -251,26 +253,39 @@ fn loadgen_sse(events: u64) -> u64 {
     })
 }
 
-/// A socket whose reads come from memory and whose writes go nowhere.
+/// A socket whose reads come from memory and whose writes go nowhere:
+/// every poll is ready, so the reader's futures complete when first polled.
 struct MemorySocket(Cursor<Vec<u8>>);
 
-impl Read for MemorySocket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+impl AsyncRead for MemorySocket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = self.0.read(buf.initialize_unfilled())?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 
-impl Write for MemorySocket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
+impl AsyncWrite for MemorySocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
     }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
 fn loadgen_ws(events: u64) -> u64 {
-    use tokio_tungstenite::tungstenite::{protocol::Role, Message, WebSocket};
     // The server's frames, made by the server's codec.
     let mut codec = actix_http::ws::Codec::new();
     let mut wire = BytesMut::new();
@@ -280,8 +295,7 @@ fn loadgen_ws(events: u64) -> u64 {
             .expect("a text frame encodes");
     }
     let socket = MemorySocket(Cursor::new(wire.to_vec()));
-    let mut ws =
-        WebSocket::from_raw_socket(socket, Role::Client, Some(loadgen::client::ws_config()));
+    let mut ws = WsStream::from_upgraded(socket, "ws://bench/ws".into());
     let decoder = FeedJson;
     let shard = Mutex::new(Recorder::with_start_unix_ns(T0_NS));
     let mut conn = Connection::default();
@@ -289,12 +303,13 @@ fn loadgen_ws(events: u64) -> u64 {
         let mut recorded = 0;
         for i in 0..events {
             let recv = T0_NS + (i + 1) * TICK_NS + 1_000_000;
-            let text = match ws.read().expect("a well-formed frame") {
-                Message::Text(text) => text,
+            let next = ws.next().now_or_never().expect("memory is always ready");
+            let text = match next.expect("a well-formed frame") {
+                Some(WsIncoming::Text(text)) => text,
                 other => panic!("only text frames are sent: {other:?}"),
             };
             let msg = decoder
-                .decode(RawEvent::text(text.as_str()), recv)
+                .decode(RawEvent::text(text), recv)
                 .expect("a tick decodes")
                 .expect("a tick is a message");
             recorded += record(&shard, &mut conn, msg);

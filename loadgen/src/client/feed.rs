@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use server::event::unix_now_ns;
-
 use super::error::ClientError;
 use super::message::{MessageDecoder, Msg, RawEvent};
 use super::sse::{FeedEvents, SseStream};
@@ -26,12 +24,13 @@ impl FeedStream {
         match self {
             FeedStream::Sse(s) => s.next().await,
             FeedStream::Ws { ws, decoder } => loop {
-                let text = match ws.next().await? {
+                // The text borrows the connection's buffer: decoded in place.
+                let (text, received) = match ws.next_at().await? {
                     None => return Ok(None),
-                    Some(WsIncoming::Ping) => return Ok(Some(Msg::KeepAlive)),
-                    Some(WsIncoming::Text(text)) => text,
+                    Some((WsIncoming::Ping, _)) => return Ok(Some(Msg::KeepAlive)),
+                    Some((WsIncoming::Text(text), at)) => (text, at),
                 };
-                match decoder.decode(RawEvent::text(text.as_str()), unix_now_ns()) {
+                match decoder.decode(RawEvent::text(text), received) {
                     Ok(Some(msg)) => return Ok(Some(msg)),
                     Ok(None) => continue,
                     Err(detail) => return Err(ClientError::protocol(ws.url(), detail)),

@@ -23,11 +23,11 @@ use super::request::Body;
 
 /// The read buffer's size at rest: a few events of the feed's default size.
 /// Events need not fit: the event-stream parser carries an unfinished line.
-const READ_START: usize = 1024;
+pub(super) const READ_START: usize = 1024;
 /// The most the buffer grows to while reads fill it (a backlog: fewer
 /// reads for the same bytes); it shrinks back to [`READ_START`] after.
 /// hyper's floor, which capped the buffer before this reader.
-const READ_MAX: usize = 8 * 1024;
+pub(super) const READ_MAX: usize = 8 * 1024;
 /// The largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// The most header lines in a response head.
@@ -39,6 +39,20 @@ pub struct Head {
     pub status: u16,
     /// The `Content-Type`, empty when absent.
     pub content_type: String,
+    /// What a `101 Switching Protocols` switched to; `None` for any other status.
+    pub upgrade: Option<Upgrade>,
+}
+
+/// The headers of a `101 Switching Protocols` (RFC 9110 §7.8) that a
+/// WebSocket client checks (RFC 6455 §4.1).
+#[derive(Debug, Default)]
+pub struct Upgrade {
+    /// The `Upgrade` header, empty when absent.
+    pub protocol: String,
+    /// Whether a `Connection` header lists `upgrade`.
+    pub connection_upgrade: bool,
+    /// The `Sec-WebSocket-Accept` header, empty when absent.
+    pub websocket_accept: String,
 }
 
 /// How the body ends (RFC 9112 §6.3).
@@ -147,7 +161,20 @@ fn head_and_framing(
     let mut content_type = String::new();
     let mut chunked = None;
     let mut length = None;
+    let mut upgrade = (status == 101).then(Upgrade::default);
     for h in headers {
+        if let Some(up) = upgrade.as_mut() {
+            let value = || String::from_utf8_lossy(h.value).trim().to_string();
+            if h.name.eq_ignore_ascii_case("upgrade") {
+                up.protocol = value();
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                up.connection_upgrade |= value()
+                    .split(',')
+                    .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+            } else if h.name.eq_ignore_ascii_case("sec-websocket-accept") {
+                up.websocket_accept = value();
+            }
+        }
         if h.name.eq_ignore_ascii_case("content-type") {
             content_type = String::from_utf8_lossy(h.value).into_owned();
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -179,6 +206,7 @@ fn head_and_framing(
         Head {
             status,
             content_type,
+            upgrade,
         },
         framing,
     ))
@@ -267,6 +295,14 @@ impl H1Body {
         };
         let _ = tokio::time::timeout(ERROR_BODY_WAIT, read).await;
         body_snippet(&out)
+    }
+
+    /// The connection after a `101 Switching Protocols`, for the protocol
+    /// it switched to: the socket, and the read buffer with the bytes the
+    /// server sent after the head (`unread` of it: a first frame may have
+    /// come in the same segment as the head).
+    pub fn into_upgraded(self) -> (Io, Vec<u8>, Range<usize>) {
+        (self.io, self.buf, self.unread)
     }
 
     /// Back to the resting size, keeping undecoded bytes.

@@ -17,8 +17,8 @@
 //!
 //! Inside, files depend one way: `error`, `tls`, `io`, `event_stream`,
 //! `message` at the bottom; then `json_fields`, `field_decoder`, `endpoint`,
-//! `stream`, `request`, `chunked`; `dial`; `h1_response`, `h2`, `http`,
-//! `ws`; `sse`, `stats`;
+//! `stream`, `request`, `chunked`, `ws_frame`; `dial`; `h1_response`, `h2`,
+//! `http`; `ws_handshake`; `ws`; `sse`, `stats`;
 //! `target`; `feed`; `opener`; `any_target` on top.
 
 mod any_target;
@@ -43,6 +43,8 @@ mod stream;
 mod target;
 mod tls;
 mod ws;
+mod ws_frame;
+mod ws_handshake;
 
 pub use any_target::AnyTarget;
 pub use dial::{check_alpn, Dialer, SocketHook, SourceAddresses};
@@ -63,5 +65,6 @@ pub use stream::MessageStream;
 pub use target::{locate, sources_toward, Target, TargetError, TlsTarget, CONNECTIONS_PER_SOURCE};
 pub use tls::{client_config, TlsConfigError, TlsSettings, Trust, ALPN_H2, ALPN_HTTP1};
 pub use ws::{
-    open as open_ws, open_h2 as open_ws_h2, ws_config, WsIncoming, WsStream, NO_EXTENDED_CONNECT,
+    open as open_ws, open_h2 as open_ws_h2, WsIncoming, WsStream, MAX_MESSAGE as WS_MAX_MESSAGE,
+    NO_EXTENDED_CONNECT,
 };

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
+use loadgen::client::{FeedStream, Msg};
 use loadgen::run::WireSpec;
 use loadgen::wire::Wire;
 
@@ -73,6 +74,26 @@ pub async fn run_binary(
         .await
         .expect("loadgen finishes")
         .unwrap()
+}
+
+/// The ids of the first `n` ticks of a stream, and the protocol its hello named.
+pub async fn ticks(stream: &mut FeedStream, n: usize) -> (Vec<u64>, Option<String>) {
+    let mut ids = Vec::new();
+    let mut protocol = None;
+    let read = async {
+        while ids.len() < n {
+            match stream.next().await.expect("the stream reads") {
+                Some(Msg::Tick { id, .. }) => ids.push(id),
+                Some(Msg::Hello { protocol: p, .. }) => protocol = Some(p),
+                Some(_) => {}
+                None => panic!("the stream ended"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("ticks within 10 s");
+    (ids, protocol)
 }
 
 /// Whether links can be emulated here (root, `/dev/net/tun`); when not,
