@@ -120,6 +120,13 @@ async fn through_each_edge(
     let edge = edge_in_front(kind, profile, server.http_addr, &cert);
     let d = doctor(format!("{}sse", edge.url()), &cert).await;
     assert_eq!(verdict(&d, "WebSocket upgrade"), upgrade);
+    if upgrade == Verdict::Fail {
+        // A refused upgrade is named with its status and the proxy's fix.
+        let check = d.check("WebSocket upgrade").unwrap();
+        assert!(check.seen.contains("instead of 101"), "{check}");
+        let fix = check.fix.as_deref().unwrap_or_default();
+        assert!(fix.contains("proxy_set_header Upgrade"), "{check}");
+    }
     assert_eq!(verdict(&d, "WebSocket over h2"), ws_over_h2);
     for name in ["HTTP/2", "content type", "buffering", "Last-Event-ID"] {
         assert_eq!(verdict(&d, name), Verdict::Pass, "{name}");

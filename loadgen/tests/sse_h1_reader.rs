@@ -16,27 +16,7 @@ use loadgen::client::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use support::{start_server, target};
-
-/// The ids of the first `n` ticks of a stream, and the protocol its hello named.
-async fn ticks(stream: &mut FeedStream, n: usize) -> (Vec<u64>, Option<String>) {
-    let mut ids = Vec::new();
-    let mut protocol = None;
-    let read = async {
-        while ids.len() < n {
-            match stream.next().await.expect("the stream reads") {
-                Some(Msg::Tick { id, .. }) => ids.push(id),
-                Some(Msg::Hello { protocol: p, .. }) => protocol = Some(p),
-                Some(_) => {}
-                None => panic!("the stream ended"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("ticks within 10 s");
-    (ids, protocol)
-}
+use support::{start_server, target, ticks};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_arrive_and_a_reopened_stream_resumes_after_the_last_id() {

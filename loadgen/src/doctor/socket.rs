@@ -56,7 +56,7 @@ pub async fn checks(
             ));
             ws
         }
-        Ok(Err(ClientError::Status { status, .. })) => {
+        Ok(Err(ClientError::Status { status, .. } | ClientError::NoUpgrade { status, .. })) => {
             out.push(Check::fail(
                 "WebSocket upgrade",
                 format!("{ws_url}: answered {status} instead of 101"),
