@@ -10,8 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use loadgen::client::{
-    open_h1, ClientError, Dialer, Endpoint, ErrorKind, FeedStream, Msg, NamedEvent, NamedEvents,
-    Opener,
+    open_h1, ClientError, Dialer, Endpoint, ErrorKind, NamedEvent, NamedEvents, Opener,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
