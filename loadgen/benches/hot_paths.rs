@@ -27,7 +27,9 @@
 //!   place and recorded the same way.
 //!
 //! Not covered: the kernel (socket reads and writes), wake-ups and
-//! scheduling, TLS and HTTP/2 framing, the clock reads.
+//! scheduling, TLS and HTTP/2 framing, and on `loadgen-sse` the clock read
+//! (`loadgen-ws` has its one per `read()`, so its count since the
+//! WebSocket reader of our own includes it and before did not).
 
 use std::collections::VecDeque;
 use std::io::{self, Cursor, Read};

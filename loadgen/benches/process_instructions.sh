@@ -7,7 +7,7 @@
 #   LOADGEN=/tmp/loadgen-before loadgen/benches/process_instructions.sh sse-h1
 #
 # Unlike hot_paths.rs (parse + record only), this counts everything in user
-# space: the runtime's wake-ups, hyper, h2, tungstenite, TLS, the recorder,
+# space: the runtime's wake-ups, hyper, h2, the WebSocket reader, TLS, the recorder,
 # the stop signals. Not the kernel. A feed server (`loadgen serve`, outside
 # valgrind) sends RATE events/s (default 5); `loadgen run` holds 100
 # connections under callgrind for SHORT and LONG seconds (default 4 and 16), and the

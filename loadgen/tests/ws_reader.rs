@@ -361,8 +361,11 @@ async fn a_bad_handshake_is_a_clear_error() {
 
 #[tokio::test]
 async fn garbage_frames_are_clear_errors_after_the_messages_before_them() {
-    let cases: [(Vec<u8>, &str); 6] = [
+    let cases: [(Vec<u8>, &str); 9] = [
         (vec![0x81, 0x81, 1, 2, 3, 4, b'x'], "masked frame"),
+        (frame(0x8, &[0x03]), "1-byte body"),
+        (frame(0x8, &1005u16.to_be_bytes()), "status code 1005"),
+        (frame(0x8, &[0x03, 0xE8, 0xFF]), "reason is not UTF-8"),
         (vec![0x83, 0], "reserved opcode 0x3"),
         (text_bytes(&[b'a', 0xFF, b'b']), "not UTF-8"),
         (frame(0x2, b"bin"), "binary message of 3 bytes"),

@@ -1,4 +1,5 @@
-//! An HTTP/1.1 response read straight from its socket, for event streams:
+//! An HTTP/1.1 response read straight from its socket, for event streams
+//! and for the WebSocket handshake's `101` (`ws_handshake`):
 //! the request written once, the head parsed with `httparse`, the body's
 //! framing (chunked, a length, or to the close) decoded in place.
 //!

@@ -64,6 +64,12 @@ impl H2Pool {
         &self.endpoint
     }
 
+    /// The slot (0 to size − 1) whose connection carries requests number
+    /// `index`.
+    pub fn slot_of(&self, index: usize) -> usize {
+        index % self.slots.len()
+    }
+
     /// HTTP/2 connections opened so far (remade ones included).
     pub fn connections_made(&self) -> u64 {
         self.connections_made.load(Ordering::Relaxed)
@@ -73,7 +79,7 @@ impl H2Pool {
     /// `index` now (0 if it has none yet); unique within the pool, a
     /// re-made connection gets a new one.
     pub fn connection_of(&self, index: usize) -> u64 {
-        self.serials[index % self.slots.len()].load(Ordering::Relaxed)
+        self.serials[self.slot_of(index)].load(Ordering::Relaxed)
     }
 
     /// Connects every slot now, so the first requests do not pay for the
@@ -96,7 +102,7 @@ impl H2Pool {
         req: http::Request<Body>,
     ) -> Result<http::Response<Incoming>, ClientError> {
         let url = self.endpoint.shown();
-        let mut send = self.sender(index % self.slots.len()).await?.send;
+        let mut send = self.sender(self.slot_of(index)).await?.send;
         send.ready().await.map_err(|e| ClientError::http(url, e))?;
         send.send_request(req)
             .await
@@ -106,7 +112,7 @@ impl H2Pool {
     /// What the server of connection `index % size` announced in its
     /// SETTINGS (connecting first if needed; waits for the frame).
     pub async fn settings(&self, index: usize) -> Result<H2Settings, ClientError> {
-        let mut preface = self.sender(index % self.slots.len()).await?.preface;
+        let mut preface = self.sender(self.slot_of(index)).await?.preface;
         let url = self.endpoint.shown();
         match tokio::time::timeout(SETTINGS_WAIT, edge::announced(&mut preface)).await {
             Ok(Preface::Settings(s)) => Ok(s),

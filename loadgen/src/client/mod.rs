@@ -64,7 +64,4 @@ pub use stats::{ServerProbe, ServerSnapshot};
 pub use stream::MessageStream;
 pub use target::{locate, sources_toward, Target, TargetError, TlsTarget, CONNECTIONS_PER_SOURCE};
 pub use tls::{client_config, TlsConfigError, TlsSettings, Trust, ALPN_H2, ALPN_HTTP1};
-pub use ws::{
-    open as open_ws, open_h2 as open_ws_h2, WsIncoming, WsStream, MAX_MESSAGE as WS_MAX_MESSAGE,
-    NO_EXTENDED_CONNECT,
-};
+pub use ws::{open as open_ws, open_h2 as open_ws_h2, WsIncoming, WsStream, NO_EXTENDED_CONNECT};

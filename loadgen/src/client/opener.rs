@@ -195,6 +195,13 @@ impl Opener {
         self.h2_pool().map(|pool| pool.connection_of(index))
     }
 
+    /// What places stream `index` on a thread: its HTTP/2 pool slot (all
+    /// streams of one pool connection then share the thread its I/O task
+    /// runs on), or for every other wire the index itself.
+    pub fn placement_key(&self, index: usize) -> usize {
+        self.h2_pool().map_or(index, |pool| pool.slot_of(index))
+    }
+
     /// HTTP/2 connections made so far (HTTP/2 openers only).
     pub fn h2_connections(&self) -> Option<u64> {
         self.h2_pool().map(H2Pool::connections_made)

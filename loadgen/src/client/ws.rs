@@ -37,7 +37,7 @@ use super::h2::H2Pool;
 use super::io::Io;
 use super::request::{request, Body};
 use super::stream::MessageStream;
-use super::ws_frame::{new_mask, parse_head, write_masked, FrameKind};
+use super::ws_frame::{check_close_body, new_mask, parse_head, write_masked, FrameKind};
 use super::ws_handshake;
 
 /// How long a polite close waits for the server's close frame.
@@ -282,6 +282,9 @@ impl<S> WsStream<S> {
             }
             FrameKind::Pong => Parsed::Pong(payload),
             FrameKind::Close => {
+                if let Err(detail) = check_close_body(&self.buf[payload]) {
+                    return refused(detail);
+                }
                 self.close_received = true;
                 self.queue_close();
                 Parsed::Close
@@ -330,8 +333,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
             // A pong or close answer queued by the last call. A failed
             // write is not this read's error: the reads that follow see
             // the connection's end, after the messages already here.
-            if !self.out.is_empty() && self.flush_out().await.is_err() {
-                self.write_failed = true;
+            if !self.out.is_empty() {
+                // On failure `write_lost` has marked it.
+                let _ = self.flush_out().await;
             }
             if self.close_received {
                 return Ok(None);
@@ -402,11 +406,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
         }
         while self.out_at < self.out.len() {
             match self.io.write(&self.out[self.out_at..]).await {
-                Ok(0) | Err(_) => return Err(self.closed()),
+                Ok(0) | Err(_) => return Err(self.write_lost()),
                 Ok(n) => self.out_at += n,
             }
         }
-        self.io.flush().await.map_err(|_| self.closed())?;
+        if self.io.flush().await.is_err() {
+            return Err(self.write_lost());
+        }
         self.out.clear();
         self.out_at = 0;
         if self.out.capacity() > OUT_KEEP {
@@ -415,15 +421,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
         Ok(())
     }
 
+    /// A write failed: nothing queued will go out (it is dropped, not
+    /// retried at every later call), and nothing more is queued.
+    fn write_lost(&mut self) -> ClientError {
+        self.write_failed = true;
+        self.out = Vec::new();
+        self.out_at = 0;
+        self.closed()
+    }
+
     /// Sends one frame of `kind` (masked) with what is queued before it.
     async fn send(&mut self, kind: FrameKind, payload: &[u8]) -> Result<(), ClientError> {
         if self.close_sent || self.write_failed {
             return Err(self.closed());
         }
         write_masked(&mut self.out, kind, payload, new_mask());
-        let sent = self.flush_out().await;
-        self.write_failed = sent.is_err();
-        sent
+        self.flush_out().await
     }
 
     /// Sends one text message.

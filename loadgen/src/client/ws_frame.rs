@@ -7,13 +7,15 @@
 //! leaves to its message layer: a masked frame, reserved bits without an
 //! extension, a control frame that is fragmented or over 125 bytes, and a
 //! declared length over the message limit, refused from the header alone
-//! so nothing is buffered for it. Nothing here allocates: the payload is
-//! a range of the caller's buffer.
+//! so nothing is buffered for it; and a close frame's body, checked as
+//! tungstenite checked it (a status code a peer may send, a UTF-8
+//! reason). Parsing allocates nothing: the payload is a range of the
+//! caller's buffer (only a refusal's message is a `String`).
 
 use std::io::Cursor;
 
 use thiserror::Error;
-use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 /// The most payload a control frame (close, ping, pong) carries.
@@ -140,6 +142,28 @@ pub fn parse_head(input: &[u8], max_payload: usize) -> Result<Option<FrameHead>,
     }))
 }
 
+/// Whether a close frame's body is one a server may send (RFC 6455
+/// §5.5.1, §7.4): empty, or a status code other than the reserved and
+/// never-sent ones (1005, 1006, 1015, below 1000, 1016–2999, 5000 and up)
+/// followed by a UTF-8 reason.
+pub fn check_close_body(body: &[u8]) -> Result<(), String> {
+    match body {
+        [] => Ok(()),
+        [_] => Err("a close frame with a 1-byte body (a status code takes 2)".into()),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !CloseCode::from(code).is_allowed() {
+                return Err(format!(
+                    "a close frame with status code {code}, which a peer may not send"
+                ));
+            }
+            std::str::from_utf8(reason)
+                .map(|_| ())
+                .map_err(|_| "a close frame whose reason is not UTF-8".into())
+        }
+    }
+}
+
 /// Appends a client frame to `out`: final, no extension, `payload` masked
 /// with `mask` (RFC 6455 §5.3: every client frame is).
 pub fn write_masked(out: &mut Vec<u8>, kind: FrameKind, payload: &[u8], mask: [u8; 4]) {
@@ -179,6 +203,32 @@ mod tests {
     use proptest::prelude::*;
 
     const MAX: usize = 1 << 20;
+
+    #[test]
+    fn close_bodies_a_server_may_and_may_not_send() {
+        let body = |code: u16, reason: &[u8]| [&code.to_be_bytes()[..], reason].concat();
+        for ok in [
+            vec![],
+            body(1000, b""),
+            body(1001, b"going away"),
+            body(1011, b""),
+            body(4000, b"app"),
+        ] {
+            assert_eq!(check_close_body(&ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            vec![3],
+            body(999, b""),
+            body(1005, b""),
+            body(1006, b""),
+            body(1015, b""),
+            body(2000, b""),
+            body(5000, b""),
+            body(1000, &[0xFF]),
+        ] {
+            assert!(check_close_body(&bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_text_frame_of_each_length_form() {

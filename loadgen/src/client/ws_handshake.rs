@@ -68,8 +68,14 @@ fn upgrade_request(
     let mut req = request(http::Method::GET, endpoint, false, Body::default());
     *req.uri_mut() = http::Uri::from(origin_form);
     let headers = req.headers_mut();
+    // The defaults of an event-stream request go; the user's own stay.
     headers.remove(http::header::CONTENT_TYPE);
     headers.remove(http::header::ACCEPT);
+    for (name, value) in endpoint.headers() {
+        if name == http::header::CONTENT_TYPE || name == http::header::ACCEPT {
+            headers.append(name, value.clone());
+        }
+    }
     let key = http::HeaderValue::from_str(key).map_err(|e| bad_url(&e))?;
     for (name, value) in [
         (
@@ -123,6 +129,18 @@ mod tests {
                 http::HeaderName::from_static("authorization"),
                 http::HeaderValue::from_static("Bearer x"),
             )
+    }
+
+    #[test]
+    fn the_users_own_accept_header_is_kept_and_the_defaults_are_not() {
+        let e = endpoint().with_header(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/x-custom"),
+        );
+        let req = upgrade_request(&e, "ws://127.0.0.1:9/ws", "dGhlIHNhbXBsZSBub25jZQ==").unwrap();
+        let accept: Vec<_> = req.headers().get_all("accept").iter().collect();
+        assert_eq!(accept, ["application/x-custom"]);
+        assert!(req.headers().get("content-type").is_none());
     }
 
     #[test]

@@ -341,7 +341,8 @@ async fn ramp(
         }
         ctx.running.fetch_add(1, Ordering::AcqRel);
         let index = first_index + i;
-        handles.push(lanes::spawn(index, connection(ctx.clone(), index)));
+        let lane_key = ctx.opener.placement_key(index);
+        handles.push(lanes::spawn(lane_key, connection(ctx.clone(), index)));
     }
     handles
 }
@@ -382,6 +383,8 @@ pub async fn run_wire_on(
     let mut proxied = ProxySamples::default();
     ProxySamples::take(&mut proxied.before, proxy);
     let before = snapshot(gauge, &mut problems, "before connecting").await;
+    // The lanes' runtimes are the process's, not the connections'.
+    lanes::start_once();
     let (_, own_rss_before) = own_usage();
     let mut run = match WireRun::start(source, spec.clone(), live, cancel, spec.first_index) {
         Ok(r) => r,

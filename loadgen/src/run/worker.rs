@@ -125,6 +125,8 @@ pub async fn serve_worker() -> anyhow::Result<()> {
     let source = target.source().await?;
     let live = Arc::new(Live::default());
     let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
+    // The lanes' runtimes are the process's, not the connections'.
+    super::lanes::start_once();
     let (_, rss_before) = own_usage();
     let mut run = WireRun::start(
         &source,

@@ -1,6 +1,7 @@
 //! Helpers of the load generator's integration tests: the feed server on
 //! port 0, a tiny server with its own field names, the Node baseline, the
-//! binary runner, and whether the link emulator can run here.
+//! binary runner, whether the link emulator can run here, and the ticks
+//! of a feed stream (`ticks`).
 #![allow(dead_code)]
 
 pub mod fields_server;
