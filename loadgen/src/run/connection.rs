@@ -164,10 +164,14 @@ pub async fn hold<H: ConnectionHook>(
             return;
         }
         let started = Instant::now();
+        // Boxed: opening (TCP, TLS, the HTTP/2 or WebSocket handshake) is
+        // the largest state of this future, about 4 KiB; inline it would
+        // be held by every connection task for its whole life, which is
+        // spent reading.
         let opened = tokio::select! {
             biased;
             _ = stop.cancelled() => return,
-            r = opener.open(index, hook.resume_id()) => r,
+            r = Box::pin(opener.open(index, hook.resume_id())) => r,
         };
         let mut stream = match opened {
             Ok(s) => s,
@@ -200,9 +204,10 @@ pub async fn hold<H: ConnectionHook>(
             drain,
         )
         .await;
+        // Boxed for the same reason: a polite close happens once.
         match ended {
-            Ended::Done => stream.close().await,
-            Ended::Stopped if policy.close_on_stop => stream.close().await,
+            Ended::Done => Box::pin(stream.close()).await,
+            Ended::Stopped if policy.close_on_stop => Box::pin(stream.close()).await,
             _ => drop(stream),
         }
         if let Flow::Stop | Flow::Fail(_) = hook.ended(ended) {

@@ -133,7 +133,10 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
     let mut hook = Recording {
         ctx: &ctx,
         index,
-        link: ctx.link.as_ref().map(|t| LinkWatch::new(t, index as u64)),
+        link: ctx
+            .link
+            .as_ref()
+            .map(|t| Box::new(LinkWatch::new(t, index as u64))),
         ids: IdTracker::new(),
         batch: RecordBatch::new(),
         last_recv_ns: None,
@@ -178,8 +181,10 @@ pub async fn connection(ctx: Arc<FeedCtx>, index: usize) -> u64 {
 struct Recording<'a> {
     ctx: &'a FeedCtx,
     index: usize,
-    /// Over an emulated link: this stream's judge of stalls and outages.
-    link: Option<LinkWatch>,
+    /// Over an emulated link: this stream's judge of stalls and outages
+    /// (boxed: inline, its 256 bytes would sit in every connection's task,
+    /// link or not).
+    link: Option<Box<LinkWatch>>,
     ids: IdTracker,
     /// Events not yet in a shard (see the module documentation).
     batch: RecordBatch,
