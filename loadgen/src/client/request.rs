@@ -19,6 +19,28 @@ pub fn request(
     absolute: bool,
     body: Body,
 ) -> http::Request<Body> {
+    build(method, endpoint, absolute, body, true)
+}
+
+/// A WebSocket's opening request (an Upgrade GET, or an extended CONNECT
+/// on HTTP/2): the endpoint's path and its extra headers, without the
+/// `Content-Type` and `Accept` defaults of the other requests (a user's
+/// own `--header` of either name stays).
+pub fn websocket_request(
+    method: http::Method,
+    endpoint: &Endpoint,
+    absolute: bool,
+) -> http::Request<Body> {
+    build(method, endpoint, absolute, Body::default(), false)
+}
+
+fn build(
+    method: http::Method,
+    endpoint: &Endpoint,
+    absolute: bool,
+    body: Body,
+    defaults: bool,
+) -> http::Request<Body> {
     let mut req = http::Request::builder().method(method);
     req = if absolute {
         req.uri(endpoint.url())
@@ -26,9 +48,11 @@ pub fn request(
         req.uri(endpoint.path_and_query())
             .header(http::header::HOST, endpoint.authority())
     };
-    let mut req = req
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::ACCEPT, "text/event-stream, application/json");
+    if defaults {
+        req = req
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "text/event-stream, application/json");
+    }
     for (name, value) in endpoint.headers() {
         req = req.header(name, value);
     }

@@ -35,7 +35,7 @@ use super::error::{within, ClientError};
 use super::h1_response::{READ_MAX, READ_START};
 use super::h2::H2Pool;
 use super::io::Io;
-use super::request::{request, Body};
+use super::request::websocket_request;
 use super::stream::MessageStream;
 use super::ws_frame::{check_close_body, new_mask, parse_head, write_masked, FrameKind};
 use super::ws_handshake;
@@ -146,14 +146,11 @@ pub async fn open_h2(pool: &H2Pool, index: usize, url: &str) -> Result<WsStream,
             detail: NO_EXTENDED_CONNECT.into(),
         });
     }
-    let mut req = request(http::Method::CONNECT, endpoint, true, Body::default());
+    let mut req = websocket_request(http::Method::CONNECT, endpoint, true);
     *req.uri_mut() = url
         .parse()
         .map_err(|e| ClientError::protocol(shown, format!("bad URL `{url}`: {e}")))?;
-    let headers = req.headers_mut();
-    headers.remove(http::header::CONTENT_TYPE);
-    headers.remove(http::header::ACCEPT);
-    headers.insert(
+    req.headers_mut().insert(
         http::header::SEC_WEBSOCKET_VERSION,
         http::HeaderValue::from_static("13"),
     );

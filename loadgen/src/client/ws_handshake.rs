@@ -18,7 +18,7 @@ use super::endpoint::Endpoint;
 use super::error::ClientError;
 use super::h1_response;
 use super::io::Io;
-use super::request::{request, Body};
+use super::request::{websocket_request, Body};
 
 /// A socket on which the server switched to WebSocket.
 pub struct Switched {
@@ -65,17 +65,9 @@ fn upgrade_request(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    let mut req = request(http::Method::GET, endpoint, false, Body::default());
+    let mut req = websocket_request(http::Method::GET, endpoint, false);
     *req.uri_mut() = http::Uri::from(origin_form);
     let headers = req.headers_mut();
-    // The defaults of an event-stream request go; the user's own stay.
-    headers.remove(http::header::CONTENT_TYPE);
-    headers.remove(http::header::ACCEPT);
-    for (name, value) in endpoint.headers() {
-        if name == http::header::CONTENT_TYPE || name == http::header::ACCEPT {
-            headers.append(name, value.clone());
-        }
-    }
     let key = http::HeaderValue::from_str(key).map_err(|e| bad_url(&e))?;
     for (name, value) in [
         (
