@@ -36,6 +36,7 @@ pub mod broker;
 pub mod chaos;
 pub mod chat;
 pub mod config;
+mod connection;
 pub mod echo;
 pub mod event;
 pub mod feed;

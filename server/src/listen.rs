@@ -6,15 +6,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
-use actix_web::{web as aweb, App, HttpServer};
+use actix_http::body::BoxBody;
+use actix_http::{HttpServiceBuilder, Request, Response};
+use actix_server::{GracefulShutdownSignal, ServerBuilder};
+use actix_service::{map_config, Service, ServiceFactory};
+use actix_web::dev::{AppConfig, ServerHandle};
+use actix_web::{web as aweb, App};
 
 use crate::broker::SharedFeed;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::nofile::ConnectionBudget;
-use crate::state::{AppState, Info, StreamHeaders};
-use crate::{chaos, echo, routes, tls};
+use crate::state::{AppState, Info, StreamHeaders, Transport};
+use crate::{chaos, connection, echo, routes, tls};
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -81,46 +85,56 @@ pub(crate) fn bind(
     let chaos = aweb::Data::new(chaos::Chaos::default());
     let chaos_app = chaos.clone();
     let workers = config.workers.unwrap_or_else(default_workers);
-    let mut server = HttpServer::new(move || {
+    // One App per port and protocol in each worker: they share the state,
+    // and `Transport` tells h2 from h2c (`state::protocol_of`).
+    let app = move |transport: Transport| {
         let state = factory_cell
             .get()
             .expect("state is set before the server runs")
             .clone();
-        App::new()
+        let app = App::new()
             .app_data(state)
             .app_data(echo_clients.clone())
             .app_data(chaos_app.clone())
+            .app_data(transport)
             .wrap(actix_web::middleware::from_fn(chaos::gate))
-            .configure(routes::configure)
-    })
-    .disable_signals()
-    .workers(workers)
-    .backlog(config.backlog)
-    // actix's limit is per worker: all of them together stay within the
-    // descriptors (see `nofile::ConnectionBudget`). Streams are limited
-    // apart (the hub), below this, so /stats and refusals still get in.
-    .max_connections(budget.tcp_connections.div_ceil(workers).max(1))
-    .tcp_nodelay(true)
-    .client_disconnect_timeout(LINGER)
-    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
-    if let Some(w) = config.h2_initial_window_size {
-        server = server.h2_initial_window_size(w);
-    }
-    if let Some(w) = config.h2_initial_connection_window_size {
-        server = server.h2_initial_connection_window_size(w);
-    }
+            .configure(routes::configure);
+        // The app's own config (`AppConfig`: host, scheme, address for URL
+        // building and `ConnectionInfo`) is not used by this server, and
+        // actix-web keeps its constructor private: the default it is.
+        map_config(app, |()| AppConfig::default())
+    };
+    let mut server = ServerBuilder::default()
+        .disable_signals()
+        .workers(workers)
+        .backlog(config.backlog)
+        // actix's limit is per worker: all of them together stay within the
+        // descriptors (see `nofile::ConnectionBudget`). Streams are limited
+        // apart (the hub), below this, so /stats and refusals still get in.
+        .max_concurrent_connections(budget.tcp_connections.div_ceil(workers).max(1))
+        .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
+    let settings = HttpSettings {
+        shutdown: server.graceful_shutdown_signal(),
+        h2_window: config.h2_initial_window_size,
+        h2_connection_window: config.h2_initial_connection_window_size,
+    };
     let bind_http = |source| ServerError::BindHttp {
         addr: config.http,
         source,
     };
-    // actix-web 4.18 detects h2c prior knowledge only on the `auto_h2c` binds.
-    server = if config.reuse_port {
-        let listener = shared_listener(config.http, config.backlog).map_err(bind_http)?;
-        server.listen_auto_h2c(listener).map_err(bind_http)?
-    } else {
-        server.bind_auto_h2c(config.http).map_err(bind_http)?
-    };
-    let http_addr = server.addrs()[0];
+    let plain = listener(config.http, config.backlog, config.reuse_port).map_err(bind_http)?;
+    let http_addr = plain.local_addr().map_err(bind_http)?;
+    {
+        let app = app.clone();
+        let settings = settings.clone();
+        server = server
+            .listen("http", plain, move || connection::Connections {
+                open: connection::plain(),
+                h1: settings.http(http_addr).h1(app(Transport::Plain)),
+                h2: settings.http(http_addr).h2(app(Transport::Plain)),
+            })
+            .map_err(bind_http)?;
+    }
     let mut cert = None;
     let mut https_addr = None;
     if let Some((rustls_config, info)) = tls {
@@ -128,21 +142,17 @@ pub(crate) fn bind(
             addr: config.https,
             source,
         };
-        server = if config.reuse_port {
-            let listener = shared_listener(config.https, config.backlog).map_err(bind_https)?;
-            server
-                .listen_rustls_0_23(listener, rustls_config)
-                .map_err(bind_https)?
-        } else {
-            server
-                .bind_rustls_0_23(config.https, rustls_config)
-                .map_err(bind_https)?
-        };
-        https_addr = server
-            .addrs_with_scheme()
-            .into_iter()
-            .find(|(_, scheme)| *scheme == "https")
-            .map(|(a, _)| a);
+        let secure =
+            listener(config.https, config.backlog, config.reuse_port).map_err(bind_https)?;
+        let addr = secure.local_addr().map_err(bind_https)?;
+        server = server
+            .listen("https", secure, move || connection::Connections {
+                open: connection::tls(rustls_config.clone()),
+                h1: settings.http(addr).h1(app(Transport::Tls)),
+                h2: settings.http(addr).h2(app(Transport::Tls)),
+            })
+            .map_err(bind_https)?;
+        https_addr = Some(addr);
         cert = Some(info);
     }
     let info = Info {
@@ -184,19 +194,63 @@ pub(crate) fn bind(
     ))
 }
 
-/// A listener several processes can bind (`--reuse-port`): actix's own
-/// bind, plus SO_REUSEPORT, handed to actix's `listen` (which makes it
-/// non-blocking). The kernel then spreads new connections over every
-/// process listening on the port; each connection stays with the process
-/// that accepted it.
-fn shared_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+/// A listening socket, as actix's own bind makes it (`SO_REUSEADDR`, the
+/// backlog given). With `reuse_port` (`--reuse-port`) several processes can
+/// bind it: the kernel then spreads new connections over every process
+/// listening on the port; each connection stays with the process that
+/// accepted it.
+fn listener(
+    addr: SocketAddr,
+    backlog: u32,
+    reuse_port: bool,
+) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket.into())
+}
+
+/// What every port's HTTP services share: actix-web's `HttpServer`
+/// defaults (keep-alive 5 s, a request head within 5 s, half-closed
+/// HTTP/1.1 connections allowed), the linger below, and the server's
+/// graceful stop, which drains keep-alive connections.
+#[derive(Clone)]
+struct HttpSettings {
+    shutdown: GracefulShutdownSignal,
+    h2_window: Option<u32>,
+    h2_connection_window: Option<u32>,
+}
+
+impl HttpSettings {
+    fn http<T, S>(&self, local: SocketAddr) -> HttpServiceBuilder<T, S>
+    where
+        S: ServiceFactory<Request, Config = ()>,
+        S::Error: Into<Response<BoxBody>> + 'static,
+        S::InitError: std::fmt::Debug,
+        <S::Service as Service<Request>>::Future: 'static,
+    {
+        let shutdown = self.shutdown.clone();
+        let mut builder = HttpServiceBuilder::default()
+            .graceful_shutdown_signal(move || {
+                let shutdown = shutdown.clone();
+                async move { shutdown.notified().await }
+            })
+            .client_disconnect_timeout(LINGER)
+            .tcp_nodelay(true)
+            .local_addr(local);
+        if let Some(w) = self.h2_window {
+            builder = builder.h2_initial_window_size(w);
+        }
+        if let Some(w) = self.h2_connection_window {
+            builder = builder.h2_initial_connection_window_size(w);
+        }
+        builder
+    }
 }
 
 /// actix's own default: one worker per CPU this process may use.

@@ -189,3 +189,32 @@ async fn admin_token_is_required_when_set() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// A client that connects and sends nothing is closed on either port: the
+/// plain port after waiting 5 s for its first bytes (which tell HTTP/1.1
+/// from h2c), the TLS port after its handshake timeout (3 s). It does not
+/// hold a connection task for ever.
+#[tokio::test]
+async fn a_connection_that_says_nothing_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let server = start(|_| {});
+    let https = server.https_addr.expect("the TLS port is on by default");
+    for (port, addr) in [("plain", server.http_addr), ("TLS", https)] {
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(15), silent.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("the {port} port still holds a silent client after 15 s"));
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "the {port} port sent bytes to a silent client: {read:?}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "the {port} port closed a silent client at once ({:?}): it must wait for it",
+            started.elapsed()
+        );
+    }
+    server.shutdown().await.unwrap();
+}
