@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::chunked::ChunkedDecoder;
 use super::error::{body_snippet, ClientError, ERROR_BODY_MAX, ERROR_BODY_WAIT};
@@ -88,7 +88,8 @@ pub async fn send(
             });
         }
         // The buffer grows while the head fills it, and keeps what it read.
-        let n = read.fill_from(&mut io).await.map_err(closed)?;
+        let n = io.read(read.free_space()).await.map_err(closed)?;
+        read.filled(n);
         if n == 0 {
             // What hyper calls an incomplete message: the peer went away.
             return Err(ClientError::Closed { url: url.clone() });
@@ -208,12 +209,13 @@ impl H1Body {
             return Ok(());
         }
         let n = self
-            .read
-            .fill_from(&mut self.io)
+            .io
+            .read(self.read.free_space())
             .await
             .map_err(|_| ClientError::Closed {
                 url: self.url.clone(),
             })?;
+        self.read.filled(n);
         self.eof = n == 0;
         Ok(())
     }

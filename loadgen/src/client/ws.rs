@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
 use server::event::unix_now_ns;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::dial::Dialer;
 use super::endpoint::Endpoint;
@@ -352,13 +352,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
     /// to rest after a short read). The end of the connection is
     /// [`ClientError::Closed`]: the server went away without a close frame.
     async fn fill(&mut self) -> Result<(), ClientError> {
-        match self.read.fill_from(&mut self.io).await {
-            Ok(0) | Err(_) => Err(self.closed()),
-            Ok(_) => {
-                self.read_at_ns = unix_now_ns();
-                Ok(())
-            }
-        }
+        let n = match self.io.read(self.read.free_space()).await {
+            Ok(0) | Err(_) => return Err(self.closed()),
+            Ok(n) => n,
+        };
+        self.read_at_ns = unix_now_ns();
+        self.read.filled(n);
+        Ok(())
     }
 
     /// Writes out the queued frames.
