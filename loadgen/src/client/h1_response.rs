@@ -8,11 +8,10 @@
 //! across thousands of connections. hyper's client gives each connection a
 //! task or a future to drive, a request channel, an 8 KiB read and an 8 KiB
 //! write buffer, and hands each chunk over through a channel (two wake-ups).
-//! Here a connection is its socket and ONE small buffer, read by the task
-//! that parses the events: one wake-up and one `read` per arrival, the data
-//! passed to the parser as slices of that buffer.
+//! Here a connection is its socket and ONE small buffer ([`ReadBuffer`]),
+//! read by the task that parses the events: one wake-up and one `read` per
+//! arrival, the data passed to the parser as slices of that buffer.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,15 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::chunked::ChunkedDecoder;
 use super::error::{body_snippet, ClientError, ERROR_BODY_MAX, ERROR_BODY_WAIT};
 use super::io::Io;
+use super::read_buffer::ReadBuffer;
 use super::request::Body;
 
-/// The read buffer's size at rest: a few events of the feed's default size.
-/// Events need not fit: the event-stream parser carries an unfinished line.
-pub(super) const READ_START: usize = 1024;
-/// The most the buffer grows to while reads fill it (a backlog: fewer
-/// reads for the same bytes); it shrinks back to [`READ_START`] after.
-/// hyper's floor, which capped the buffer before this reader.
-pub(super) const READ_MAX: usize = 8 * 1024;
 /// The largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// The most header lines in a response head.
@@ -69,10 +62,8 @@ enum Framing {
 /// A response body on its connection.
 pub struct H1Body {
     io: Io,
-    /// Initialised to its length: reads go into it directly.
-    buf: Vec<u8>,
     /// Bytes read but not yet decoded.
-    unread: Range<usize>,
+    read: ReadBuffer,
     framing: Framing,
     /// The server closed the connection.
     eof: bool,
@@ -88,27 +79,24 @@ pub async fn send(
     let closed = |_: std::io::Error| ClientError::Closed { url: url.clone() };
     io.write_all(&request_head(req)).await.map_err(closed)?;
     io.flush().await.map_err(closed)?;
-    let mut buf = vec![0u8; READ_START];
-    let mut filled = 0;
+    let mut read = ReadBuffer::new();
     loop {
-        if filled == buf.len() {
-            if buf.len() >= MAX_HEAD {
-                return Err(ClientError::Http {
-                    url: url.clone(),
-                    detail: format!("the response head is larger than {MAX_HEAD} bytes"),
-                });
-            }
-            buf.resize(buf.len() * 2, 0);
+        if read.unread().len() >= MAX_HEAD {
+            return Err(ClientError::Http {
+                url: url.clone(),
+                detail: format!("the response head is larger than {MAX_HEAD} bytes"),
+            });
         }
-        let n = io.read(&mut buf[filled..]).await.map_err(closed)?;
+        // The buffer grows while the head fills it, and keeps what it read.
+        let n = io.read(read.free_space()).await.map_err(closed)?;
+        read.filled(n);
         if n == 0 {
             // What hyper calls an incomplete message: the peer went away.
             return Err(ClientError::Closed { url: url.clone() });
         }
-        filled += n;
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut headers);
-        let head_len = match res.parse(&buf[..filled]) {
+        let head_len = match res.parse(read.unread()) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => continue,
             Err(e) => {
@@ -116,7 +104,7 @@ pub async fn send(
                     url: url.clone(),
                     detail: format!(
                         "invalid HTTP/1.1 response head ({e}): {}",
-                        server::event::snippet(&String::from_utf8_lossy(&buf[..filled]))
+                        server::event::snippet(&String::from_utf8_lossy(read.unread()))
                     ),
                 })
             }
@@ -124,15 +112,15 @@ pub async fn send(
         let status = res.code.unwrap_or_default();
         let (head, framing) = head_and_framing(status, res.headers)
             .map_err(|detail| ClientError::protocol(url, detail))?;
-        let mut body = H1Body {
+        read.consume(head_len);
+        read.shrink_to_start();
+        let body = H1Body {
             io,
-            buf,
-            unread: head_len..filled,
+            read,
             framing,
             eof: false,
             url: url.clone(),
         };
-        body.shrink_to_start();
         return Ok((head, body));
     }
 }
@@ -217,26 +205,18 @@ impl H1Body {
     /// Waits for bytes (none when some are still undecoded): one `read`.
     /// The end of the connection is noted for [`decode`](Self::decode).
     pub async fn fill(&mut self) -> Result<(), ClientError> {
-        if !self.unread.is_empty() || self.eof {
+        if !self.read.unread().is_empty() || self.eof {
             return Ok(());
         }
         let n = self
             .io
-            .read(&mut self.buf)
+            .read(self.read.free_space())
             .await
             .map_err(|_| ClientError::Closed {
                 url: self.url.clone(),
             })?;
+        self.read.filled(n);
         self.eof = n == 0;
-        self.unread = 0..n;
-        // A full read means more is waiting: a larger buffer takes it in
-        // fewer reads. One that would have fitted in half the resting size
-        // (an event or two) means the backlog is gone.
-        if n == self.buf.len() && n < READ_MAX {
-            self.buf.resize(n * 2, 0);
-        } else if n <= READ_START / 2 {
-            self.shrink_to_start();
-        }
         Ok(())
     }
 
@@ -245,8 +225,7 @@ impl H1Body {
     /// a connection closed before the body's end is
     /// [`ClientError::Closed`], garbage in the framing a protocol error.
     pub fn decode(&mut self, mut on_data: impl FnMut(&[u8])) -> Result<bool, ClientError> {
-        let input = &self.buf[self.unread.clone()];
-        self.unread = 0..0;
+        let input = self.read.take_unread();
         let ended = match &mut self.framing {
             Framing::Chunked(decoder) => {
                 decoder
@@ -300,26 +279,16 @@ impl H1Body {
 
     /// The connection after a `101 Switching Protocols`, for the protocol
     /// it switched to: the socket, and the read buffer with the bytes the
-    /// server sent after the head (`unread` of it: a first frame may have
-    /// come in the same segment as the head).
-    pub fn into_upgraded(self) -> (Io, Vec<u8>, Range<usize>) {
-        (self.io, self.buf, self.unread)
-    }
-
-    /// Back to the resting size, keeping undecoded bytes.
-    fn shrink_to_start(&mut self) {
-        if self.buf.len() <= READ_START || self.unread.len() > READ_START {
-            return;
-        }
-        self.buf.copy_within(self.unread.clone(), 0);
-        self.unread = 0..self.unread.len();
-        self.buf.truncate(READ_START);
-        self.buf.shrink_to_fit();
+    /// server sent after the head unread in it (a first frame may have come
+    /// in the same segment as the head).
+    pub fn into_upgraded(self) -> (Io, ReadBuffer) {
+        (self.io, self.read)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::read_buffer::{READ_MAX, READ_START};
     use super::*;
     use tokio::net::{TcpListener, TcpStream};
 
@@ -331,8 +300,7 @@ mod tests {
         let (peer, _) = listener.accept().await.unwrap();
         let body = H1Body {
             io: Io::Plain(client),
-            buf: vec![0; READ_START],
-            unread: 0..0,
+            read: ReadBuffer::new(),
             framing: Framing::Close,
             eof: false,
             url: "http://test/".into(),
@@ -349,14 +317,14 @@ mod tests {
         let mut largest = 0;
         while got < backlog.len() {
             body.fill().await.unwrap();
-            largest = largest.max(body.buf.len());
+            largest = largest.max(body.read.size());
             body.decode(|d| got += d.len()).unwrap();
         }
         assert_eq!(largest, READ_MAX, "grew while reads filled it, to the cap");
         peer.write_all(b"data: one\n\n").await.unwrap();
         body.fill().await.unwrap();
         assert_eq!(
-            body.buf.len(),
+            body.read.size(),
             READ_START,
             "back to rest after a short read"
         );

@@ -17,7 +17,7 @@
 //!
 //! Inside, files depend one way: `error`, `tls`, `io`, `event_stream`,
 //! `message` at the bottom; then `json_fields`, `field_decoder`, `endpoint`,
-//! `stream`, `request`, `chunked`, `ws_frame`; `dial`; `h1_response`, `h2`,
+//! `stream`, `request`, `chunked`, `ws_frame`, `read_buffer`; `dial`; `h1_response`, `h2`,
 //! `http`; `ws_handshake`; `ws`; `sse`, `stats`;
 //! `target`; `feed`; `opener`; `any_target` on top.
 
@@ -36,6 +36,7 @@ mod io;
 mod json_fields;
 mod message;
 mod opener;
+mod read_buffer;
 mod request;
 mod sse;
 mod stats;

@@ -11,10 +11,11 @@
 //! per connection), its codec zero-fills the free part of its read buffer
 //! before every read, and every message becomes a refcounted buffer passed
 //! through `Sink`/`Stream`. Here a connection is its socket and ONE small
-//! buffer read by the task that decodes the events: frames are parsed in
+//! buffer ([`ReadBuffer`], the HTTP/1.1 reader's, handed over after the
+//! `101`) read by the task that decodes the events: frames are parsed in
 //! place ([`ws_frame`]) and a text message is handed over as a `&str`
 //! into that buffer, valid until the next read; one clock read per
-//! `read()`. The buffer policy is the HTTP/1.1 event-stream reader's.
+//! `read()`.
 //!
 //! Every `await` in a read leaves the stream consistent (the one read
 //! loop drops a pending read when its stop or wake signal fires): bytes
@@ -32,9 +33,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::dial::Dialer;
 use super::endpoint::Endpoint;
 use super::error::{within, ClientError};
-use super::h1_response::{READ_MAX, READ_START};
 use super::h2::H2Pool;
 use super::io::Io;
+use super::read_buffer::ReadBuffer;
 use super::request::websocket_request;
 use super::stream::MessageStream;
 use super::ws_frame::{check_close_body, new_mask, parse_head, write_masked, FrameKind};
@@ -77,13 +78,9 @@ impl WsIncoming<&str> {
 /// byte stream.
 pub struct WsStream<S = Io> {
     io: S,
-    /// Initialised to its length: reads go into it directly.
-    buf: Vec<u8>,
-    /// Bytes read but not yet parsed.
-    unread: Range<usize>,
-    /// The whole length of the frame at the front of `unread` when it has
-    /// not all arrived (the buffer grows to hold it), else 0.
-    need: usize,
+    /// Bytes read but not yet parsed. A frame at their front that has not
+    /// all arrived sets its need, and the buffer grows to hold it.
+    read: ReadBuffer,
     /// When the last `read()` returned: the arrival time of what it brought.
     read_at_ns: u64,
     /// A fragmented text message so far, while `fragmented`.
@@ -101,14 +98,14 @@ pub struct WsStream<S = Io> {
 
 /// What one parsed frame came to.
 enum Parsed {
-    /// A text message in one frame: its payload's place in `buf`.
+    /// A text message in one frame: its payload's place in the buffer.
     Text(Range<usize>),
     /// The last fragment of a text message: the text is in `message`.
     Reassembled,
     /// A fragment before the last.
     Fragment,
     Ping,
-    /// A pong: its payload's place in `buf`.
+    /// A pong: its payload's place in the buffer.
     Pong(Range<usize>),
     Close,
 }
@@ -125,8 +122,7 @@ pub async fn open(
     let switched = ws_handshake::switch(io, endpoint, url).await?;
     Ok(WsStream::with_buffer(
         switched.io,
-        switched.buf,
-        switched.unread,
+        switched.read,
         endpoint.shown().clone(),
     ))
 }
@@ -175,16 +171,14 @@ impl<S> WsStream<S> {
     /// A WebSocket on `io`, where the handshake is over and the next byte
     /// is the server's first frame; `url` names it in errors.
     pub fn from_upgraded(io: S, url: Arc<str>) -> WsStream<S> {
-        WsStream::with_buffer(io, vec![0; READ_START], 0..0, url)
+        WsStream::with_buffer(io, ReadBuffer::new(), url)
     }
 
-    /// A WebSocket on `io` whose first bytes are `buf[unread]`.
-    fn with_buffer(io: S, buf: Vec<u8>, unread: Range<usize>, url: Arc<str>) -> WsStream<S> {
+    /// A WebSocket on `io` whose first bytes are those unread in `read`.
+    fn with_buffer(io: S, read: ReadBuffer, url: Arc<str>) -> WsStream<S> {
         WsStream {
             io,
-            buf,
-            unread,
-            need: 0,
+            read,
             read_at_ns: unix_now_ns(),
             message: Vec::new(),
             fragmented: false,
@@ -212,29 +206,28 @@ impl<S> WsStream<S> {
     /// it has all arrived. Pongs to pings and the answer to a close are
     /// queued here.
     fn parse_frame(&mut self) -> Result<Option<Parsed>, ClientError> {
-        let input = &self.buf[self.unread.clone()];
+        let input = self.read.unread();
         // No header is shorter: the common case after the last frame of a
         // read, answered without asking the header parser.
         if input.len() < 2 {
-            self.need = 0;
+            self.read.set_need(0);
             return Ok(None);
         }
         let head = match parse_head(input, MAX_MESSAGE) {
             Ok(Some(head)) => head,
             Ok(None) => {
-                self.need = 0;
+                self.read.set_need(0);
                 return Ok(None);
             }
             Err(e) => return Err(ClientError::protocol(&self.url, e.to_string())),
         };
         if input.len() < head.frame_len() {
-            self.need = head.frame_len();
+            self.read.set_need(head.frame_len());
             return Ok(None);
         }
-        self.need = 0;
-        let start = self.unread.start + head.header_len;
-        let payload = start..start + head.payload_len;
-        self.unread.start = payload.end;
+        self.read.set_need(0);
+        let frame = self.read.consume(head.frame_len());
+        let payload = frame.start + head.header_len..frame.end;
         let refused = |detail: String| Err(ClientError::protocol(&self.url, detail));
         Ok(Some(match head.kind {
             FrameKind::Text | FrameKind::Binary if self.fragmented => {
@@ -250,7 +243,7 @@ impl<S> WsStream<S> {
             FrameKind::Text => {
                 self.fragmented = true;
                 self.message.clear();
-                self.message.extend_from_slice(&self.buf[payload]);
+                self.message.extend_from_slice(self.read.consumed(payload));
                 Parsed::Fragment
             }
             FrameKind::Continuation if !self.fragmented => {
@@ -262,7 +255,7 @@ impl<S> WsStream<S> {
                         "a fragmented message over the {MAX_MESSAGE}-byte limit"
                     ));
                 }
-                self.message.extend_from_slice(&self.buf[payload]);
+                self.message.extend_from_slice(self.read.consumed(payload));
                 if head.fin {
                     self.fragmented = false;
                     Parsed::Reassembled
@@ -273,13 +266,18 @@ impl<S> WsStream<S> {
             FrameKind::Ping => {
                 if !self.close_sent && !self.write_failed {
                     let mask = new_mask();
-                    write_masked(&mut self.out, FrameKind::Pong, &self.buf[payload], mask);
+                    write_masked(
+                        &mut self.out,
+                        FrameKind::Pong,
+                        self.read.consumed(payload),
+                        mask,
+                    );
                 }
                 Parsed::Ping
             }
             FrameKind::Pong => Parsed::Pong(payload),
             FrameKind::Close => {
-                if let Err(detail) = check_close_body(&self.buf[payload]) {
+                if let Err(detail) = check_close_body(self.read.consumed(payload)) {
                     return refused(detail);
                 }
                 self.close_received = true;
@@ -295,19 +293,6 @@ impl<S> WsStream<S> {
             self.close_sent = true;
             write_masked(&mut self.out, FrameKind::Close, &[], new_mask());
         }
-    }
-
-    /// Back to the resting size, keeping the unread bytes, unless they or
-    /// the frame they begin need more.
-    fn shrink_to_start(&mut self) {
-        if self.buf.len() <= READ_START || self.unread.len() > READ_START || self.need > READ_START
-        {
-            return;
-        }
-        self.buf.copy_within(self.unread.clone(), 0);
-        self.unread = 0..self.unread.len();
-        self.buf.truncate(READ_START);
-        self.buf.shrink_to_fit();
     }
 }
 
@@ -343,7 +328,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
             };
             let at = self.read_at_ns;
             let text = match parsed {
-                Parsed::Text(range) => &self.buf[range],
+                Parsed::Text(range) => self.read.consumed(range),
                 Parsed::Reassembled => &self.message[..],
                 Parsed::Ping => return Ok(Some((WsIncoming::Ping, at))),
                 Parsed::Pong(_) | Parsed::Fragment => continue,
@@ -362,37 +347,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
         }
     }
 
-    /// Reads more bytes (one `read()`), growing the buffer for a frame
-    /// that does not fit and while reads fill it, shrinking it back after
-    /// a short read. The end of the connection is [`ClientError::Closed`]:
-    /// the server went away without a close frame.
+    /// Reads more bytes (one `read()`, the buffer sized by its policy:
+    /// grown for a frame that does not fit and while reads fill it, back
+    /// to rest after a short read). The end of the connection is
+    /// [`ClientError::Closed`]: the server went away without a close frame.
     async fn fill(&mut self) -> Result<(), ClientError> {
-        if self.unread.start > 0 {
-            self.buf.copy_within(self.unread.clone(), 0);
-            self.unread = 0..self.unread.len();
-        }
-        if self.need > self.buf.len() {
-            self.buf.resize(self.need, 0);
-        } else if self.unread.end == self.buf.len() {
-            let larger = (self.buf.len() * 2).max(READ_START);
-            self.buf.resize(larger, 0);
-        }
-        let space = self.buf.len() - self.unread.end;
-        let n = match self.io.read(&mut self.buf[self.unread.end..]).await {
+        let n = match self.io.read(self.read.free_space()).await {
             Ok(0) | Err(_) => return Err(self.closed()),
             Ok(n) => n,
         };
         self.read_at_ns = unix_now_ns();
-        self.unread.end += n;
-        // A full read means more is waiting: a larger buffer takes it in
-        // fewer reads. One that would have fitted in half the resting size
-        // (an event or two) means the backlog is gone.
-        if n == space && self.buf.len() < READ_MAX {
-            let larger = (self.buf.len() * 2).min(READ_MAX);
-            self.buf.resize(larger, 0);
-        } else if n <= READ_START / 2 {
-            self.shrink_to_start();
-        }
+        self.read.filled(n);
         Ok(())
     }
 
@@ -450,7 +415,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
             self.send(FrameKind::Ping, PING_PAYLOAD).await?;
             loop {
                 match self.parse_frame()? {
-                    Some(Parsed::Pong(payload)) if self.buf[payload.clone()] == *PING_PAYLOAD => {
+                    Some(Parsed::Pong(payload))
+                        if self.read.consumed(payload.clone()) == PING_PAYLOAD =>
+                    {
                         return Ok(sent.elapsed())
                     }
                     Some(Parsed::Close) => {
@@ -504,6 +471,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> MessageStream for WsStream<S> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::read_buffer::{READ_MAX, READ_START};
     use super::*;
     use futures_util::FutureExt as _;
     use proptest::prelude::*;
@@ -626,7 +594,11 @@ mod tests {
         assert_eq!(got.len(), 202);
         assert_eq!(got[200].len(), 100_000);
         assert!(matches!(end, Err(ClientError::Closed { .. })), "{end:?}");
-        assert_eq!(ws.buf.len(), READ_START, "back to rest after a short read");
+        assert_eq!(
+            ws.read.size(),
+            READ_START,
+            "back to rest after a short read"
+        );
     }
 
     #[test]
@@ -637,7 +609,7 @@ mod tests {
         assert_eq!(got, ["ok"]);
         let err = end.unwrap_err();
         assert!(err.to_string().contains("over the 1048576-byte"), "{err}");
-        assert!(ws.buf.len() <= READ_MAX, "nothing was buffered for it");
+        assert!(ws.read.size() <= READ_MAX, "nothing was buffered for it");
     }
 
     #[test]
@@ -676,7 +648,7 @@ mod tests {
         ) {
             let pieces = split(&bytes, &cuts);
             let (_, _, ws) = read_all(pieces);
-            prop_assert!(ws.buf.len() <= MAX_MESSAGE + 14);
+            prop_assert!(ws.read.size() <= MAX_MESSAGE + 14);
         }
 
         /// Text messages split anywhere read back the same.

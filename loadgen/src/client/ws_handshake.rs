@@ -9,8 +9,6 @@
 //! first frame in the same segment as the `101`, and those bytes are
 //! already in it.
 
-use std::ops::Range;
-
 use tungstenite::handshake::client::generate_key;
 use tungstenite::handshake::derive_accept_key;
 
@@ -18,15 +16,15 @@ use super::endpoint::Endpoint;
 use super::error::ClientError;
 use super::h1_response;
 use super::io::Io;
+use super::read_buffer::ReadBuffer;
 use super::request::{websocket_request, Body};
 
 /// A socket on which the server switched to WebSocket.
 pub struct Switched {
     pub io: Io,
-    /// The read buffer (initialised to its length), with what the server
-    /// sent after the `101` head in `unread`.
-    pub buf: Vec<u8>,
-    pub unread: Range<usize>,
+    /// The read buffer, with what the server sent after the `101` head
+    /// unread in it.
+    pub read: ReadBuffer,
 }
 
 /// Asks for a WebSocket at `url` (the endpoint's URL, or it with a query
@@ -46,8 +44,8 @@ pub async fn switch(io: Io, endpoint: &Endpoint, url: &str) -> Result<Switched, 
         });
     };
     check_switch(&upgrade, &key).map_err(|detail| ClientError::protocol(shown, detail))?;
-    let (io, buf, unread) = body.into_upgraded();
-    Ok(Switched { io, buf, unread })
+    let (io, read) = body.into_upgraded();
+    Ok(Switched { io, read })
 }
 
 /// The upgrade request: origin-form of `url`, `Host` and the extra headers
