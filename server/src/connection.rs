@@ -44,11 +44,12 @@ pub(crate) type Opened<Io> = (Io, Speaks, Option<SocketAddr>);
 /// peek reliably sees. actix's own h2c detection compares the same bytes.
 const H2_PREFACE: &[u8; 12] = b"PRI * HTTP/2";
 
-/// How long the plain port waits for a connection's first bytes: actix's
-/// own limit for a request head. A client that connects and says nothing
-/// is closed after it, instead of holding its task for ever (actix's own h2c
-/// detection waits without a limit).
-const FIRST_BYTES_WITHIN: Duration = Duration::from_secs(5);
+/// How long a client has for its first bytes on the plain port (which
+/// tell HTTP/1.1 from h2c), and then again for its request head (actix's
+/// `client_request_timeout`, set from this): actix's default, 5 s. A client
+/// that connects and says nothing is closed after it, instead of holding
+/// its task for ever (actix's own h2c detection waits without a limit).
+pub(crate) const REQUEST_HEAD_WITHIN: Duration = Duration::from_secs(5);
 
 /// The plain port's opening: one peek at the first bytes; the HTTP/2
 /// preface means h2c with prior knowledge, anything else HTTP/1.1 (whose
@@ -62,7 +63,7 @@ pub(crate) fn plain() -> impl ServiceFactory<
 > {
     fn_service(|io: TcpStream| async move {
         let mut first = [0u8; 12];
-        tokio::time::timeout(FIRST_BYTES_WITHIN, io.peek(&mut first))
+        tokio::time::timeout(REQUEST_HEAD_WITHIN, io.peek(&mut first))
             .await
             .map_err(|_| DispatchError::SlowRequestTimeout)??;
         let speaks = if &first == H2_PREFACE {
@@ -70,17 +71,19 @@ pub(crate) fn plain() -> impl ServiceFactory<
         } else {
             Speaks::Http1
         };
-        io.set_nodelay(true)?;
+        // As actix does: a socket that refuses it is about to fail anyway.
+        let _ = io.set_nodelay(true);
         let peer = io.peer_addr().ok();
         Ok((io, speaks, peer))
     })
 }
 
 /// The TLS port's opening: actix-tls's rustls acceptor (its handshake
-/// timeout, its limit of handshakes in flight per worker), then the
-/// protocol ALPN chose.
+/// timeout, 3 s; its limit of handshakes in flight per worker), then the
+/// protocol ALPN chose. A configuration without ALPN gets `h2` and
+/// `http/1.1`, as actix's own TLS service adds them.
 pub(crate) fn tls(
-    config: rustls::ServerConfig,
+    mut config: rustls::ServerConfig,
 ) -> impl ServiceFactory<
     TcpStream,
     Config = (),
@@ -88,6 +91,9 @@ pub(crate) fn tls(
     Error = DispatchError,
     InitError = (),
 > {
+    if config.alpn_protocols.is_empty() {
+        config.alpn_protocols = crate::tls::ALPN.iter().map(|p| p.to_vec()).collect();
+    }
     Acceptor::new(config)
         .map_err(handshake_failed)
         .and_then(fn_service(|io: TlsStream<TcpStream>| async move {
@@ -95,7 +101,7 @@ pub(crate) fn tls(
                 Some(b"h2") => Speaks::Http2,
                 _ => Speaks::Http1,
             };
-            io.get_ref().0.set_nodelay(true)?;
+            let _ = io.get_ref().0.set_nodelay(true);
             let peer = io.get_ref().0.peer_addr().ok();
             Ok::<_, DispatchError>((io, speaks, peer))
         }))

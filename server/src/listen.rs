@@ -17,7 +17,7 @@ use crate::broker::SharedFeed;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::nofile::ConnectionBudget;
-use crate::state::{AppState, Info, StreamHeaders, Transport};
+use crate::state::{AppState, Info, Port, StreamHeaders};
 use crate::{chaos, connection, echo, routes, tls};
 
 /// Why the server could not start or stop cleanly.
@@ -85,9 +85,11 @@ pub(crate) fn bind(
     let chaos = aweb::Data::new(chaos::Chaos::default());
     let chaos_app = chaos.clone();
     let workers = config.workers.unwrap_or_else(default_workers);
-    // One App per port and protocol in each worker: they share the state,
-    // and `Transport` tells h2 from h2c (`state::protocol_of`).
-    let app = move |transport: Transport| {
+    // One App per port and protocol in each worker (four): they share the
+    // state, and `Port` tells h2 from h2c (`state::protocol_of`). So an App
+    // must stay stateless: state made in here would not be shared between
+    // a port's HTTP/1.1 and HTTP/2 connections.
+    let app = move |port: Port, addr: SocketAddr| {
         let state = factory_cell
             .get()
             .expect("state is set before the server runs")
@@ -96,13 +98,18 @@ pub(crate) fn bind(
             .app_data(state)
             .app_data(echo_clients.clone())
             .app_data(chaos_app.clone())
-            .app_data(transport)
+            .app_data(port)
             .wrap(actix_web::middleware::from_fn(chaos::gate))
             .configure(routes::configure);
-        // The app's own config (`AppConfig`: host, scheme, address for URL
-        // building and `ConnectionInfo`) is not used by this server, and
-        // actix-web keeps its constructor private: the default it is.
-        map_config(app, |()| AppConfig::default())
+        // The app's own config, as `HttpServer` makes it: whether the port
+        // is TLS, and the bound address as host and local address (for
+        // `ConnectionInfo` and URL building). actix-web's constructor is
+        // crate-private; `__priv_test_new` is the same constructor, public
+        // for actix-test and exempt from semver (Cargo.lock pins actix-web).
+        let host = addr.to_string();
+        map_config(app, move |()| {
+            AppConfig::__priv_test_new(port == Port::Tls, host.clone(), addr)
+        })
     };
     let mut server = ServerBuilder::default()
         .disable_signals()
@@ -130,8 +137,8 @@ pub(crate) fn bind(
         server = server
             .listen("http", plain, move || connection::Connections {
                 open: connection::plain(),
-                h1: settings.http(http_addr).h1(app(Transport::Plain)),
-                h2: settings.http(http_addr).h2(app(Transport::Plain)),
+                h1: settings.http().h1(app(Port::Plain, http_addr)),
+                h2: settings.http().h2(app(Port::Plain, http_addr)),
             })
             .map_err(bind_http)?;
     }
@@ -148,8 +155,8 @@ pub(crate) fn bind(
         server = server
             .listen("https", secure, move || connection::Connections {
                 open: connection::tls(rustls_config.clone()),
-                h1: settings.http(addr).h1(app(Transport::Tls)),
-                h2: settings.http(addr).h2(app(Transport::Tls)),
+                h1: settings.http().h1(app(Port::Tls, addr)),
+                h2: settings.http().h2(app(Port::Tls, addr)),
             })
             .map_err(bind_https)?;
         https_addr = Some(addr);
@@ -217,8 +224,10 @@ fn listener(
 
 /// What every port's HTTP services share: actix-web's `HttpServer`
 /// defaults (keep-alive 5 s, a request head within 5 s, half-closed
-/// HTTP/1.1 connections allowed), the linger below, and the server's
-/// graceful stop, which drains keep-alive connections.
+/// HTTP/1.1 connections allowed), the linger above, and the server's
+/// graceful stop, which drains keep-alive connections. `TCP_NODELAY` is
+/// set by `connection` (the builder's flag is read only by actix's own
+/// connection services, not used here).
 #[derive(Clone)]
 struct HttpSettings {
     shutdown: GracefulShutdownSignal,
@@ -227,7 +236,7 @@ struct HttpSettings {
 }
 
 impl HttpSettings {
-    fn http<T, S>(&self, local: SocketAddr) -> HttpServiceBuilder<T, S>
+    fn http<T, S>(&self) -> HttpServiceBuilder<T, S>
     where
         S: ServiceFactory<Request, Config = ()>,
         S::Error: Into<Response<BoxBody>> + 'static,
@@ -240,9 +249,8 @@ impl HttpSettings {
                 let shutdown = shutdown.clone();
                 async move { shutdown.notified().await }
             })
-            .client_disconnect_timeout(LINGER)
-            .tcp_nodelay(true)
-            .local_addr(local);
+            .client_request_timeout(connection::REQUEST_HEAD_WITHIN)
+            .client_disconnect_timeout(LINGER);
         if let Some(w) = self.h2_window {
             builder = builder.h2_initial_window_size(w);
         }

@@ -193,13 +193,14 @@ async fn admin_token_is_required_when_set() {
 /// A client that connects and sends nothing is closed on either port: the
 /// plain port after waiting 5 s for its first bytes (which tell HTTP/1.1
 /// from h2c), the TLS port after its handshake timeout (3 s). It does not
-/// hold a connection task for ever.
+/// hold a connection task for ever. One that speaks within the 5 s is
+/// served.
 #[tokio::test]
 async fn a_connection_that_says_nothing_is_closed() {
     use tokio::io::AsyncReadExt;
     let server = start(|_| {});
     let https = server.https_addr.expect("the TLS port is on by default");
-    for (port, addr) in [("plain", server.http_addr), ("TLS", https)] {
+    let silent = |port: &'static str, addr| async move {
         let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
         let started = std::time::Instant::now();
         let mut buf = [0u8; 64];
@@ -215,6 +216,30 @@ async fn a_connection_that_says_nothing_is_closed() {
             "the {port} port closed a silent client at once ({:?}): it must wait for it",
             started.elapsed()
         );
-    }
+    };
+    let late = async {
+        let mut tcp = tokio::net::TcpStream::connect(server.http_addr)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tcp.write_all(b"GET /info HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(support::STEP, tcp.read_to_end(&mut answer))
+            .await
+            .expect("the late client's answer within the step")
+            .expect("the late client's answer reads");
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "a client that spoke after 3 s was not served: {}",
+            String::from_utf8_lossy(&answer[..answer.len().min(200)])
+        );
+    };
+    tokio::join!(
+        silent("plain", server.http_addr),
+        silent("TLS", https),
+        late
+    );
     server.shutdown().await.unwrap();
 }
