@@ -223,3 +223,26 @@ async fn garbage_is_a_clear_error_after_the_events_before_it() {
     .await;
     assert_eq!(end.expect_err("not followed").kind(), ErrorKind::Http(307));
 }
+
+/// The response head is read into a buffer that grows while the head
+/// fills it, up to 64 KiB: a head just under that is read (and the events
+/// after it), one over is a clear error, not a buffer that grows for ever.
+#[tokio::test]
+async fn a_response_head_over_64_kib_is_refused_and_one_under_is_read() {
+    let head = |padding: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-padding: {}\r\n\r\n",
+            "p".repeat(padding)
+        )
+    };
+    let under = head(60 * 1024);
+    let (events, end) = read_all(&[under.as_bytes(), b"data: a\n\n"], false).await;
+    assert_eq!(data(&events), ["a"]);
+    assert!(end.is_ok(), "{end:?}");
+
+    let over = head(70 * 1024);
+    let (events, end) = read_all(&[over.as_bytes()], true).await;
+    assert!(events.is_empty());
+    let err = end.expect_err("a head over 64 KiB");
+    assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
+}
