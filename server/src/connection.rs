@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_http::error::DispatchError;
+use actix_server::GracefulShutdownSignal;
 use actix_service::{fn_service, Service, ServiceFactory, ServiceFactoryExt};
 use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
 use actix_tls::accept::TlsError;
@@ -53,28 +54,43 @@ pub(crate) const REQUEST_HEAD_WITHIN: Duration = Duration::from_secs(5);
 
 /// The plain port's opening: one peek at the first bytes; the HTTP/2
 /// preface means h2c with prior knowledge, anything else HTTP/1.1 (whose
-/// parser then refuses garbage).
-pub(crate) fn plain() -> impl ServiceFactory<
+/// parser then refuses garbage). A graceful stop (`stop`) ends the wait at
+/// once, as it ends an idle keep-alive connection: a silent client does
+/// not hold the server's stop for the rest of the limit.
+pub(crate) fn plain(
+    stop: GracefulShutdownSignal,
+) -> impl ServiceFactory<
     TcpStream,
     Config = (),
     Response = Opened<TcpStream>,
     Error = DispatchError,
     InitError = (),
 > {
-    fn_service(|io: TcpStream| async move {
-        let mut first = [0u8; 12];
-        tokio::time::timeout(REQUEST_HEAD_WITHIN, io.peek(&mut first))
-            .await
-            .map_err(|_| DispatchError::SlowRequestTimeout)??;
-        let speaks = if &first == H2_PREFACE {
-            Speaks::Http2
-        } else {
-            Speaks::Http1
-        };
-        // As actix does: a socket that refuses it is about to fail anyway.
-        let _ = io.set_nodelay(true);
-        let peer = io.peer_addr().ok();
-        Ok((io, speaks, peer))
+    fn_service(move |io: TcpStream| {
+        let stop = stop.clone();
+        async move {
+            let mut first = [0u8; 12];
+            tokio::select! {
+                peeked = tokio::time::timeout(REQUEST_HEAD_WITHIN, io.peek(&mut first)) => {
+                    peeked.map_err(|_| DispatchError::SlowRequestTimeout)??;
+                }
+                () = stop.notified() => {
+                    return Err(DispatchError::Io(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the server is stopping",
+                    )));
+                }
+            }
+            let speaks = if &first == H2_PREFACE {
+                Speaks::Http2
+            } else {
+                Speaks::Http1
+            };
+            // As actix does: a socket that refuses it is about to fail anyway.
+            let _ = io.set_nodelay(true);
+            let peer = io.peer_addr().ok();
+            Ok((io, speaks, peer))
+        }
     })
 }
 

@@ -136,7 +136,7 @@ pub(crate) fn bind(
         let settings = settings.clone();
         server = server
             .listen("http", plain, move || connection::Connections {
-                open: connection::plain(),
+                open: connection::plain(settings.shutdown.clone()),
                 h1: settings.http().h1(app(Port::Plain, http_addr)),
                 h2: settings.http().h2(app(Port::Plain, http_addr)),
             })

@@ -243,3 +243,24 @@ async fn a_connection_that_says_nothing_is_closed() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// A graceful stop does not wait for a client that connected and said
+/// nothing: the wait for its first bytes ends with the stop, as an idle
+/// keep-alive connection's does, instead of holding the stop for the rest
+/// of its 5 s.
+#[tokio::test]
+async fn a_silent_client_does_not_hold_the_stop() {
+    let server = start(|c| c.shutdown_timeout = Duration::from_secs(20));
+    let _silent = tokio::net::TcpStream::connect(server.http_addr)
+        .await
+        .unwrap();
+    // The server has accepted it and waits for its first bytes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    server.shutdown().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the stop waited {:?} for a silent client (its first-bytes limit is 5 s)",
+        started.elapsed()
+    );
+}
