@@ -134,8 +134,10 @@ fn handshake_failed(e: TlsError<io::Error, Infallible>) -> DispatchError {
     }
 }
 
-/// A port's service factory: its opening, then actix-http's HTTP/1.1 and
-/// HTTP/2 services (`HttpServiceBuilder::h1` / `h2`).
+/// A port's parts: its opening, then actix-http's HTTP/1.1 and HTTP/2
+/// services. As factories (`HttpServiceBuilder::h1` / `h2`) it is the
+/// port's service factory; a worker's [`Serve`] shares the services made
+/// from them.
 pub(crate) struct Connections<O, H1, H2> {
     pub open: O,
     pub h1: H1,
@@ -144,13 +146,7 @@ pub(crate) struct Connections<O, H1, H2> {
 
 /// One worker's services for a port.
 pub(crate) struct Serve<O, H1, H2> {
-    parts: Rc<Parts<O, H1, H2>>,
-}
-
-struct Parts<O, H1, H2> {
-    open: O,
-    h1: H1,
-    h2: H2,
+    parts: Rc<Connections<O, H1, H2>>,
 }
 
 impl<Io, O, H1, H2> ServiceFactory<TcpStream> for Connections<O, H1, H2>
@@ -162,27 +158,27 @@ where
         Response = Opened<Io>,
         Error = DispatchError,
         InitError = (),
+        Future: 'static,
+        Service: 'static,
     >,
-    O::Future: 'static,
-    O::Service: 'static,
     H1: ServiceFactory<
         (Io, Option<SocketAddr>),
         Config = (),
         Response = (),
         Error = DispatchError,
         InitError = (),
+        Future: 'static,
+        Service: 'static,
     >,
-    H1::Future: 'static,
-    H1::Service: 'static,
     H2: ServiceFactory<
         (Io, Option<SocketAddr>),
         Config = (),
         Response = (),
         Error = DispatchError,
         InitError = (),
+        Future: 'static,
+        Service: 'static,
     >,
-    H2::Future: 'static,
-    H2::Service: 'static,
 {
     type Response = ();
     type Error = DispatchError;
@@ -197,7 +193,7 @@ where
         let h2 = self.h2.new_service(());
         Box::pin(async move {
             Ok(Serve {
-                parts: Rc::new(Parts {
+                parts: Rc::new(Connections {
                     open: open.await?,
                     h1: h1.await?,
                     h2: h2.await?,
