@@ -17,7 +17,7 @@ use crate::broker::SharedFeed;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use crate::nofile::ConnectionBudget;
-use crate::state::{AppState, Info, Port, StreamHeaders};
+use crate::state::{AppState, Info, StreamHeaders};
 use crate::{chaos, connection, echo, routes, tls};
 
 /// Why the server could not start or stop cleanly.
@@ -86,9 +86,10 @@ pub(crate) fn bind(
     let chaos_app = chaos.clone();
     let workers = config.workers.unwrap_or_else(default_workers);
     // One App per port and protocol in each worker (four): they share the
-    // state, and `Port` tells h2 from h2c (`state::protocol_of`). So an App
-    // must stay stateless: state made in here would not be shared between
-    // a port's HTTP/1.1 and HTTP/2 connections.
+    // state, and their config says which port is TLS (`AppConfig::secure`
+    // tells h2 from h2c in `state::protocol_of`). So an App must stay
+    // stateless: state made in here would not be shared between a port's
+    // HTTP/1.1 and HTTP/2 connections.
     let app = move |port: Port, addr: SocketAddr| {
         let state = factory_cell
             .get()
@@ -98,7 +99,6 @@ pub(crate) fn bind(
             .app_data(state)
             .app_data(echo_clients.clone())
             .app_data(chaos_app.clone())
-            .app_data(port)
             .wrap(actix_web::middleware::from_fn(chaos::gate))
             .configure(routes::configure);
         // The app's own config, as `HttpServer` makes it: whether the port
@@ -199,6 +199,13 @@ pub(crate) fn bind(
             handle,
         },
     ))
+}
+
+/// Which port an App serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Plain,
+    Tls,
 }
 
 /// A listening socket, as actix's own bind makes it (`SO_REUSEADDR`, the

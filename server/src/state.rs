@@ -57,18 +57,10 @@ pub struct Info {
     pub open_files_limit: u64,
 }
 
-/// Which port a request came in on: each port's apps carry theirs as app
-/// data, so HTTP/2 over TLS (h2) and cleartext HTTP/2 (h2c) are told apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Port {
-    Plain,
-    Tls,
-}
-
 /// The protocol the server negotiated for this request.
 pub fn protocol_of(req: &HttpRequest) -> Protocol {
     match req.version() {
-        Version::HTTP_2 if req.app_data::<Port>() == Some(&Port::Tls) => Protocol::H2,
+        Version::HTTP_2 if req.app_config().secure() => Protocol::H2,
         Version::HTTP_2 => Protocol::H2c,
         _ => Protocol::Http1,
     }
