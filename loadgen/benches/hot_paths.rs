@@ -21,6 +21,13 @@
 //!   connection tasks do: into the connection's batch, and the batch into a
 //!   recorder shard (behind a mutex) when it is due (every 10 events here:
 //!   events 10 ms apart, a batch handed over at 100 ms).
+//! - `loadgen-sse-h1`: the same, from the bytes the server writes on
+//!   HTTP/1.1 (the frame as a chunk, framed by actix-http's codec): one
+//!   read's worth decoded by the HTTP/1.1 chunked decoder, then parsed and
+//!   recorded as on `loadgen-sse`. That is the whole of what the reader of
+//!   an `sse-h1` stream does per event in user space but the socket read
+//!   and the clock (`loadgen-sse` stays as it was, to compare with earlier
+//!   counts).
 //! - `loadgen-ws`: one unmasked text frame read by the load generator's
 //!   WebSocket reader (`WsStream`: its buffer, its frame parser, its clock
 //!   read per `read()`) from an in-memory socket, its text decoded in
@@ -43,7 +50,9 @@ use bytes::BytesMut;
 use futures_util::FutureExt as _;
 use loadgen::client::event_stream::EventStreamParser;
 use loadgen::client::MessageDecoder as _;
-use loadgen::client::{FeedEvents, FeedJson, Msg, RawEvent, SseDecode as _, WsIncoming, WsStream};
+use loadgen::client::{
+    ChunkedDecoder, FeedEvents, FeedJson, Msg, RawEvent, SseDecode as _, WsIncoming, WsStream,
+};
 use loadgen::measure::{Arrival, IdTracker, RecordBatch, Recorder};
 use server::event::encode_tick;
 use server::hub::{Hub, Item, LastId};
@@ -60,7 +69,9 @@ const TICK_NS: u64 = 10_000_000;
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let (Some(path), Some(events)) = (args.next(), args.next()) else {
-        eprintln!("usage: hot_paths server-sse|server-ws|loadgen-sse|loadgen-ws EVENTS");
+        eprintln!(
+            "usage: hot_paths server-sse|server-ws|loadgen-sse|loadgen-sse-h1|loadgen-ws EVENTS"
+        );
         std::process::exit(2);
     };
     let Ok(events) = events.parse::<u64>() else {
@@ -71,6 +82,7 @@ fn main() {
         "server-sse" => server_sse(events),
         "server-ws" => server_ws(events),
         "loadgen-sse" => loadgen_sse(events),
+        "loadgen-sse-h1" => loadgen_sse_h1(events),
         "loadgen-ws" => loadgen_ws(events),
         other => {
             eprintln!("unknown path {other:?}");
@@ -247,6 +259,64 @@ fn loadgen_sse(events: u64) -> u64 {
                     Err(e) => panic!("a tick decodes: {e}"),
                 })
                 .expect("a well-formed frame");
+            while let Some(msg) = pending.pop_front() {
+                recorded += record(&shard, &mut conn, msg);
+            }
+        }
+        recorded
+    })
+}
+
+fn loadgen_sse_h1(events: u64) -> u64 {
+    // Each frame as the server writes it on HTTP/1.1: a chunk, framed by
+    // actix-http's codec (as on `server-sse`), one read's worth each.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut codec =
+        tokio::task::LocalSet::new().block_on(&rt, async { actix_http::h1::Codec::default() });
+    let mut head = BytesMut::new();
+    codec
+        .encode(
+            actix_http::h1::Message::Item((
+                HttpResponse::Ok().finish().drop_body().into(),
+                BodySize::Stream,
+            )),
+            &mut head,
+        )
+        .expect("a response head encodes");
+    let reads: Vec<bytes::Bytes> = ticks(events)
+        .map(|t| {
+            let mut chunk = BytesMut::new();
+            codec
+                .encode(actix_http::h1::Message::Chunk(Some(t.sse)), &mut chunk)
+                .expect("a chunk encodes");
+            chunk.freeze()
+        })
+        .collect();
+    let shard = Mutex::new(Recorder::with_start_unix_ns(T0_NS));
+    let mut conn = Connection::default();
+    let mut body = ChunkedDecoder::default();
+    let mut parser = EventStreamParser::new();
+    let mut decode = FeedEvents(Arc::new(FeedJson));
+    let mut pending = VecDeque::new();
+    counted(|| {
+        let mut recorded = 0;
+        for (i, read) in reads.iter().enumerate() {
+            let recv = T0_NS + (i as u64 + 1) * TICK_NS + 1_000_000;
+            let mut parsed = Ok(());
+            body.decode(read, |data| {
+                if parsed.is_ok() {
+                    parsed = parser.feed(data, |item| match decode.item(item, recv) {
+                        Ok(Some(msg)) => pending.push_back(msg),
+                        Ok(None) => {}
+                        Err(e) => panic!("a tick decodes: {e}"),
+                    });
+                }
+            })
+            .expect("a well-formed chunk");
+            parsed.expect("a well-formed frame");
             while let Some(msg) = pending.pop_front() {
                 recorded += record(&shard, &mut conn, msg);
             }

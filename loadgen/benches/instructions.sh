@@ -18,7 +18,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/results/reference/instructions.json}
 SMALL=${SMALL:-2000}
 LARGE=${LARGE:-12000}
-paths=(server-sse server-ws loadgen-sse loadgen-ws)
+paths=(server-sse server-ws loadgen-sse loadgen-sse-h1 loadgen-ws)
 
 command -v valgrind >/dev/null || {
     echo "valgrind is missing (install: apt-get install -y valgrind)" >&2

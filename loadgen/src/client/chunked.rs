@@ -96,6 +96,11 @@ impl ChunkedDecoder {
                 };
                 continue;
             }
+            if let Some((next, taken)) = whole_size_line(self.state, &input[at..]) {
+                self.state = next;
+                at += taken;
+                continue;
+            }
             self.state = self.step(input[at])?;
             at += 1;
         }
@@ -155,6 +160,41 @@ impl ChunkedDecoder {
     }
 }
 
+/// The common case between two chunks in one go, where the byte-wise
+/// [`step`](ChunkedDecoder::step) would cost a call per byte: the CRLF
+/// after the previous chunk's data (when it is due), a size line of hex
+/// digits alone, and its CRLF, all within `input`. Returns the state after
+/// them and how many bytes they took, or `None` to leave anything else (a
+/// line split across reads, whitespace, an extension, a size of 16 digits
+/// or more, garbage) to the byte-wise machine from the same state, once the
+/// CRLF after the data, when whole, is taken: either way the body decodes
+/// to the same state and data.
+fn whole_size_line(state: State, input: &[u8]) -> Option<(State, usize)> {
+    let start = match state {
+        State::DataCr if input.starts_with(b"\r\n") => 2,
+        State::Size { size: 0, digits: 0 } => 0,
+        _ => return None,
+    };
+    let mut at = start;
+    let mut size = 0u64;
+    while let Some(digit) = input.get(at).and_then(|&b| char::from(b).to_digit(16)) {
+        if at - start == 15 {
+            return None;
+        }
+        size = size << 4 | u64::from(digit);
+        at += 1;
+    }
+    if at == start || input.get(at..at + 2) != Some(&b"\r\n"[..]) {
+        // The CRLF after the data is taken anyway: a read often ends there.
+        return (start == 2).then_some((State::Size { size: 0, digits: 0 }, 2));
+    }
+    let next = match size {
+        0 => State::Trailer { len: 0 },
+        left => State::Data { left },
+    };
+    Some((next, at + 2))
+}
+
 /// A byte after a chunk size's last digit: whitespace, the start of an
 /// extension, or the line's CR.
 fn after_size(size: u64, byte: u8) -> Result<State, FramingError> {
@@ -192,6 +232,19 @@ mod tests {
     }
 
     #[test]
+    fn size_lines_read_in_one_go_or_byte_by_byte_agree() {
+        // Whitespace, an extension, 16 digits and a zero-padded size fall
+        // back to the byte-wise machine; plain sizes are read in one go.
+        let body = b"3\r\nabc\r\n2 \r\nde\r\n1;x=y\r\nf\r\n000000000000000000002\r\ngh\r\n00a\r\n0123456789\r\n0\r\n\r\n";
+        let want = &b"abcdefgh0123456789"[..];
+        let (data, done) = decode_all([&body[..]]).unwrap();
+        assert_eq!((&data[..], done), (want, true));
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        let (data, done) = decode_all(bytes).unwrap();
+        assert_eq!((&data[..], done), (want, true));
+    }
+
+    #[test]
     fn an_unfinished_body_is_not_done() {
         let (data, done) = decode_all([&b"3\r\nabc\r\n4\r\nde"[..]]).unwrap();
         assert_eq!(data, b"abcde");
@@ -207,6 +260,16 @@ mod tests {
             (b"3\rX", FramingError::ChunkSize { byte: b'X' }),
             (b"3\r\nabcX", FramingError::NoCrlfAfterData { byte: b'X' }),
             (b"11111111111111111\r\n", FramingError::ChunkTooLarge),
+            // The same after a whole chunk, where the size line is read in
+            // one go when it is well formed.
+            (b"1\r\na\r\nzz\r\n", FramingError::ChunkSize { byte: b'z' }),
+            (b"1\r\na\r\n\r\n", FramingError::NoDigits),
+            (b"1\r\na\r\n2x\r\n", FramingError::ChunkSize { byte: b'x' }),
+            (b"1\r\na\nX", FramingError::NoCrlfAfterData { byte: b'\n' }),
+            (
+                b"1\r\na\r\n11111111111111111\r\n",
+                FramingError::ChunkTooLarge,
+            ),
         ] {
             assert_eq!(decode_all([body]), Err(want), "{body:?}");
         }

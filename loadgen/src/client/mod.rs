@@ -48,6 +48,7 @@ mod ws_frame;
 mod ws_handshake;
 
 pub use any_target::AnyTarget;
+pub use chunked::{ChunkedDecoder, FramingError};
 pub use dial::{check_alpn, Dialer, SocketHook, SourceAddresses};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::{within, ClientError, ErrorKind};
