@@ -2,6 +2,7 @@
 //! or a loud SKIPPED when Node or its packages are missing (a failure when
 //! `WORKBENCH_REQUIRE_NODE=1`).
 
+use std::io::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -23,7 +24,11 @@ pub fn available(test: &str) -> bool {
             if std::env::var("WORKBENCH_REQUIRE_NODE").is_ok_and(|v| v == "1") {
                 panic!("{test}: WORKBENCH_REQUIRE_NODE=1 but {why}");
             }
-            eprintln!("SKIPPED: {test}: {why} (install: {NODE_INSTALL})");
+            // Straight to stderr: the harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {test}: {why} (install: {NODE_INSTALL})"
+            );
             false
         }
     }

@@ -4,6 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
+use std::io::Write as _;
 use tokio::net::TcpStream;
 
 use super::{wrap, ChildServer, Feed, Response, Wire, Ws};
@@ -78,7 +79,9 @@ pub fn redis_or_skip(test: &str) -> Option<server::redis_process::RedisProcess> 
         Err(RedisProcessError::NotInstalled)
             if std::env::var("WORKBENCH_REQUIRE_REDIS").as_deref() != Ok("1") =>
         {
-            eprintln!(
+            // Straight to stderr: the harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED: {test}: redis-server is not installed (install: apt-get install -y redis-server)"
             );
             None
