@@ -8,7 +8,10 @@
 #   loadgen/benches/floor.sh [CONNECTIONS RATE SECONDS ROUNDS]   (default: 1000 100 10 2)
 #
 # Prints, for each round, client CPU per event, server CPU per event and
-# their ratio for the floor and for `loadgen run --wire sse-h1`. The
+# their ratio for the floor and for `loadgen run --wire sse-h1`, the
+# floor's `recv` calls per event (1.00: one event per read, as the load
+# generator reads when it keeps up; fewer would flatter the floor) and the
+# load generator's client CPU per event over the floor's. The
 # server is `loadgen serve` (HTTP/1.1 on loopback, no TLS), started here
 # and stopped at the end, also on failure. CPU time on shared cores is
 # noisy: compare the two readers within a round, and run it on a quiet
@@ -38,7 +41,7 @@ for line in sys.stdin:
 work=$(mktemp -d)
 server=""
 cleanup() {
-    exec 4>&- 2>/dev/null || true
+    exec 4>&- || true
     [ -n "$server" ] && kill "$server" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$work"
@@ -53,8 +56,14 @@ server=$!
 exec 4>"$work/stdin"
 for _ in $(seq 100); do
     [ -s "$work/server.json" ] && break
+    kill -0 "$server" 2>/dev/null || break
     sleep 0.1
 done
+[ -s "$work/server.json" ] || {
+    echo "the feed server did not start: its log follows" >&2
+    cat "$work/server.log" >&2
+    exit 1
+}
 http=$(python3 -c 'import json,sys
 print(json.loads(open(sys.argv[1]).readline())["http_addr"])' "$work/server.json")
 
@@ -63,8 +72,10 @@ for round in $(seq "$ROUNDS"); do
     "$floor" "$http" "$CONNECTIONS" "$SECONDS_HELD" "$server" >"$work/floor.json"
     python3 -c 'import json,sys
 d = json.load(open(sys.argv[1]))
-print("round %s  floor    %6.2f / %6.2f us  ratio %.2f  (%d events)" % (sys.argv[2],
-      d["client_cpu_us_per_event"], d["server_cpu_us_per_event"], d["ratio"], d["events"]))' \
+warn = "" if d["reads_per_event"] >= 0.98 else "  FELL BEHIND: several events per read"
+print("round %s  floor    %6.2f / %6.2f us  ratio %.2f  (%d events, %.2f reads per event)%s" % (sys.argv[2],
+      d["client_cpu_us_per_event"], d["server_cpu_us_per_event"], d["ratio"], d["events"],
+      d["reads_per_event"], warn))' \
         "$work/floor.json" "$round"
     "$exe" run --target "http://$http" --wire sse-h1 \
         --connections "$CONNECTIONS" --duration "${SECONDS_HELD}s" --quiet \
@@ -75,9 +86,15 @@ print("round %s  floor    %6.2f / %6.2f us  ratio %.2f  (%d events)" % (sys.argv
     }
     python3 -c 'import json,sys
 d = json.load(open(sys.argv[1]))
+floor = json.load(open(sys.argv[3]))
 w = d["scenarios"][0]["wires"][0]
-s, l = w["server"]["cpu_us_per_event"], w["loadgen"]["cpu_us_per_event"]
-print("round %s  loadgen  %6.2f / %6.2f us  ratio %.2f  (%d events%s)" % (sys.argv[2], l, s, l / s,
-      w["events_in_hold"], "" if d["complete"] and not w["lost"] else ", INCOMPLETE OR LOST"))' \
-        "$work/run-$round/result.json" "$round"
+server, loadgen = w.get("server") or {}, w.get("loadgen") or {}
+s, l = server.get("cpu_us_per_event"), loadgen.get("cpu_us_per_event")
+if not s or not l:
+    sys.exit("round %s: the run has no CPU figures: %s" % (sys.argv[2], d.get("problems")))
+print("round %s  loadgen  %6.2f / %6.2f us  ratio %.2f  (%d events%s); its client CPU per event %.2f x the floor'"'"'s" % (
+      sys.argv[2], l, s, l / s, w["events_in_hold"],
+      "" if d["complete"] and not w["lost"] else ", INCOMPLETE OR LOST",
+      l / floor["client_cpu_us_per_event"]))' \
+        "$work/run-$round/result.json" "$round" "$work/floor.json"
 done

@@ -4,13 +4,18 @@
 //!
 //! `floor_client HOST:PORT CONNECTIONS SECONDS SERVER_PID` opens
 //! CONNECTIONS streams on `/sse`, waits until each has had its first bytes,
-//! then for SECONDS counts events (`\n\n`, the end of an SSE event) and
-//! reads its own CPU time and the server's from procfs. It prints one JSON
-//! line.
+//! then for SECONDS counts events (`\n\n`, the end of an SSE event), its
+//! `recv` and `epoll_wait` calls, and reads its own CPU time and the
+//! server's from procfs. It prints one JSON line.
 //!
 //! What it does per event is what the kernel needs and no more: one
 //! edge-triggered readiness from epoll (mio), one `recv` into one buffer
-//! shared by every connection, and a scan for the event's end. It does not
+//! shared by every connection, and a scan for the event's end. The buffer
+//! is 1 KiB, the load generator's resting read size, and `reads_per_event`
+//! in the output shows whether it read one event per `recv` as the load
+//! generator does when it keeps up (a reader that falls behind reads
+//! several events per `recv`, which costs less per event: the figure would
+//! then flatter the floor). It does not
 //! decode the chunked framing, parse the event, read a clock or record
 //! anything, and it runs on one thread with no task runtime. So its CPU per
 //! event is the kernel's receive path (the copy, the ACK, epoll) plus a
@@ -27,6 +32,8 @@ use mio::{Events, Interest, Poll, Token};
 const OPEN_WITHIN: Duration = Duration::from_secs(60);
 /// Settling time after every stream has started, before the count.
 const SETTLE: Duration = Duration::from_secs(1);
+/// The load generator's resting read size.
+const READ_SIZE: usize = 1024;
 
 struct Stream {
     socket: mio::net::TcpStream,
@@ -56,14 +63,22 @@ fn run() -> Result<(), String> {
     if !addr.ip().is_loopback() {
         return Err(format!("{addr} is not a loopback address"));
     }
-    let connections: usize = connections
-        .parse()
-        .map_err(|e| format!("CONNECTIONS {connections:?}: {e}"))?;
-    let hold = Duration::from_secs_f64(
-        seconds
-            .parse::<f64>()
-            .map_err(|e| format!("SECONDS {seconds:?}: {e}"))?,
-    );
+    let connections: usize = match connections.parse() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            return Err(format!(
+                "CONNECTIONS must be a positive whole number, not {connections:?}"
+            ))
+        }
+    };
+    let hold = match seconds.parse::<f64>().map(Duration::try_from_secs_f64) {
+        Ok(Ok(hold)) if hold > Duration::ZERO && hold < Duration::from_secs(3600) => hold,
+        _ => {
+            return Err(format!(
+                "SECONDS must be more than 0 and less than 3600, not {seconds:?}"
+            ))
+        }
+    };
     let server = ProcessProbe::new(
         server_pid
             .parse()
@@ -96,8 +111,10 @@ fn run() -> Result<(), String> {
     }
 
     let mut events = Events::with_capacity(1024);
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; READ_SIZE];
     let mut received = 0u64;
+    let mut recvs = 0u64;
+    let mut waits = 0u64;
     let mut started = 0usize;
     let open_by = Instant::now() + OPEN_WITHIN;
     let mut phase = Phase::Opening;
@@ -116,13 +133,21 @@ fn run() -> Result<(), String> {
                     ))
                 }
                 Phase::Settling(_) => {
-                    before = Some((read(&own)?, read(&server)?, received, Instant::now()));
+                    before = Some(Counts {
+                        own: read(&own)?,
+                        server: read(&server)?,
+                        events: received,
+                        recvs,
+                        waits,
+                        at: Instant::now(),
+                    });
                     phase = Phase::Counting(now + hold);
                 }
                 Phase::Counting(_) => break,
             }
             continue;
         }
+        waits += 1;
         match poll.poll(&mut events, Some(deadline - now)) {
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             other => other.map_err(|e| format!("epoll: {e}"))?,
@@ -131,6 +156,7 @@ fn run() -> Result<(), String> {
             let i = event.token().0;
             let stream = &mut streams[i];
             loop {
+                recvs += 1;
                 match stream.socket.read(&mut buf) {
                     Ok(0) => return Err(format!("the server closed stream {i}")),
                     Ok(n) => {
@@ -159,23 +185,40 @@ fn run() -> Result<(), String> {
             }
         }
     }
-    let (own0, server0, received0, t0) = before.expect("counting started before it ended");
+    let start = before.expect("counting started before it ended");
     let (own1, server1) = (read(&own)?, read(&server)?);
-    let events = received - received0;
+    let events = received - start.events;
     if events == 0 {
         return Err("no event arrived while counting".into());
+    }
+    if server1.cpu_us == start.server.cpu_us {
+        return Err(
+            "the server used no CPU time while counting (is SERVER_PID the server?)".into(),
+        );
     }
     let per_event = |a: ProcessFigures, b: ProcessFigures| {
         b.cpu_us.saturating_sub(a.cpu_us) as f64 / events as f64
     };
-    let client = per_event(own0, own1);
-    let server = per_event(server0, server1);
+    let client = per_event(start.own, own1);
+    let server = per_event(start.server, server1);
+    let reads_per_event = (recvs - start.recvs) as f64 / events as f64;
+    let events_per_wait = events as f64 / (waits - start.waits).max(1) as f64;
     println!(
-        "{{\"connections\":{connections},\"seconds\":{:.2},\"events\":{events},\"client_cpu_us_per_event\":{client:.3},\"server_cpu_us_per_event\":{server:.3},\"ratio\":{:.3}}}",
-        t0.elapsed().as_secs_f64(),
+        "{{\"connections\":{connections},\"seconds\":{:.2},\"events\":{events},\"reads_per_event\":{reads_per_event:.3},\"events_per_epoll_wait\":{events_per_wait:.1},\"client_cpu_us_per_event\":{client:.3},\"server_cpu_us_per_event\":{server:.3},\"ratio\":{:.3}}}",
+        start.at.elapsed().as_secs_f64(),
         client / server
     );
     Ok(())
+}
+
+/// What was counted when the count started.
+struct Counts {
+    own: ProcessFigures,
+    server: ProcessFigures,
+    events: u64,
+    recvs: u64,
+    waits: u64,
+    at: Instant,
 }
 
 #[derive(Clone, Copy)]

@@ -24,10 +24,12 @@
 //! - `loadgen-sse-h1`: the same, from the bytes the server writes on
 //!   HTTP/1.1 (the frame as a chunk, framed by actix-http's codec): one
 //!   read's worth decoded by the HTTP/1.1 chunked decoder, then parsed and
-//!   recorded as on `loadgen-sse`. That is the whole of what the reader of
-//!   an `sse-h1` stream does per event in user space but the socket read
-//!   and the clock (`loadgen-sse` stays as it was, to compare with earlier
-//!   counts).
+//!   recorded as on `loadgen-sse` (which stays as it was, to compare with
+//!   earlier counts). Not in it: the reader's read-buffer bookkeeping per
+//!   read (`ReadBuffer`), `H1Body::decode`'s match on the framing and its
+//!   end-of-stream check, the `SseStream` loop around them, the socket
+//!   read and the clock; and each read holds exactly one chunk, as when the
+//!   reader keeps up.
 //! - `loadgen-ws`: one unmasked text frame read by the load generator's
 //!   WebSocket reader (`WsStream`: its buffer, its frame parser, its clock
 //!   read per `read()`) from an in-memory socket, its text decoded in
@@ -276,6 +278,7 @@ fn loadgen_sse_h1(events: u64) -> u64 {
         .expect("a runtime");
     let mut codec =
         tokio::task::LocalSet::new().block_on(&rt, async { actix_http::h1::Codec::default() });
+    // The response head puts the codec in chunked mode for the body.
     let mut head = BytesMut::new();
     codec
         .encode(

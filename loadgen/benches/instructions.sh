@@ -85,10 +85,10 @@ os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
 with open(out, "w") as f:
     json.dump(doc, f, indent=2)
     f.write("\n")
-print(f"{'path':<12} {'instr/event':>12} {'before':>12} {'change':>8}")
+print(f"{'path':<15} {'instr/event':>12} {'before':>12} {'change':>8}")
 for name, v in paths.items():
     now, was = v["instructions_per_event"], previous.get(name)
     change = f"{(now - was) / was * 100:+.1f} %" if was else "-"
-    print(f"{name:<12} {now:>12.1f} {was if was is not None else '-':>12} {change:>8}")
+    print(f"{name:<15} {now:>12.1f} {was if was is not None else '-':>12} {change:>8}")
 print(f"written to {out} (commit {commit[:12]}{', with uncommitted changes' if dirty == 'true' else ''})")
 PY
