@@ -32,8 +32,9 @@ pub struct ServerConfig {
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Where to write the generated certificate (default: a file in the
-    /// system temp directory named after the TLS port; the path is printed).
+    /// Where to write the generated certificate (default:
+    /// sse-ws-workbench/cert-<pid>-<n>.pem in the system temp directory;
+    /// the path is printed).
     #[arg(long)]
     pub cert_out: Option<PathBuf>,
 

@@ -15,7 +15,9 @@ use crate::scenarios::Extra;
 /// Where a scenario beyond the feed writes, and which server it loads.
 #[derive(Debug, Args)]
 pub struct ExtraOut {
-    /// Wires to run, comma-separated: sse-h1, sse-h2, sse-h2c, ws-h1, or all.
+    /// Wires to run, comma-separated: sse-h1, sse-h2, sse-h2c, ws-h1, or all
+    /// (those four), and ws-h2 or ws-h2c (WebSocket over HTTP/2, RFC 8441)
+    /// against a server or edge that offers it.
     #[arg(long, default_value = "all", value_parser = parse_wires)]
     pub wire: WireList,
     /// Where to write result.json (default: results/<timestamp>-<scenario>/).

@@ -32,7 +32,9 @@ pub fn parse_stacks(s: &str) -> Result<StackList, String> {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Wires to run, comma-separated: sse-h1, sse-h2, sse-h2c, ws-h1, or all.
+    /// Wires to run, comma-separated: sse-h1, sse-h2, sse-h2c, ws-h1, or all
+    /// (those four), and ws-h2 or ws-h2c (WebSocket over HTTP/2, RFC 8441)
+    /// against a server or edge that offers it.
     #[arg(long, default_value = "all", value_parser = parse_wires)]
     pub wire: WireList,
     /// Connections per wire.
