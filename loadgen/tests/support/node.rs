@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
 
-use loadgen::run::stacks::{node_baseline, BaselineReady, NODE_INSTALL};
+use loadgen::run::stacks::{node_baseline, BaselineReady};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 pub struct NodeServer {
@@ -25,10 +25,7 @@ pub fn available(test: &str) -> bool {
                 panic!("{test}: WORKBENCH_REQUIRE_NODE=1 but {why}");
             }
             // Straight to stderr: the harness captures `eprintln!` of passing tests.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {test}: {why} (install: {NODE_INSTALL})"
-            );
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
             false
         }
     }
