@@ -27,16 +27,7 @@ cd "$root"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo build --release -p loadgen >&2
 exe=$root/target/release/loadgen
-floor=$(cargo bench -p loadgen --bench floor_client --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "floor_client" and m.get("executable"):
-        print(m["executable"])')
-[ -x "$floor" ] || {
-    echo "could not build the floor client (cargo bench -p loadgen --bench floor_client --no-run)" >&2
-    exit 1
-}
+floor=$(loadgen/benches/bench_executable.sh floor_client)
 
 work=$(mktemp -d)
 server=""

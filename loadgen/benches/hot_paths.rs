@@ -242,28 +242,60 @@ fn record(shard: &Mutex<Recorder>, conn: &mut Connection, msg: Msg) -> u64 {
     1
 }
 
+/// The SSE side of a reader: the event-stream parser, the feed's decoder
+/// and the recording, as the connection tasks have them.
+struct SseReader {
+    shard: Mutex<Recorder>,
+    conn: Connection,
+    parser: EventStreamParser,
+    decode: FeedEvents,
+    pending: VecDeque<Msg>,
+}
+
+impl SseReader {
+    fn new() -> Self {
+        SseReader {
+            shard: Mutex::new(Recorder::with_start_unix_ns(T0_NS)),
+            conn: Connection::default(),
+            parser: EventStreamParser::new(),
+            decode: FeedEvents(Arc::new(FeedJson)),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Parses one run of event-stream bytes received at `recv` and records
+    /// its events; how many.
+    #[inline(always)]
+    fn read(&mut self, data: &[u8], recv: u64) -> u64 {
+        let (decode, pending) = (&mut self.decode, &mut self.pending);
+        self.parser
+            .feed(data, |item| match decode.item(item, recv) {
+                Ok(Some(msg)) => pending.push_back(msg),
+                Ok(None) => {}
+                Err(e) => panic!("a tick decodes: {e}"),
+            })
+            .expect("a well-formed frame");
+        let mut recorded = 0;
+        while let Some(msg) = self.pending.pop_front() {
+            recorded += record(&self.shard, &mut self.conn, msg);
+        }
+        recorded
+    }
+}
+
+/// When the `i`th event (from 0) is received: 1 ms after it was sent.
+fn received_at(i: u64) -> u64 {
+    T0_NS + (i + 1) * TICK_NS + 1_000_000
+}
+
 fn loadgen_sse(events: u64) -> u64 {
     // The frames are made first: the loop counts the reading side only.
     let frames: Vec<bytes::Bytes> = ticks(events).map(|t| t.sse).collect();
-    let shard = Mutex::new(Recorder::with_start_unix_ns(T0_NS));
-    let mut conn = Connection::default();
-    let mut parser = EventStreamParser::new();
-    let mut decode = FeedEvents(Arc::new(FeedJson));
-    let mut pending = VecDeque::new();
+    let mut reader = SseReader::new();
     counted(|| {
         let mut recorded = 0;
         for (i, frame) in frames.iter().enumerate() {
-            let recv = T0_NS + (i as u64 + 1) * TICK_NS + 1_000_000;
-            parser
-                .feed(frame, |item| match decode.item(item, recv) {
-                    Ok(Some(msg)) => pending.push_back(msg),
-                    Ok(None) => {}
-                    Err(e) => panic!("a tick decodes: {e}"),
-                })
-                .expect("a well-formed frame");
-            while let Some(msg) = pending.pop_front() {
-                recorded += record(&shard, &mut conn, msg);
-            }
+            recorded += reader.read(frame, received_at(i as u64));
         }
         recorded
     })
@@ -298,31 +330,14 @@ fn loadgen_sse_h1(events: u64) -> u64 {
             chunk.freeze()
         })
         .collect();
-    let shard = Mutex::new(Recorder::with_start_unix_ns(T0_NS));
-    let mut conn = Connection::default();
     let mut body = ChunkedDecoder::default();
-    let mut parser = EventStreamParser::new();
-    let mut decode = FeedEvents(Arc::new(FeedJson));
-    let mut pending = VecDeque::new();
+    let mut reader = SseReader::new();
     counted(|| {
         let mut recorded = 0;
         for (i, read) in reads.iter().enumerate() {
-            let recv = T0_NS + (i as u64 + 1) * TICK_NS + 1_000_000;
-            let mut parsed = Ok(());
-            body.decode(read, |data| {
-                if parsed.is_ok() {
-                    parsed = parser.feed(data, |item| match decode.item(item, recv) {
-                        Ok(Some(msg)) => pending.push_back(msg),
-                        Ok(None) => {}
-                        Err(e) => panic!("a tick decodes: {e}"),
-                    });
-                }
-            })
-            .expect("a well-formed chunk");
-            parsed.expect("a well-formed frame");
-            while let Some(msg) = pending.pop_front() {
-                recorded += record(&shard, &mut conn, msg);
-            }
+            let recv = received_at(i as u64);
+            body.decode(read, |data| recorded += reader.read(data, recv))
+                .expect("a well-formed chunk");
         }
         recorded
     })
@@ -377,7 +392,7 @@ fn loadgen_ws(events: u64) -> u64 {
     counted(|| {
         let mut recorded = 0;
         for i in 0..events {
-            let recv = T0_NS + (i + 1) * TICK_NS + 1_000_000;
+            let recv = received_at(i);
             let next = ws.next().now_or_never().expect("memory is always ready");
             let text = match next.expect("a well-formed frame") {
                 Some(WsIncoming::Text(text)) => text,

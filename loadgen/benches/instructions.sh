@@ -25,16 +25,7 @@ command -v valgrind >/dev/null || {
     exit 1
 }
 cd "$root"
-exe=$(cargo bench -p loadgen --bench hot_paths --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "hot_paths" and m.get("executable"):
-        print(m["executable"])')
-[ -x "$exe" ] || {
-    echo "could not build the hot_paths bench (cargo bench -p loadgen --bench hot_paths --no-run)" >&2
-    exit 1
-}
+exe=$(loadgen/benches/bench_executable.sh hot_paths)
 
 # Instructions inside the per-event loop (hot_paths.rs's `counted`) of one
 # run, as callgrind's summary says.
