@@ -102,23 +102,8 @@ fn server_sse(events: u64) -> u64 {
     let mut tally = hub
         .stats
         .open_stream(Wire::new(Transport::Sse, Protocol::Http1));
-    // actix-http's codec config starts its date updater on a local set;
-    // the loop then runs outside any runtime (no budget, no yield), so the
-    // updater never runs inside it.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let mut codec =
-        tokio::task::LocalSet::new().block_on(&rt, async { actix_http::h1::Codec::default() });
     let mut write_buf = BytesMut::with_capacity(8 * 1024);
-    let head = HttpResponse::Ok().finish().drop_body();
-    codec
-        .encode(
-            actix_http::h1::Message::Item((head.into(), BodySize::Stream)),
-            &mut write_buf,
-        )
-        .expect("a response head encodes");
+    let mut codec = streaming_codec(&mut write_buf);
     counted(|| {
         let mut written = 0;
         for id in 1..=events {
@@ -202,6 +187,28 @@ fn server_ws(events: u64) -> u64 {
 #[inline(never)]
 fn counted<T>(per_event_loop: impl FnOnce() -> T) -> T {
     std::hint::black_box(per_event_loop())
+}
+
+/// actix-http's HTTP/1.1 codec with a streamed response's head encoded
+/// into `head`: the chunks it encodes next are framed as the server frames
+/// an SSE body. The codec's config starts its date updater on a local set;
+/// the loops run outside any runtime (no budget, no yield), so the updater
+/// never runs inside them.
+fn streaming_codec(head: &mut BytesMut) -> actix_http::h1::Codec {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut codec =
+        tokio::task::LocalSet::new().block_on(&rt, async { actix_http::h1::Codec::default() });
+    let response = HttpResponse::Ok().finish().drop_body();
+    codec
+        .encode(
+            actix_http::h1::Message::Item((response.into(), BodySize::Stream)),
+            head,
+        )
+        .expect("a response head encodes");
+    codec
 }
 
 /// One tick as the server writes it, both wires.
@@ -304,23 +311,8 @@ fn loadgen_sse(events: u64) -> u64 {
 fn loadgen_sse_h1(events: u64) -> u64 {
     // Each frame as the server writes it on HTTP/1.1: a chunk, framed by
     // actix-http's codec (as on `server-sse`), one read's worth each.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let mut codec =
-        tokio::task::LocalSet::new().block_on(&rt, async { actix_http::h1::Codec::default() });
-    // The response head puts the codec in chunked mode for the body.
     let mut head = BytesMut::new();
-    codec
-        .encode(
-            actix_http::h1::Message::Item((
-                HttpResponse::Ok().finish().drop_body().into(),
-                BodySize::Stream,
-            )),
-            &mut head,
-        )
-        .expect("a response head encodes");
+    let mut codec = streaming_codec(&mut head);
     let reads: Vec<bytes::Bytes> = ticks(events)
         .map(|t| {
             let mut chunk = BytesMut::new();
