@@ -29,34 +29,12 @@ cargo build --release -p loadgen >&2
 exe=$root/target/release/loadgen
 floor=$(loadgen/benches/bench_executable.sh floor_client)
 
+# shellcheck source=feed_server.sh
+. loadgen/benches/feed_server.sh
 work=$(mktemp -d)
 server=""
-cleanup() {
-    exec 4>&- || true
-    [ -n "$server" ] && kill "$server" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The server stops when its stdin closes: a pipe this script holds open.
-mkfifo "$work/stdin"
-"$exe" serve --http 127.0.0.1:0 --no-tls --rate "$RATE" \
-    <"$work/stdin" >"$work/server.json" 2>"$work/server.log" &
-server=$!
-exec 4>"$work/stdin"
-for _ in $(seq 100); do
-    [ -s "$work/server.json" ] && break
-    kill -0 "$server" 2>/dev/null || break
-    sleep 0.1
-done
-[ -s "$work/server.json" ] || {
-    echo "the feed server did not start: its log follows" >&2
-    cat "$work/server.log" >&2
-    exit 1
-}
-http=$(python3 -c 'import json,sys
-print(json.loads(open(sys.argv[1]).readline())["http_addr"])' "$work/server.json")
+trap feed_server_stop EXIT
+feed_server_start "$exe" --http 127.0.0.1:0 --no-tls --rate "$RATE"
 
 echo "sse-h1, $CONNECTIONS connections x $RATE events/s, ${SECONDS_HELD}s counted; CPU per event, client / server"
 for round in $(seq "$ROUNDS"); do

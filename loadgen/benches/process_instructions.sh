@@ -42,29 +42,13 @@ else
     cargo build --release -p loadgen >&2
     exe=$root/target/release/loadgen
 fi
+# shellcheck source=feed_server.sh
+. loadgen/benches/feed_server.sh
 work=$(mktemp -d)
 server=""
-cleanup() {
-    exec 4>&- 2>/dev/null || true
-    [ -n "$server" ] && kill "$server" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The server stops when its stdin closes: a pipe this script holds open.
-mkfifo "$work/stdin"
-"$exe" serve --http 127.0.0.1:0 --https 127.0.0.1:0 --cert-out "$work/cert.pem" \
-    --rate "$RATE" <"$work/stdin" >"$work/server.json" 2>"$work/server.log" &
-server=$!
-exec 4>"$work/stdin"
-for _ in $(seq 100); do
-    [ -s "$work/server.json" ] && break
-    sleep 0.1
-done
-read -r http https < <(python3 -c 'import json,sys
-d = json.loads(open(sys.argv[1]).readline())
-print(d["http_addr"], d["https_addr"])' "$work/server.json")
+trap feed_server_stop EXIT
+feed_server_start "$exe" --http 127.0.0.1:0 --https 127.0.0.1:0 \
+    --cert-out "$work/cert.pem" --rate "$RATE"
 
 # Instructions and events in the hold of one run of `hold` seconds.
 count() {
