@@ -63,14 +63,32 @@ pub(super) struct BatchCounters {
 #[derive(Debug, Clone, Default)]
 pub struct RecordBatch {
     pub(super) counters: BatchCounters,
-    /// Receive time of every event (for the per-second series).
-    pub(super) recv_ns: [u64; BATCH_EVENTS],
-    /// Latency (ns) of the stamped events that came after their stamp.
-    pub(super) latency_ns: [u64; BATCH_EVENTS],
+    /// The three values an event leaves, interleaved: see [`Slot`].
+    pub(super) slots: [Slot; BATCH_EVENTS],
+    /// Slots whose `latency_ns` is set (the first ones).
     pub(super) latencies: usize,
-    /// Time since the connection's previous event (ns), for the events that had one.
-    pub(super) gap_ns: [u64; BATCH_EVENTS],
+    /// Slots whose `gap_ns` is set (the first ones).
     pub(super) gaps: usize,
+}
+
+/// What an event leaves in a batch, side by side: an event writes its three
+/// values into one slot (24 bytes, within one or two cache lines), where
+/// three arrays of [`BATCH_EVENTS`] took one line each. The batch lives in
+/// the connection's task, and with thousands of connections that task's
+/// lines are out of the cache when its next event comes: cachegrind counted
+/// about 38 first-level data-cache misses per event on sse-h1, three of them
+/// here. A latency or a gap is written at the next slot of its own count, so
+/// an event with no stamp, or a stream's first event (no gap), leaves the
+/// slot's other field for the next event; in the steady state every event
+/// fills one slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Slot {
+    /// Receive time (for the per-second series): one per event.
+    pub recv_ns: u64,
+    /// Latency (ns) of a stamped event that came after its stamp.
+    pub latency_ns: u64,
+    /// Time since the connection's previous event (ns).
+    pub gap_ns: u64,
 }
 
 impl RecordBatch {
@@ -113,7 +131,7 @@ impl RecordBatch {
             None => c.unstamped += 1,
             Some(sent) => match e.recv_unix_ns.checked_sub(sent) {
                 Some(ns) => {
-                    self.latency_ns[self.latencies] = ns;
+                    self.slots[self.latencies].latency_ns = ns;
                     self.latencies += 1;
                 }
                 None => {
@@ -127,12 +145,12 @@ impl RecordBatch {
             .replace(e.recv_unix_ns)
             .map(|previous| e.recv_unix_ns.saturating_sub(previous));
         if let Some(gap) = gap_ns {
-            self.gap_ns[self.gaps] = gap;
+            self.slots[self.gaps].gap_ns = gap;
             self.gaps += 1;
         }
-        self.recv_ns[n] = e.recv_unix_ns;
+        self.slots[n].recv_ns = e.recv_unix_ns;
         n + 1 == BATCH_EVENTS
-            || e.recv_unix_ns.saturating_sub(self.recv_ns[0]) >= FLUSH_AFTER_NS
+            || e.recv_unix_ns.saturating_sub(self.slots[0].recv_ns) >= FLUSH_AFTER_NS
             || gap_ns.is_none_or(|gap| gap >= FLUSH_AFTER_NS)
     }
 

@@ -134,18 +134,22 @@ impl Recorder {
         self.add_lost(b.lost_added);
         self.take_lost(b.lost_removed);
         let c = &mut self.counters;
-        for &ns in &batch.latency_ns[..batch.latencies] {
-            record_clamped(&mut self.latency_us, &mut c.clamped, ns / 1_000);
+        for slot in &batch.slots[..batch.latencies] {
+            record_clamped(
+                &mut self.latency_us,
+                &mut c.clamped,
+                slot.latency_ns / 1_000,
+            );
         }
-        for &ns in &batch.gap_ns[..batch.gaps] {
-            let gap_us = ns / 1_000;
+        for slot in &batch.slots[..batch.gaps] {
+            let gap_us = slot.gap_ns / 1_000;
             if gap_us > self.stall_after_us {
                 c.stalls += 1;
             }
             record_clamped(&mut self.arrival_gap_us, &mut c.clamped, gap_us);
         }
-        for &recv in &batch.recv_ns[..batch.len()] {
-            let second = recv.saturating_sub(self.start_unix_ns) / 1_000_000_000;
+        for slot in &batch.slots[..batch.len()] {
+            let second = slot.recv_ns.saturating_sub(self.start_unix_ns) / 1_000_000_000;
             match usize::try_from(second) {
                 Ok(second) if second < MAX_SECONDS => {
                     if second >= self.events_per_second.len() {
