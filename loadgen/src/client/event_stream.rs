@@ -472,6 +472,46 @@ mod tests {
         parse_chunks(bytes.chunks(1))
     }
 
+    /// A data line lying whole in its chunk is held, not copied
+    /// (`Fields::chunk_line`); a stream read one byte at a time copies every
+    /// line. Both must give the same items, whatever follows the held line.
+    #[test]
+    fn a_data_line_held_from_its_chunk_gives_what_copying_gives() {
+        let stream: &[u8] = b"data: one\nid: 7\nevent: e\n: c\nretry: 5\nx: y\n\n\
+                              data: a\ndata: b\n\ndata\n\ndata: \xff!\ndata: z\n\n\
+                              id: 8\ndata: held at the chunk's end\n";
+        let tail: &[u8] = b"data: then more\n\ndata: last\n\n";
+        let expected = vec![
+            Owned::Comment("c".into()),
+            Owned::Retry(5),
+            event("e", "one", Some("7")),
+            message("a\nb", Some("7")),
+            message("", Some("7")),
+            message("\u{fffd}!\nz", Some("7")),
+            message("held at the chunk's end\nthen more", Some("8")),
+            message("last", Some("8")),
+        ];
+        assert_eq!(parse_chunks([stream, tail]), expected);
+        let whole = [stream, tail].concat();
+        assert_eq!(parse(&whole), expected);
+        assert_eq!(parse_bytewise(&whole), expected);
+        // The data limit counts a held line as a copied one.
+        let mut parser = EventStreamParser::with_max_size(16);
+        let mut items = Vec::new();
+        parser
+            .feed(b"data:1234567\ndata:1234567\n\n", |i| {
+                items.push(Owned::from(i))
+            })
+            .expect("two lines of 7 bytes and their line ends fit in 16");
+        assert_eq!(
+            parser.feed(b"data:1234567\ndata:12345678\n\n", |i| {
+                items.push(Owned::from(i))
+            }),
+            Err(EventStreamError::EventTooLarge { limit: 16 })
+        );
+        assert_eq!(items, vec![message("1234567\n1234567", None)]);
+    }
+
     #[test]
     fn spec_stock_example_joins_data_lines() {
         let items = parse(b"data: YHOO\ndata: +2\ndata: 10\n\n");
