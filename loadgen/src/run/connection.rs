@@ -76,7 +76,10 @@ where
 {
     // Watched, not polled at every message: see `token_watch`.
     let mut stop = stop.map(TokenWatch::new);
-    let mut wake = wake.map(TokenWatch::new);
+    let mut wake = wake.map(|token| match &stop {
+        Some(stop) => TokenWatch::sharing(token, stop),
+        None => TokenWatch::new(token),
+    });
     let mut woken = false;
     loop {
         let next = tokio::select! {
