@@ -93,6 +93,16 @@ pub struct EventStreamParser {
     fields: Fields,
 }
 
+/// An event's data line and event type, borrowed from the chunk being fed
+/// instead of copied into [`Fields`]' buffers (see [`Fields::chunk_line`]).
+#[derive(Debug, Default)]
+struct Held<'c> {
+    /// The event's one data line so far; the data buffer is then empty.
+    data: Option<&'c str>,
+    /// The event's type, in place of the event type buffer.
+    event_type: Option<&'c str>,
+}
+
 /// The standard's per-stream buffers, apart from the line buffer so a line
 /// borrowed from [`EventStreamParser::partial`] can be applied to them.
 #[derive(Debug)]
@@ -187,8 +197,8 @@ impl EventStreamParser {
             }
         }
         let limit = self.fields.max_size;
-        // An event's one data line, borrowed from `chunk` (see `chunk_line`).
-        let mut held: Option<&str> = None;
+        // Field values borrowed from `chunk` (see `Fields::chunk_line`).
+        let mut held = Held::default();
         // memchr looks at a word of bytes at a time: a byte loop was a
         // quarter of the instructions per event (benches/hot_paths.rs).
         while let Some(end) = memchr::memchr2(b'\n', b'\r', rest) {
@@ -265,55 +275,81 @@ fn field(line: &[u8]) -> (&[u8], &[u8]) {
 
 impl Fields {
     /// [`line`](Self::line) for a line lying whole in the chunk being fed,
-    /// which outlives the loop over its lines: an event's first `data` line,
-    /// when it is valid UTF-8, is held as `held` (borrowed from the chunk)
-    /// rather than copied into the data buffer. The blank line that ends the
-    /// event dispatches it from there. A second `data` line, or the end of
-    /// the chunk ([`keep`](Self::keep)), copies it into the buffer first, so
-    /// the outcome is what copying at once gives. The feed's events have one
-    /// data line and arrive whole, so their data is never copied: one copy of
-    /// 100 bytes or more into a buffer of the connection's, whose cache lines
-    /// are cold by the time its next event comes.
+    /// which outlives the loop over its lines: an event's first `data` line
+    /// and its `event` line, when they are valid UTF-8, are held (borrowed
+    /// from the chunk) rather than copied into the buffers, and the blank
+    /// line that ends the event dispatches them from there. A second `data`
+    /// line, or the end of the chunk ([`keep`](Self::keep)), copies them into
+    /// the buffers first, so the outcome is what copying at once gives. The
+    /// feed's events have one data line and arrive whole, so neither is ever
+    /// copied: a copy is cheap, but it writes to a buffer of the
+    /// connection's, whose cache lines are cold by the time its next event
+    /// comes (cachegrind: a first-level miss or more per copy).
     fn chunk_line<'c>(
         &mut self,
         line: &'c [u8],
-        held: &mut Option<&'c str>,
+        held: &mut Held<'c>,
         on_item: &mut impl FnMut(Item<'_>),
     ) -> Result<(), EventStreamError> {
         if line.is_empty() {
-            match held.take() {
-                Some(data) => {
-                    emit(&self.event_type, &self.last_event_id, data, on_item);
-                    self.event_type.clear();
+            let event_type = held.event_type.take();
+            let event_type = event_type.unwrap_or(&self.event_type);
+            match held.data.take() {
+                Some(data) => emit(event_type, &self.last_event_id, data, on_item),
+                None if !self.data.is_empty() => {
+                    let data = self.data.strip_suffix('\n').unwrap_or(&self.data);
+                    emit(event_type, &self.last_event_id, data, on_item);
                 }
-                None => self.dispatch(on_item),
+                None => {}
             }
+            self.data.clear();
+            self.event_type.clear();
             return Ok(());
         }
         let (name, value) = field(line);
-        if name == b"data" {
-            if held.is_some() {
-                self.keep(held);
-            } else if self.data.is_empty() {
-                if let Ok(text) = std::str::from_utf8(value) {
-                    if text.len() + 1 > self.max_size {
-                        return Err(EventStreamError::EventTooLarge {
-                            limit: self.max_size,
-                        });
+        match name {
+            b"data" => {
+                if held.data.is_some() {
+                    self.keep_data(held);
+                } else if self.data.is_empty() {
+                    if let Ok(text) = std::str::from_utf8(value) {
+                        if text.len() + 1 > self.max_size {
+                            return Err(EventStreamError::EventTooLarge {
+                                limit: self.max_size,
+                            });
+                        }
+                        held.data = Some(text);
+                        return Ok(());
                     }
-                    *held = Some(text);
-                    return Ok(());
                 }
             }
+            b"event" => match std::str::from_utf8(value) {
+                Ok(text) => {
+                    held.event_type = Some(text);
+                    return Ok(());
+                }
+                // Decoded with replacement into the buffer, which it replaces.
+                Err(_) => held.event_type = None,
+            },
+            _ => {}
         }
         self.field(name, value, on_item)
     }
 
-    /// Copies a held data line (see [`chunk_line`](Self::chunk_line)) into
-    /// the data buffer, as [`line`](Self::line) would have; its size was
-    /// checked when it was held, with the buffer empty.
-    fn keep(&mut self, held: &mut Option<&str>) {
-        if let Some(text) = held.take() {
+    /// Copies what is held (see [`chunk_line`](Self::chunk_line)) into the
+    /// buffers, as [`line`](Self::line) would have.
+    fn keep(&mut self, held: &mut Held<'_>) {
+        self.keep_data(held);
+        if let Some(text) = held.event_type.take() {
+            self.event_type.clear();
+            self.event_type.push_str(text);
+        }
+    }
+
+    /// Copies a held data line into the data buffer; its size was checked
+    /// when it was held, with the buffer empty.
+    fn keep_data(&mut self, held: &mut Held<'_>) {
+        if let Some(text) = held.data.take() {
             self.data.push_str(text);
             self.data.push('\n');
         }
@@ -472,14 +508,17 @@ mod tests {
         parse_chunks(bytes.chunks(1))
     }
 
-    /// A data line lying whole in its chunk is held, not copied
+    /// A data or event line lying whole in its chunk is held, not copied
     /// (`Fields::chunk_line`); a stream read one byte at a time copies every
     /// line. Both must give the same items, whatever follows the held line.
     #[test]
-    fn a_data_line_held_from_its_chunk_gives_what_copying_gives() {
+    fn lines_held_from_their_chunk_give_what_copying_gives() {
         let stream: &[u8] = b"data: one\nid: 7\nevent: e\n: c\nretry: 5\nx: y\n\n\
                               data: a\ndata: b\n\ndata\n\ndata: \xff!\ndata: z\n\n\
-                              id: 8\ndata: held at the chunk's end\n";
+                              event: first\nevent: second\ndata: c\n\n\
+                              event: ok\nevent: \xff\ndata: d\n\nevent: unsent\n\n\
+                              event:\ndata: e\n\n\
+                              id: 8\nevent: kept\ndata: held at the chunk's end\n";
         let tail: &[u8] = b"data: then more\n\ndata: last\n\n";
         let expected = vec![
             Owned::Comment("c".into()),
@@ -488,7 +527,10 @@ mod tests {
             message("a\nb", Some("7")),
             message("", Some("7")),
             message("\u{fffd}!\nz", Some("7")),
-            message("held at the chunk's end\nthen more", Some("8")),
+            event("second", "c", Some("7")),
+            event("\u{fffd}", "d", Some("7")),
+            message("e", Some("7")),
+            event("kept", "held at the chunk's end\nthen more", Some("8")),
             message("last", Some("8")),
         ];
         assert_eq!(parse_chunks([stream, tail]), expected);
