@@ -96,6 +96,42 @@ enum Source {
     H1(H1Body),
 }
 
+/// Messages parsed and not yet returned, in order. A read brings one event
+/// as a rule, and its message waits here only until `next` returns it: so
+/// the first waits in the stream itself, and only a read of several events
+/// puts the others in a queue on the heap (allocated when first needed).
+/// The stream's own memory is already being read at that moment; the
+/// queue's buffer would be one more cache line per event, cold once
+/// thousands of connections take turns.
+struct Pending<T> {
+    first: Option<T>,
+    rest: VecDeque<T>,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Pending {
+            first: None,
+            rest: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    fn push(&mut self, msg: T) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(msg);
+        } else {
+            self.rest.push_back(msg);
+        }
+    }
+
+    /// The oldest message: `first` is older than anything in `rest`.
+    fn pop(&mut self) -> Option<T> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+}
+
 /// An open event stream.
 pub struct SseStream<D: SseDecode> {
     source: Source,
@@ -105,7 +141,7 @@ pub struct SseStream<D: SseDecode> {
     /// (in `pending`) have been: events before garbage still count.
     failed: Option<ClientError>,
     parser: EventStreamParser,
-    pending: VecDeque<D::Output>,
+    pending: Pending<D::Output>,
     decode: D,
     url: Arc<str>,
 }
@@ -140,7 +176,7 @@ impl<D: SseDecode> SseStream<D> {
             ended: false,
             failed: None,
             parser: EventStreamParser::new(),
-            pending: VecDeque::with_capacity(8),
+            pending: Pending::default(),
             decode,
             url,
         }
@@ -149,7 +185,7 @@ impl<D: SseDecode> SseStream<D> {
     /// The next message; `Ok(None)` when the server ended the stream.
     pub async fn next(&mut self) -> Result<Option<D::Output>, ClientError> {
         loop {
-            if let Some(msg) = self.pending.pop_front() {
+            if let Some(msg) = self.pending.pop() {
                 return Ok(Some(msg));
             }
             if let Some(e) = self.failed.take() {
@@ -237,13 +273,13 @@ fn poll_body(
 fn parse<D: SseDecode>(
     parser: &mut EventStreamParser,
     decode: &mut D,
-    pending: &mut VecDeque<D::Output>,
+    pending: &mut Pending<D::Output>,
     chunk: &[u8],
     now: u64,
 ) -> Result<(), String> {
     let mut bad: Option<String> = None;
     let fed = parser.feed(chunk, |item| match decode.item(item, now) {
-        Ok(Some(msg)) => pending.push_back(msg),
+        Ok(Some(msg)) => pending.push(msg),
         Ok(None) => {}
         Err(e) => {
             bad.get_or_insert(e);
@@ -282,4 +318,33 @@ pub async fn open_h1<D: SseDecode>(
     }
     check_content_type(url, head.content_type)?;
     Ok(SseStream::new(Source::H1(body), url.clone(), decode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pending;
+
+    #[test]
+    fn pending_messages_come_out_in_the_order_they_went_in() {
+        let mut p = Pending::default();
+        assert_eq!(p.pop(), None);
+        let (mut next_in, mut next_out) = (0, 0);
+        // Pushes and pops interleaved in every pattern of up to 3 pushes per pop.
+        for pushes in [1, 0, 2, 3, 1, 0, 0, 2, 1, 3, 0, 0, 0, 0] {
+            for _ in 0..pushes {
+                p.push(next_in);
+                next_in += 1;
+            }
+            if let Some(got) = p.pop() {
+                assert_eq!(got, next_out);
+                next_out += 1;
+            }
+        }
+        while let Some(got) = p.pop() {
+            assert_eq!(got, next_out);
+            next_out += 1;
+        }
+        assert_eq!(next_out, next_in);
+        assert!(p.rest.capacity() > 0, "the pattern went through the queue");
+    }
 }
