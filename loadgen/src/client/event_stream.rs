@@ -9,7 +9,10 @@
 //!   of an unfinished line are carried over to the next [`EventStreamParser::feed`].
 //! - Nothing is allocated per event: the data, event type and last event id
 //!   live in buffers that are cleared, not dropped, and an [`Item`] borrows
-//!   from them. A complete line inside one chunk is parsed in place.
+//!   from them, or from the chunk itself: an event's data line and event
+//!   line lying whole in the chunk are dispatched from there, not copied
+//!   (`Fields::chunk_line`). A complete line inside one chunk is parsed in
+//!   place.
 //! - Memory is bounded: a line or an event's data longer than the configured
 //!   limit is an error, not an ever-growing buffer (a server that never sends
 //!   a line end must not take the load generator down with it).
@@ -33,7 +36,8 @@ pub const DEFAULT_MAX_SIZE: usize = 1024 * 1024;
 /// The UTF-8 byte order mark, skipped once at the start of a stream.
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
 
-/// What the parser reports, borrowed from its buffers until the callback returns.
+/// What the parser reports, borrowed from its buffers or from the chunk being
+/// fed until the callback returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item<'a> {
     /// A dispatched event.
@@ -263,7 +267,7 @@ impl EventStreamParser {
 
 /// A line's field name and value: the value after the first `:` and one
 /// space, or empty when there is no `:`.
-fn field(line: &[u8]) -> (&[u8], &[u8]) {
+fn split_field(line: &[u8]) -> (&[u8], &[u8]) {
     match line.iter().position(|&b| b == b':') {
         Some(colon) => {
             let value = &line[colon + 1..];
@@ -306,18 +310,16 @@ impl Fields {
             self.event_type.clear();
             return Ok(());
         }
-        let (name, value) = field(line);
+        let (name, value) = split_field(line);
         match name {
             b"data" => {
                 if held.data.is_some() {
                     self.keep_data(held);
                 } else if self.data.is_empty() {
                     if let Ok(text) = std::str::from_utf8(value) {
-                        if text.len() + 1 > self.max_size {
-                            return Err(EventStreamError::EventTooLarge {
-                                limit: self.max_size,
-                            });
-                        }
+                        // The data limit cannot be passed by one line: the
+                        // line limit, the same number, counts `data:` too.
+                        debug_assert!(text.len() < self.max_size);
                         held.data = Some(text);
                         return Ok(());
                     }
@@ -346,8 +348,8 @@ impl Fields {
         }
     }
 
-    /// Copies a held data line into the data buffer; its size was checked
-    /// when it was held, with the buffer empty.
+    /// Copies a held data line into the data buffer (empty while a line is
+    /// held; one line is within the data limit, see `chunk_line`).
     fn keep_data(&mut self, held: &mut Held<'_>) {
         if let Some(text) = held.data.take() {
             self.data.push_str(text);
@@ -366,7 +368,7 @@ impl Fields {
             self.dispatch(on_item);
             return Ok(());
         }
-        let (name, value) = field(line);
+        let (name, value) = split_field(line);
         self.field(name, value, on_item)
     }
 
@@ -517,6 +519,7 @@ mod tests {
                               data: a\ndata: b\n\ndata\n\ndata: \xff!\ndata: z\n\n\
                               event: first\nevent: second\ndata: c\n\n\
                               event: ok\nevent: \xff\ndata: d\n\nevent: unsent\n\n\
+                              data: typeless\n\nevent: \xff\nevent: valid\ndata: f\n\n\
                               event:\ndata: e\n\n\
                               id: 8\nevent: kept\ndata: held at the chunk's end\n";
         let tail: &[u8] = b"data: then more\n\ndata: last\n\n";
@@ -529,6 +532,8 @@ mod tests {
             message("\u{fffd}!\nz", Some("7")),
             event("second", "c", Some("7")),
             event("\u{fffd}", "d", Some("7")),
+            message("typeless", Some("7")),
+            event("valid", "f", Some("7")),
             message("e", Some("7")),
             event("kept", "held at the chunk's end\nthen more", Some("8")),
             message("last", Some("8")),

@@ -329,7 +329,8 @@ mod tests {
         let mut p = Pending::default();
         assert_eq!(p.pop(), None);
         let (mut next_in, mut next_out) = (0, 0);
-        // Pushes and pops interleaved in every pattern of up to 3 pushes per pop.
+        // Pushes and pops interleaved: 0 to 3 pushes before each pop, so the
+        // first slot empties while the queue still holds older messages.
         for pushes in [1, 0, 2, 3, 1, 0, 0, 2, 1, 3, 0, 0, 0, 0] {
             for _ in 0..pushes {
                 p.push(next_in);

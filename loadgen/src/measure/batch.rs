@@ -8,7 +8,7 @@
 //! per lock and per unlock, on the path every event takes. A batch instead
 //! does, per event, what needs only the connection's own state (its id
 //! tracker, its last arrival, the counters), keeps the few values a
-//! histogram needs in fixed arrays (no heap, so nothing grows per event),
+//! histogram needs in a fixed array (no heap, so nothing grows per event),
 //! and is added to a recorder ([`Recorder::absorb`](super::Recorder::absorb))
 //! under one lock when [`add`](RecordBatch::add) says so: when it is full,
 //! when its oldest event is [`FLUSH_AFTER_NS`] old, or when the event came

@@ -41,8 +41,14 @@ impl Wake for Branch {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        // Waking takes the task's waker out; a watch that sees the count
+        // move registers it again. Taken before counting, so that a
+        // registration made after the count moved is not taken by this wake.
+        let task = self.task.take();
         self.wakes.fetch_add(1, Ordering::Release);
-        self.task.wake();
+        if let Some(task) = task {
+            task.wake();
+        }
     }
 }
 
@@ -103,6 +109,9 @@ impl TokenWatch {
             return false;
         }
         self.seen = wakes;
+        // A wake-up took the task's waker out of the branch (see `Branch`'s
+        // `wake_by_ref`): put it back, for the other token's wake-up.
+        self.branch.task.register(cx.waker());
         let waker = Waker::from(self.branch.clone());
         let mut own = Context::from_waker(&waker);
         self.fired = self.cancelled.as_mut().poll(&mut own).is_ready();
@@ -182,6 +191,53 @@ mod tests {
                 .expect("the cancelled token's watch wakes the task");
             assert_eq!(fired, (!cancel_second, cancel_second));
         }
+    }
+
+    /// A task's waker that counts its wake-ups.
+    #[derive(Default)]
+    struct CountingTask(std::sync::atomic::AtomicUsize);
+
+    impl Wake for CountingTask {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The first wake-up takes the task's waker out of the shared branch;
+    /// the watch that sees it must put it back, or the other token's
+    /// wake-up, later, finds no task to wake. Polled by hand with a
+    /// counting waker: a runtime may poll its task for other reasons and
+    /// hide a wake-up that never came.
+    #[test]
+    fn a_second_token_wakes_the_task_after_the_first_fired() {
+        let (stop, drain) = (CancellationToken::new(), CancellationToken::new());
+        let mut s = TokenWatch::new(&stop);
+        let mut d = TokenWatch::sharing(&drain, &s);
+        let task = Arc::new(CountingTask::default());
+        let waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&waker);
+        let woken = || task.0.load(Ordering::SeqCst);
+        assert_eq!(
+            (s.poll_fired(&mut cx), d.poll_fired(&mut cx)),
+            (false, false)
+        );
+        drain.cancel();
+        assert_eq!(woken(), 1, "the drain token woke the task");
+        assert_eq!(
+            (s.poll_fired(&mut cx), d.poll_fired(&mut cx)),
+            (false, true)
+        );
+        assert!(
+            !s.poll_fired(&mut cx),
+            "no change: the stop watch stays pending"
+        );
+        stop.cancel();
+        assert_eq!(woken(), 2, "the stop token, cancelled later, woke the task");
+        assert!(s.poll_fired(&mut cx));
     }
 
     #[tokio::test]
