@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions the whole load-generator process spends per received event,
-# wire by wire, counted by callgrind: unlike CPU time on shared cores, the
-# count does not move with what else runs, so two builds compare exactly.
+# wire by wire, counted by callgrind (or cachegrind, with CACHE=1): unlike
+# CPU time on shared cores, the count does not move with what else runs,
+# so two builds compare exactly.
 #
 #   loadgen/benches/process_instructions.sh [WIRE...]   (default: sse-h1 sse-h2 sse-h2c ws-h1)
 #   LOADGEN=/tmp/loadgen-before loadgen/benches/process_instructions.sh sse-h1
@@ -10,8 +11,9 @@
 # Unlike hot_paths.rs (parse + record only), this counts everything in user
 # space: the runtime's wake-ups, hyper, h2, the WebSocket reader, TLS, the recorder,
 # the stop signals. Not the kernel. A feed server (`loadgen serve`, outside
-# valgrind) sends RATE events/s (default 5); `loadgen run` holds CONNECTIONS
-# (default 100) under callgrind for SHORT and LONG seconds (default 4 and 16), and the
+# valgrind) sends RATE events/s (default 5); `loadgen run` holds
+# CONNECTIONS (default 100) under valgrind for SHORT and LONG seconds
+# (default 4 and 16), and the
 # difference of the two totals divided by the difference of the events
 # received during the holds is the cost of one event: start-up, connecting
 # and writing the result cancel out. Valgrind runs one thread at a time,
@@ -20,9 +22,9 @@
 # by valgrind that falls behind reads several events per wake-up, and the
 # count per event then depends on how far behind it fell (at 20 events/s
 # per connection two runs of one build differed by 20 %). Takes about a
-# minute per wire. The median latency of the long hold is printed beside
-# the count: near the time between a connection's events, or above it, the
-# load generator fell behind.
+# minute per wire. The median latency of the long run (its ramp included)
+# is printed beside the count: near the time between a connection's
+# events, or above it, the load generator fell behind.
 #
 # CACHE=1 runs cachegrind with its cache simulation instead, and adds the
 # first-level data-cache misses per event (reads and writes): how many of
@@ -34,8 +36,8 @@
 # connection's batch holds several events (its events less than 100 ms
 # apart), as in the example above: at 5 events/s every event hands its
 # batch to the recorder, which is not the steady state. That example is
-# 2,250 events/s, more than the 20 events/s per connection above, yet
-# cachegrind kept up there: three runs of one build gave 4,566-4,608
+# 2,250 events/s in all (150 x 15), more than the 2,000 (100 x 20) at
+# which callgrind fell behind above, yet cachegrind kept up there: three runs of one build gave 4,566-4,608
 # instructions and 37.9-38.3 misses per event (sse-h1), and the median
 # latency was 5.5-6 ms (4 ms at the default 100 x 5 under callgrind),
 # with the events 67 ms apart. The simulated cache is valgrind's model of this machine's,
@@ -85,8 +87,8 @@ fi
 # starts with: raise it to the hard one for the connections.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# Instructions, first-level data-cache misses (0 without CACHE) and events
-# in the hold of one run of `hold` seconds.
+# Instructions, first-level data-cache misses (0 without CACHE), events in
+# the hold and the median latency (ms) of one run of `hold` seconds.
 count() {
     local wire=$1 hold=$2 out=$work/$1-$2
     valgrind "${tool[@]}" "$exe" run \
