@@ -42,7 +42,7 @@ fn us(v: f64) -> String {
 }
 
 /// The metrics compared, in the order printed.
-pub const METRICS: [Metric; 8] = [
+pub const METRICS: [Metric; 10] = [
     Metric {
         name: "events/s",
         better: Better::Higher,
@@ -84,6 +84,26 @@ pub const METRICS: [Metric; 8] = [
         better: Better::Lower,
         value: |w| w.server.as_ref().map(|s| s.cpu_us_per_event),
         show: |v| format!("{v:.2}µs"),
+    },
+    Metric {
+        name: "loadgen CPU/event",
+        better: Better::Lower,
+        value: |w| Some(w.loadgen.cpu_us_per_event),
+        show: |v| format!("{v:.2}µs"),
+    },
+    // The load generator's CPU per event over the server's: both move with
+    // the machine's load, their ratio much less, and a load generator that
+    // costs as much as its target measures itself.
+    Metric {
+        name: "loadgen÷server CPU",
+        better: Better::Lower,
+        value: |w| {
+            w.server
+                .as_ref()
+                .filter(|s| s.cpu_us_per_event > 0.0)
+                .map(|s| w.loadgen.cpu_us_per_event / s.cpu_us_per_event)
+        },
+        show: |v| format!("{v:.2}"),
     },
     Metric {
         name: "lost",
@@ -379,6 +399,36 @@ mod tests {
         let d = delta("s", Wire::SseH1, &lost, 0.0, 1.0, 0.5);
         assert!(d.regression && d.change.is_infinite());
         assert!(!delta("s", Wire::SseH1, &lost, 0.0, 0.0, 0.0).regression);
+    }
+
+    #[test]
+    fn the_load_generators_cost_is_compared_alone_and_against_the_servers() {
+        let metric = |name| METRICS.iter().find(|m| m.name == name).expect(name);
+        let (cpu, ratio) = (metric("loadgen CPU/event"), metric("loadgen÷server CPU"));
+        let a = run();
+        let w = &a.scenarios[0].wires[0];
+        let server = w
+            .server
+            .as_ref()
+            .expect("the fixture has a server")
+            .cpu_us_per_event;
+        assert_eq!((cpu.value)(w), Some(w.loadgen.cpu_us_per_event));
+        let r = (ratio.value)(w).expect("a ratio");
+        assert!((r - w.loadgen.cpu_us_per_event / server).abs() < 1e-12);
+        let mut alone = w.clone();
+        alone.server = None;
+        assert_eq!((ratio.value)(&alone), None, "no server measured, no ratio");
+        // A load generator 20 % dearer against the same server regresses both.
+        let mut b = run();
+        b.scenarios[0].wires[0].loadgen.cpu_us_per_event *= 1.2;
+        let c = compare(&a, &b, DEFAULT_THRESHOLD);
+        let regressed: Vec<_> = c
+            .deltas
+            .iter()
+            .filter(|d| d.regression)
+            .map(|d| d.metric)
+            .collect();
+        assert_eq!(regressed, ["loadgen CPU/event", "loadgen÷server CPU"]);
     }
 
     #[test]
