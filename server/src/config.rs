@@ -33,8 +33,8 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
 
     /// Where to write the generated certificate (default:
-    /// sse-ws-workbench/cert-<pid>-<n>.pem in the system temp directory;
-    /// the path is printed).
+    /// sse-ws-workbench/cert-<pid>-<n>.pem in the system temp directory,
+    /// removed when the server stops; the path is printed).
     #[arg(long)]
     pub cert_out: Option<PathBuf>,
 

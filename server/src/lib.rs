@@ -84,6 +84,26 @@ pub struct RunningServer {
     handle: ServerHandle,
     done: Option<tokio::sync::oneshot::Receiver<std::io::Result<()>>>,
     shutdown_timeout: Duration,
+    /// Removes the certificate generated at the default path once the
+    /// server has stopped (dropped after `drop` below).
+    _generated_cert: Option<GeneratedCert>,
+}
+
+/// A certificate generated at the default path (no `--cert-out`): a
+/// temporary file of this run, removed when dropped, that is when the
+/// server stops or fails to start. Without this every TLS server left one
+/// in the temporary directory (thousands after the tests).
+#[derive(Debug)]
+struct GeneratedCert(PathBuf);
+
+impl Drop for GeneratedCert {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %self.0.display(), error = %e, "could not remove the generated certificate");
+            }
+        }
+    }
 }
 
 impl RunningServer {
@@ -159,7 +179,15 @@ pub fn run(config: ServerConfig) -> Result<RunningServer, ServerError> {
     } else {
         let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
         let out = config.cert_out.clone().unwrap_or_else(default_cert_path);
-        Some(tls::server_config(files, &out)?)
+        let tls = tls::server_config(files, &out)?;
+        // Made only when generated at the default path: dropping one
+        // removes the file (so `then`, not `then_some`, which makes it first).
+        let generated = (files.is_none() && config.cert_out.is_none()).then(|| GeneratedCert(out));
+        Some((tls, generated))
+    };
+    let (tls, generated_cert) = match tls {
+        Some((tls, generated)) => (Some(tls), generated),
+        None => (None, None),
     };
     let budget = nofile::ConnectionBudget::current();
     let max_streams = config.max_connections.unwrap_or(budget.streams);
@@ -209,6 +237,7 @@ pub fn run(config: ServerConfig) -> Result<RunningServer, ServerError> {
         handle: started.handle,
         done: Some(done_rx),
         shutdown_timeout: config.shutdown_timeout,
+        _generated_cert: generated_cert,
     })
 }
 

@@ -264,3 +264,32 @@ async fn a_silent_client_does_not_hold_the_stop() {
         started.elapsed()
     );
 }
+
+/// A certificate generated at the default path is this run's temporary
+/// file: gone when the server stops, whether shut down or dropped. One
+/// written to `--cert-out` is the caller's, and stays.
+#[tokio::test]
+async fn the_generated_certificate_is_removed_when_the_server_stops() {
+    let shut_down = start(|_| {});
+    let dropped = start(|_| {});
+    let paths = [&shut_down, &dropped].map(|s| s.cert_path().expect("TLS is on by default"));
+    for path in &paths {
+        assert!(path.exists(), "{} written at start", path.display());
+    }
+    shut_down.shutdown().await.unwrap();
+    drop(dropped);
+    for path in &paths {
+        assert!(
+            !path.exists(),
+            "{} left after the server stopped",
+            path.display()
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cert.pem");
+    let given = start(|c| c.cert_out = Some(out.clone()));
+    assert_eq!(given.cert_path().as_deref(), Some(out.as_path()));
+    assert!(out.exists(), "written to --cert-out");
+    given.shutdown().await.unwrap();
+    assert!(out.exists(), "a --cert-out certificate is kept");
+}
