@@ -144,10 +144,12 @@ async fn measure(m: Measure) -> anyhow::Result<ExitCode> {
         }
         if tokio::signal::ctrl_c().await.is_ok() {
             // Exiting skips destructors: remove the emulated link's
-            // namespaces first (child processes die with their pipes).
+            // namespaces and certificate files first (child processes die
+            // with their pipes).
             if let Err(e) = netlab::remove_own_namespaces() {
                 eprintln!("warning: removing this run's network namespaces: {e}");
             }
+            loadgen::run::remove_link_files();
             eprintln!("interrupted twice: quitting without writing a result");
             std::process::exit(130);
         }

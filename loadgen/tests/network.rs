@@ -299,9 +299,9 @@ fn without_the_privileges_a_link_is_refused_with_a_clear_message() {
     assert!(!out.path().join("result.json").exists(), "nothing ran");
 }
 
-/// The binary's namespaces are gone when it ends: by itself, after one
-/// Ctrl-C (it winds down and writes what it measured), after two (it
-/// quits at once).
+/// The binary's namespaces, and its link certificate's files, are gone
+/// when it ends: by itself, after one Ctrl-C (it winds down and writes
+/// what it measured), after two (it quits at once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_run_removes_its_namespaces_when_it_ends_also_on_ctrl_c() {
     if !netlab_or_skip("every_run_removes_its_namespaces_when_it_ends_also_on_ctrl_c") {
@@ -310,7 +310,10 @@ async fn every_run_removes_its_namespaces_when_it_ends_also_on_ctrl_c() {
     for presses in [0, 1, 2] {
         let hold = if presses == 0 { "2s" } else { "60s" };
         let out = tempfile::tempdir().unwrap();
+        // The child's temporary directory, to see what it leaves there.
+        let tmp = tempfile::tempdir().unwrap();
         let mut child = tokio::process::Command::new(exe())
+            .env("TMPDIR", tmp.path())
             .args([
                 "run",
                 "--link",
@@ -359,6 +362,15 @@ async fn every_run_removes_its_namespaces_when_it_ends_also_on_ctrl_c() {
             own_namespaces(pid).is_empty(),
             "{presses} Ctrl-C: namespaces left: {:?}",
             own_namespaces(pid)
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|name| name.to_string_lossy().starts_with("sse-ws-workbench-link-"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{presses} Ctrl-C: link files left: {left:?}"
         );
         if presses == 0 {
             assert!(result_in(out.path()).complete);

@@ -214,7 +214,27 @@ impl SocketHook for ClientSideSockets {
 struct LinkCertificate {
     cert: PathBuf,
     key: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+/// The directories of this process's link certificates, for an exit that
+/// skips destructors (a second Ctrl-C): see [`remove_link_files`].
+static CERTIFICATE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes the link certificates' directories of this process now: for a
+/// process about to exit without running destructors, which would leave
+/// them in the temporary directory (as it removes its namespaces then).
+pub fn remove_link_files() {
+    for dir in lock(&CERTIFICATE_DIRS).drain(..) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+impl Drop for LinkCertificate {
+    fn drop(&mut self) {
+        // The directory itself goes with `dir`.
+        lock(&CERTIFICATE_DIRS).retain(|d| d != self.dir.path());
+    }
 }
 
 impl LinkCertificate {
@@ -235,11 +255,8 @@ impl LinkCertificate {
         };
         let cert = write("cert.pem", certified.cert.pem())?;
         let key = write("key.pem", certified.signing_key.serialize_pem())?;
-        Ok(LinkCertificate {
-            cert,
-            key,
-            _dir: dir,
-        })
+        lock(&CERTIFICATE_DIRS).push(dir.path().to_path_buf());
+        Ok(LinkCertificate { cert, key, dir })
     }
 }
 

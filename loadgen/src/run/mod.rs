@@ -50,7 +50,7 @@ pub mod workers;
 
 pub use driver::{run_wire, run_wire_on, WireRun};
 pub use gauge::{RssSettling, ServerGauge};
-pub use link::{link_support, HoldHooks, LinkError, LinkRun, NoHooks};
+pub use link::{link_support, remove_link_files, HoldHooks, LinkError, LinkRun, NoHooks};
 pub use live::{Live, LiveSnapshot};
 pub use loaded::{drive_wire, Loaded};
 pub use observer::{Observer, Silent};
