@@ -538,6 +538,9 @@ pub struct ChildServer {
     pub http_addr: std::net::SocketAddr,
     /// Where its stderr (the logs) goes.
     pub log: tempfile::NamedTempFile,
+    /// Its temporary directory (`TMPDIR`): a killed server cannot remove
+    /// its generated certificate, so that goes with this.
+    _tmp: tempfile::TempDir,
 }
 
 impl ChildServer {
@@ -563,7 +566,9 @@ impl ChildServer {
             None => std::process::Command::new(bin),
         };
         let log = tempfile::NamedTempFile::new().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
         cmd.args(args)
+            .env("TMPDIR", tmp.path())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(log.reopen().unwrap());
@@ -594,6 +599,7 @@ impl ChildServer {
             child,
             http_addr,
             log,
+            _tmp: tmp,
         }
     }
 
