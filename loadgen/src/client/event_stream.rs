@@ -296,18 +296,7 @@ impl Fields {
         on_item: &mut impl FnMut(Item<'_>),
     ) -> Result<(), EventStreamError> {
         if line.is_empty() {
-            let event_type = held.event_type.take();
-            let event_type = event_type.unwrap_or(&self.event_type);
-            match held.data.take() {
-                Some(data) => emit(event_type, &self.last_event_id, data, on_item),
-                None if !self.data.is_empty() => {
-                    let data = self.data.strip_suffix('\n').unwrap_or(&self.data);
-                    emit(event_type, &self.last_event_id, data, on_item);
-                }
-                None => {}
-            }
-            self.data.clear();
-            self.event_type.clear();
+            self.dispatch(held, on_item);
             return Ok(());
         }
         let (name, value) = split_field(line);
@@ -365,7 +354,7 @@ impl Fields {
         on_item: &mut impl FnMut(Item<'_>),
     ) -> Result<(), EventStreamError> {
         if line.is_empty() {
-            self.dispatch(on_item);
+            self.dispatch(&mut Held::default(), on_item);
             return Ok(());
         }
         let (name, value) = split_field(line);
@@ -411,11 +400,17 @@ impl Fields {
         Ok(())
     }
 
-    /// A blank line: dispatch the buffered event, if it has any data.
-    fn dispatch(&mut self, on_item: &mut impl FnMut(Item<'_>)) {
-        if !self.data.is_empty() {
-            let data = self.data.strip_suffix('\n').unwrap_or(&self.data);
-            emit(&self.event_type, &self.last_event_id, data, on_item);
+    /// A blank line: dispatch the event, if it has any data, with what is
+    /// held (see [`chunk_line`](Self::chunk_line)) in place of the buffers.
+    fn dispatch(&mut self, held: &mut Held<'_>, on_item: &mut impl FnMut(Item<'_>)) {
+        let event_type = held.event_type.take().unwrap_or(&self.event_type);
+        let data = match held.data.take() {
+            Some(data) => Some(data),
+            None if self.data.is_empty() => None,
+            None => Some(self.data.strip_suffix('\n').unwrap_or(&self.data)),
+        };
+        if let Some(data) = data {
+            emit(event_type, &self.last_event_id, data, on_item);
         }
         self.data.clear();
         self.event_type.clear();
