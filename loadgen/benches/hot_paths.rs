@@ -62,8 +62,19 @@ use server::wire::{Protocol, Transport, Wire};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::codec::Encoder as _;
 
-/// The feed's default: no padding (a tick's JSON is about 100 bytes).
-const PAYLOAD_BYTES: usize = 0;
+/// The event's payload size, as `--payload-bytes` sets it: the variable
+/// `PAYLOAD_BYTES`, else the feed's default, no padding (a tick's JSON is
+/// about 100 bytes).
+fn payload_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| match std::env::var("PAYLOAD_BYTES") {
+        Ok(v) => v.parse().unwrap_or_else(|_| {
+            eprintln!("PAYLOAD_BYTES must be a whole number of bytes, not {v:?}");
+            std::process::exit(2);
+        }),
+        Err(_) => 0,
+    })
+}
 /// A fixed clock: the counts must not depend on the time of day.
 const T0_NS: u64 = 1_800_000_000_000_000_000;
 const TICK_NS: u64 = 10_000_000;
@@ -110,7 +121,7 @@ fn server_sse(events: u64) -> u64 {
             hub.publish(Arc::new(encode_tick(
                 id,
                 T0_NS + id * TICK_NS,
-                PAYLOAD_BYTES,
+                payload_bytes(),
             )));
             let Some(Some(Item::Event(ev))) = sub.next().now_or_never() else {
                 panic!("the published event is ready");
@@ -158,7 +169,7 @@ fn server_ws(events: u64) -> u64 {
             hub.publish(Arc::new(encode_tick(
                 id,
                 T0_NS + id * TICK_NS,
-                PAYLOAD_BYTES,
+                payload_bytes(),
             )));
             let Some(Some(Item::Event(ev))) = sub.next().now_or_never() else {
                 panic!("the published event is ready");
@@ -213,7 +224,7 @@ fn streaming_codec(head: &mut BytesMut) -> actix_http::h1::Codec {
 
 /// One tick as the server writes it, both wires.
 fn ticks(events: u64) -> impl Iterator<Item = server::event::EncodedEvent> {
-    (1..=events).map(|id| encode_tick(id, T0_NS + id * TICK_NS, PAYLOAD_BYTES))
+    (1..=events).map(|id| encode_tick(id, T0_NS + id * TICK_NS, payload_bytes()))
 }
 
 /// What one connection keeps while it records: its id tracker, its last

@@ -3,7 +3,11 @@
 # counted by callgrind: a figure that does not drift with machine load, so
 # a later change can be compared exactly.
 #
-#   loadgen/benches/instructions.sh [OUT.json]
+#   [PAYLOAD_BYTES=N] loadgen/benches/instructions.sh [OUT.json]
+#
+# PAYLOAD_BYTES pads each event as `--payload-bytes` does (default 0, the
+# feed's default: a tick's JSON is about 100 bytes); the reference figure
+# is the default.
 #
 # Writes OUT.json (default results/reference/instructions.json) with the
 # commit it measured, and prints each path's count beside the one OUT.json
@@ -17,6 +21,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/results/reference/instructions.json}
 SMALL=${SMALL:-2000}
+export PAYLOAD_BYTES=${PAYLOAD_BYTES:-0}
 LARGE=${LARGE:-12000}
 paths=(server-sse server-ws loadgen-sse loadgen-sse-h1 loadgen-ws)
 
@@ -48,14 +53,18 @@ done
 
 commit=$(git rev-parse HEAD)
 dirty=$(git status --porcelain --untracked-files=no | grep -q . && echo true || echo false)
-RESULTS="$results" python3 - "$out" "$commit" "$dirty" "$SMALL" "$LARGE" "$(valgrind --version)" "$(rustc --version)" <<'PY'
+RESULTS="$results" python3 - "$out" "$commit" "$dirty" "$SMALL" "$LARGE" "$(valgrind --version)" "$(rustc --version)" "$PAYLOAD_BYTES" <<'PY'
 import json, os, sys
-out, commit, dirty, small, large, valgrind, rustc = sys.argv[1:]
-small, large = int(small), int(large)
+out, commit, dirty, small, large, valgrind, rustc, payload = sys.argv[1:]
+small, large, payload = int(small), int(large), int(payload)
 previous = {}
 if os.path.exists(out):
     with open(out) as f:
-        previous = {k: v["instructions_per_event"] for k, v in json.load(f).get("paths", {}).items()}
+        old = json.load(f)
+    if old.get("payload_bytes", 0) == payload:
+        previous = {k: v["instructions_per_event"] for k, v in old.get("paths", {}).items()}
+    else:
+        print(f"(the figures {out} held were for {old.get('payload_bytes', 0)}-byte payloads: not compared)")
 paths = {}
 for line in os.environ["RESULTS"].split("\n"):
     if not line:
@@ -68,6 +77,7 @@ doc = {
     "commit": commit,
     "uncommitted_changes": dirty == "true",
     "events": {"small": small, "large": large},
+    "payload_bytes": payload,
     "valgrind": valgrind,
     "rustc": rustc,
     "paths": paths,

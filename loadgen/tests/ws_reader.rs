@@ -361,8 +361,13 @@ async fn a_bad_handshake_is_a_clear_error() {
 
 #[tokio::test]
 async fn garbage_frames_are_clear_errors_after_the_messages_before_them() {
-    let cases: [(Vec<u8>, &str); 9] = [
+    // Past one vector step of the UTF-8 check (64 bytes): the bad byte in
+    // a full step.
+    let mut long = vec![b'a'; 300];
+    long[100] = 0xFF;
+    let cases: [(Vec<u8>, &str); 10] = [
         (vec![0x81, 0x81, 1, 2, 3, 4, b'x'], "masked frame"),
+        (text_bytes(&long), "not UTF-8"),
         (frame(0x8, &[0x03]), "1-byte body"),
         (frame(0x8, &1005u16.to_be_bytes()), "status code 1005"),
         (frame(0x8, &[0x03, 0xE8, 0xFF]), "reason is not UTF-8"),

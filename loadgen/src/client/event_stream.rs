@@ -305,7 +305,7 @@ impl Fields {
                 if held.data.is_some() {
                     self.keep_data(held);
                 } else if self.data.is_empty() {
-                    if let Ok(text) = std::str::from_utf8(value) {
+                    if let Ok(text) = simdutf8::basic::from_utf8(value) {
                         // The data limit cannot be passed by one line: the
                         // line limit, the same number, counts `data:` too.
                         debug_assert!(text.len() < self.max_size);
@@ -433,7 +433,7 @@ fn emit(event_type: &str, last_event_id: &str, data: &str, on_item: &mut impl Fn
 
 /// UTF-8 with replacement: borrowed when valid, the common case.
 fn decode(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
+    match simdutf8::basic::from_utf8(bytes) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     }
@@ -537,6 +537,18 @@ mod tests {
         let whole = [stream, tail].concat();
         assert_eq!(parse(&whole), expected);
         assert_eq!(parse_bytewise(&whole), expected);
+        // Lines longer than one vector step of the UTF-8 check (64 bytes),
+        // a bad byte early, late and in the tail past the last step.
+        for at in [3, 70, 130, 199] {
+            let mut value = vec![b'v'; 200];
+            value[at] = 0xFF;
+            let mut lossy = "v".repeat(200);
+            lossy.replace_range(at..=at, "\u{fffd}");
+            let line = [b"data: ".as_slice(), &value, b"\nid: ", &value, b"\n\n"].concat();
+            let expected = vec![message(&lossy, Some(&lossy))];
+            assert_eq!(parse(&line), expected, "bad byte at {at}");
+            assert_eq!(parse_bytewise(&line), expected, "bad byte at {at}");
+        }
         // The data limit counts a held line as a copied one.
         let mut parser = EventStreamParser::with_max_size(16);
         let mut items = Vec::new();

@@ -337,6 +337,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsStream<S> {
                     return Ok(None);
                 }
             };
+            // The SIMD check on every message; the standard library's only
+            // to say where the bytes went wrong.
+            if let Ok(text) = simdutf8::basic::from_utf8(text) {
+                return Ok(Some((WsIncoming::Text(text), at)));
+            }
             return match std::str::from_utf8(text) {
                 Ok(text) => Ok(Some((WsIncoming::Text(text), at))),
                 Err(e) => Err(ClientError::protocol(
