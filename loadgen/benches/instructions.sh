@@ -21,8 +21,17 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/results/reference/instructions.json}
 SMALL=${SMALL:-2000}
-export PAYLOAD_BYTES=${PAYLOAD_BYTES:-0}
 LARGE=${LARGE:-12000}
+export PAYLOAD_BYTES=${PAYLOAD_BYTES:-0}
+[[ $PAYLOAD_BYTES =~ ^[0-9]+$ ]] && ((10#$PAYLOAD_BYTES <= 1000000)) || {
+    echo "PAYLOAD_BYTES must be a whole number of bytes from 0 to 1000000 (as --payload-bytes), not \"$PAYLOAD_BYTES\"" >&2
+    exit 1
+}
+PAYLOAD_BYTES=$((10#$PAYLOAD_BYTES))
+if ((PAYLOAD_BYTES != 0)) && [ -z "${1:-}" ]; then
+    echo "the reference file holds the default payload's counts: give an OUT.json for PAYLOAD_BYTES=$PAYLOAD_BYTES" >&2
+    exit 1
+fi
 paths=(server-sse server-ws loadgen-sse loadgen-sse-h1 loadgen-ws)
 
 command -v valgrind >/dev/null || {

@@ -360,14 +360,33 @@ async fn a_bad_handshake_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn long_texts_of_several_byte_characters_arrive_whole() {
+    // Longer than the UTF-8 check's 64-byte step, with characters across
+    // its step boundaries and in its tail.
+    let texts = [
+        format!("{}€{}", "a".repeat(62), "é".repeat(40)),
+        format!("{}🦀", "ü".repeat(70)),
+    ];
+    let (addr, _) = raw_peer(switch, texts.iter().map(|t| text(t)).collect(), false).await;
+    let (got, _) = read_all(addr).await;
+    assert_eq!(got, texts);
+}
+
+#[tokio::test]
 async fn garbage_frames_are_clear_errors_after_the_messages_before_them() {
     // Past one vector step of the UTF-8 check (64 bytes): the bad byte in
     // a full step.
     let mut long = vec![b'a'; 300];
     long[100] = 0xFF;
-    let cases: [(Vec<u8>, &str); 10] = [
+    // Past two steps, in the tail; a character cut short at the end.
+    let mut tail = vec![b'a'; 130];
+    tail[129] = 0xFF;
+    let cut = [vec![b'a'; 100], "€".as_bytes()[..2].to_vec()].concat();
+    let cases: [(Vec<u8>, &str); 12] = [
         (vec![0x81, 0x81, 1, 2, 3, 4, b'x'], "masked frame"),
         (text_bytes(&long), "not UTF-8"),
+        (text_bytes(&tail), "not UTF-8"),
+        (text_bytes(&cut), "not UTF-8"),
         (frame(0x8, &[0x03]), "1-byte body"),
         (frame(0x8, &1005u16.to_be_bytes()), "status code 1005"),
         (frame(0x8, &[0x03, 0xE8, 0xFF]), "reason is not UTF-8"),

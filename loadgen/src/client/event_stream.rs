@@ -549,6 +549,23 @@ mod tests {
             assert_eq!(parse(&line), expected, "bad byte at {at}");
             assert_eq!(parse_bytewise(&line), expected, "bad byte at {at}");
         }
+        // Valid characters across the check's steps and in its tail; one
+        // cut short at the end of a long line.
+        let long = format!("{}€{}🦀", "a".repeat(62), "é".repeat(40));
+        let line = format!("data: {long}\nid: {long}\n\n");
+        let expected = vec![message(&long, Some(&long))];
+        assert_eq!(parse(line.as_bytes()), expected);
+        assert_eq!(parse_bytewise(line.as_bytes()), expected);
+        let cut = [
+            b"data: ".as_slice(),
+            &[b'a'; 100],
+            &"€".as_bytes()[..2],
+            b"\n\n",
+        ]
+        .concat();
+        let lossy = format!("{}\u{fffd}", "a".repeat(100));
+        assert_eq!(parse(&cut), vec![message(&lossy, None)]);
+        assert_eq!(parse_bytewise(&cut), vec![message(&lossy, None)]);
         // The data limit counts a held line as a copied one.
         let mut parser = EventStreamParser::with_max_size(16);
         let mut items = Vec::new();
