@@ -68,8 +68,7 @@ use tokio_util::codec::Encoder as _;
 /// `PAYLOAD_BYTES`, else the feed's default, no padding (a tick's JSON is
 /// about 100 bytes).
 fn payload_bytes() -> usize {
-    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *BYTES.get_or_init(|| match std::env::var("PAYLOAD_BYTES") {
+    match std::env::var("PAYLOAD_BYTES") {
         Ok(v) => match v.parse() {
             Ok(n) if n <= 1_000_000 => n,
             _ => {
@@ -78,7 +77,7 @@ fn payload_bytes() -> usize {
             }
         },
         Err(_) => 0,
-    })
+    }
 }
 /// A fixed clock: the counts must not depend on the time of day.
 const T0_NS: u64 = 1_800_000_000_000_000_000;
@@ -96,12 +95,13 @@ fn main() {
         eprintln!("EVENTS must be a whole number, not {events:?}");
         std::process::exit(2);
     };
+    let payload_size = payload_bytes();
     let received = match path.as_str() {
-        "server-sse" => server_sse(events),
-        "server-ws" => server_ws(events),
-        "loadgen-sse" => loadgen_sse(events),
-        "loadgen-sse-h1" => loadgen_sse_h1(events),
-        "loadgen-ws" => loadgen_ws(events),
+        "server-sse" => server_sse(events, payload_size),
+        "server-ws" => server_ws(events, payload_size),
+        "loadgen-sse" => loadgen_sse(events, payload_size),
+        "loadgen-sse-h1" => loadgen_sse_h1(events, payload_size),
+        "loadgen-ws" => loadgen_ws(events, payload_size),
         other => {
             eprintln!("unknown path {other:?}");
             std::process::exit(2);
@@ -112,7 +112,7 @@ fn main() {
     println!("{path} {events}");
 }
 
-fn server_sse(events: u64) -> u64 {
+fn server_sse(events: u64, payload_size: usize) -> u64 {
     let hub = Hub::new(1024, 64, 10);
     let (mut sub, _) = hub.subscribe(LastId::None);
     let mut tally = hub
@@ -126,7 +126,7 @@ fn server_sse(events: u64) -> u64 {
             hub.publish(Arc::new(encode_tick(
                 id,
                 T0_NS + id * TICK_NS,
-                payload_bytes(),
+                payload_size,
             )));
             let Some(Some(Item::Event(ev))) = sub.next().now_or_never() else {
                 panic!("the published event is ready");
@@ -146,7 +146,7 @@ fn server_sse(events: u64) -> u64 {
     })
 }
 
-fn server_ws(events: u64) -> u64 {
+fn server_ws(events: u64, payload_size: usize) -> u64 {
     let hub = Hub::new(1024, 64, 10);
     let (mut sub, _) = hub.subscribe(LastId::None);
     let mut tally = hub
@@ -174,7 +174,7 @@ fn server_ws(events: u64) -> u64 {
             hub.publish(Arc::new(encode_tick(
                 id,
                 T0_NS + id * TICK_NS,
-                payload_bytes(),
+                payload_size,
             )));
             let Some(Some(Item::Event(ev))) = sub.next().now_or_never() else {
                 panic!("the published event is ready");
@@ -228,8 +228,8 @@ fn streaming_codec(head: &mut BytesMut) -> actix_http::h1::Codec {
 }
 
 /// One tick as the server writes it, both wires.
-fn ticks(events: u64) -> impl Iterator<Item = server::event::EncodedEvent> {
-    (1..=events).map(|id| encode_tick(id, T0_NS + id * TICK_NS, payload_bytes()))
+fn ticks(events: u64, payload_size: usize) -> impl Iterator<Item = server::event::EncodedEvent> {
+    (1..=events).map(move |id| encode_tick(id, T0_NS + id * TICK_NS, payload_size))
 }
 
 /// What one connection keeps while it records: its id tracker, its last
@@ -311,9 +311,9 @@ fn received_at(i: u64) -> u64 {
     T0_NS + (i + 1) * TICK_NS + 1_000_000
 }
 
-fn loadgen_sse(events: u64) -> u64 {
+fn loadgen_sse(events: u64, payload_size: usize) -> u64 {
     // The frames are made first: the loop counts the reading side only.
-    let frames: Vec<bytes::Bytes> = ticks(events).map(|t| t.sse).collect();
+    let frames: Vec<bytes::Bytes> = ticks(events, payload_size).map(|t| t.sse).collect();
     let mut reader = SseReader::new();
     counted(|| {
         let mut recorded = 0;
@@ -324,12 +324,12 @@ fn loadgen_sse(events: u64) -> u64 {
     })
 }
 
-fn loadgen_sse_h1(events: u64) -> u64 {
+fn loadgen_sse_h1(events: u64, payload_size: usize) -> u64 {
     // Each frame as the server writes it on HTTP/1.1: a chunk, framed by
     // actix-http's codec (as on `server-sse`), one read's worth each.
     let mut head = BytesMut::new();
     let mut codec = streaming_codec(&mut head);
-    let reads: Vec<bytes::Bytes> = ticks(events)
+    let reads: Vec<bytes::Bytes> = ticks(events, payload_size)
         .map(|t| {
             let mut chunk = BytesMut::new();
             codec
@@ -383,11 +383,11 @@ impl AsyncWrite for MemorySocket {
     }
 }
 
-fn loadgen_ws(events: u64) -> u64 {
+fn loadgen_ws(events: u64, payload_size: usize) -> u64 {
     // The server's frames, made by the server's codec.
     let mut codec = actix_http::ws::Codec::new();
     let mut wire = BytesMut::new();
-    for t in ticks(events) {
+    for t in ticks(events, payload_size) {
         codec
             .encode(actix_http::ws::Message::Text(t.ws), &mut wire)
             .expect("a text frame encodes");

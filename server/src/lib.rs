@@ -174,8 +174,8 @@ pub fn run(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tracing::warn!(error = %e, "RSS may stay high after load");
     }
     let config = Arc::new(config);
-    let tls = if config.no_tls {
-        None
+    let (tls, generated_cert) = if config.no_tls {
+        (None, None)
     } else {
         let files = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
         let out = config.cert_out.clone().unwrap_or_else(default_cert_path);
@@ -183,11 +183,7 @@ pub fn run(config: ServerConfig) -> Result<RunningServer, ServerError> {
         // Made only when generated at the default path: dropping one
         // removes the file (so `then`, not `then_some`, which makes it first).
         let generated = (files.is_none() && config.cert_out.is_none()).then(|| GeneratedCert(out));
-        Some((tls, generated))
-    };
-    let (tls, generated_cert) = match tls {
-        Some((tls, generated)) => (Some(tls), generated),
-        None => (None, None),
+        (Some(tls), generated)
     };
     let budget = nofile::ConnectionBudget::current();
     let max_streams = config.max_connections.unwrap_or(budget.streams);
